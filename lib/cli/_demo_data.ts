@@ -1,0 +1,88 @@
+/** Demo stage "data": dataset, validation, cache, mosaics, class balance, normalisation, augmentation preview. */
+import { join } from "node:path";
+import pl from "nodejs-polars";
+import type { DemoContext } from "./demo.ts";
+import { exists, writeJsonAtomic } from "../util/fs.ts";
+import { generateSynthetic, GROUND_TRUTH_FILE, writeClassMosaic } from "../data/synthetic/mod.ts";
+import { ATTRIBUTES_FILE, HEAD_NAMES, HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
+import { describeProblems, openDataset, writeProblemsCsv } from "../data/dataset.ts";
+import { channelStats, DEFAULT_AUGMENT, denormalize, makeBatch, planEpoch } from "../data/batches.ts";
+import { saveChart } from "../viz/vega.ts";
+import { mosaic } from "../viz/mosaic.ts";
+import { Rng } from "../util/rng.ts";
+import { initEngine } from "../engine/mod.ts";
+import * as tf from "@tensorflow/tfjs-core";
+
+export async function runDataStage(ctx: DemoContext): Promise<Record<string, unknown>> {
+  const out = join(ctx.out, "data");
+  await Deno.mkdir(out, { recursive: true });
+  if (ctx.synthetic) {
+    const done = (await exists(join(ctx.dataroot, ATTRIBUTES_FILE))) && (await exists(join(ctx.dataroot, GROUND_TRUTH_FILE)));
+    if (done) console.log(`procedural set already in ${ctx.dataroot}`);
+    else {
+      const s = await generateSynthetic({ out: ctx.dataroot, count: ctx.count, seed: ctx.seed });
+      console.log(`generated ${s.count} portraits (${s.bad} non-face, ${s.duplicates} near-duplicates) in ${s.seconds.toFixed(1)} s, ${s.imagesPerSecond.toFixed(0)} img/s`);
+    }
+  }
+  const ds = await openDataset({ dataroot: ctx.dataroot, attributes: ctx.attributes });
+  console.log(`${ds.cache.built ? "built" : "loaded"} pixel cache in ${ds.cache.seconds.toFixed(1)} s: ${ds.cache.binPath}`);
+  console.log(describeProblems(ds));
+  await writeProblemsCsv(ds, join(out, "problems.csv"));
+
+  // Class balance from the polars frame.
+  const values: { attribute: string; value: string; count: number }[] = [];
+  for (const head of HEAD_NAMES) {
+    const col = HEADS[head].column;
+    const vc = ds.attrs.frame.select(pl.col(col).fillNull("n/a")).getColumn(col).valueCounts().sort("count", true);
+    for (const r of vc.toRecords() as Record<string, unknown>[]) values.push({ attribute: col, value: String(r[col]), count: Number(r.count) });
+  }
+  const chart = await saveChart({
+    title: "Label counts per attribute (n/a = missing)",
+    data: { values },
+    facet: { field: "attribute", type: "nominal", title: null },
+    spec: { width: 200, height: 160, mark: { type: "bar", tooltip: true }, encoding: {
+      x: { field: "value", type: "nominal", sort: "-y", title: null },
+      y: { field: "count", type: "quantitative" },
+      color: { field: "value", type: "nominal", legend: null },
+    } },
+    resolve: { scale: { x: "independent" } },
+  }, join(out, "class_balance"));
+  console.log(`class balance chart: ${chart.png}`);
+
+  if (ctx.synthetic) {
+    await writeClassMosaic(ctx.dataroot, join(out, "class_mosaic.png"));
+    console.log(`class mosaic: ${join(out, "class_mosaic.png")}`);
+  }
+
+  const norm = channelStats(ds.cache.pixels, ds.goodRows, 20000, ctx.seed);
+  await writeJsonAtomic(join(out, "normalization.json"), norm);
+  console.log(`per-channel mean ${norm.mean.map((v) => v.toFixed(4)).join(", ")}, std ${norm.std.map((v) => v.toFixed(4)).join(", ")}`);
+
+  // Augmentation preview: the same 8 portraits, plain and augmented 3 ways.
+  await initEngine({ backend: "cpu", verbose: false });
+  const rows = planEpoch(ds.goodRows, { batchSize: 8, seed: ctx.seed, epoch: 0 })[0];
+  const rng = new Rng(ctx.seed);
+  const tiles: { raw: Uint8Array; width: number; height: number; channels: number; caption?: string }[] = [];
+  for (let k = 0; k < 4; k++) {
+    const x = makeBatch(ds.cache.pixels, rows, { norm, augment: k === 0 ? undefined : DEFAULT_AUGMENT, rng });
+    const px = denormalize(x, norm);
+    x.dispose();
+    for (let i = 0; i < rows.length; i++) {
+      const sz = IMAGE_HEIGHT * IMAGE_WIDTH * 3;
+      tiles.push({ raw: px.subarray(i * sz, (i + 1) * sz), width: IMAGE_WIDTH, height: IMAGE_HEIGHT, channels: 3, caption: k === 0 ? "original" : `aug ${k}` });
+    }
+  }
+  await Deno.writeFile(join(out, "augment_preview.png"), await mosaic(tiles.map((t) => ({ image: t, caption: t.caption })), { columns: rows.length, title: "rows: original, then 3 random augmentations" }));
+  console.log(`augmentation preview: ${join(out, "augment_preview.png")} (tensors alive: ${tf.memory().numTensors})`);
+
+  return {
+    rows: ds.rows,
+    imagesOk: ds.goodRows.length,
+    problems: ds.problems.length,
+    unlisted: ds.unlistedFiles.length,
+    cacheSeconds: ds.cache.seconds,
+    cacheBuilt: ds.cache.built,
+    normalization: norm,
+    labelCounts: values,
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * One call that opens a Tiny Portraits folder: layout → attributes (polars,
+ * validated) → pixel cache (decoded once). Bad images are reported, never
+ * fatal; a bad CSV is fatal (AttributesError lists every bad line).
+ */
+import { type Attributes, readAttributes } from "./attributes.ts";
+import { type CacheOptions, loadPixelCache, type PixelCache, type RowProblem } from "./cache.ts";
+import { type DatasetLayout, listImageFiles, resolveLayout } from "./layout.ts";
+import { writeFileAtomic } from "../util/fs.ts";
+
+export interface OpenOptions extends CacheOptions {
+  dataroot: string;
+  /** Attributes CSV outside the dataroot. */
+  attributes?: string;
+}
+
+export interface Dataset {
+  layout: DatasetLayout;
+  attrs: Attributes;
+  cache: PixelCache;
+  /** Rows in the CSV. */
+  rows: number;
+  /** Rows whose image decoded fine (0-based row numbers). */
+  goodRows: Int32Array;
+  /** Every problem with an image named in the CSV. */
+  problems: RowProblem[];
+  /** Portrait files present in the folder with no CSV row. */
+  unlistedFiles: string[];
+}
+
+export async function openDataset(opts: OpenOptions): Promise<Dataset> {
+  const layout = await resolveLayout(opts);
+  const attrs = await readAttributes(layout.csvPath);
+  const cache = await loadPixelCache(layout, attrs, opts);
+  const listed = new Set(attrs.index);
+  const files = await listImageFiles(layout);
+  const unlistedFiles = [...files.entries()].filter(([idx]) => !listed.has(idx)).map(([, e]) => e.name).sort();
+  const good: number[] = [];
+  for (let r = 0; r < cache.status.length; r++) if (cache.status[r] === 0) good.push(r);
+  return {
+    layout,
+    attrs,
+    cache,
+    rows: attrs.index.length,
+    goodRows: Int32Array.from(good),
+    problems: cache.problems,
+    unlistedFiles,
+  };
+}
+
+/** CSV of every problem found (file, line, kind, message), written atomically. */
+export async function writeProblemsCsv(ds: Dataset, path: string): Promise<void> {
+  const esc = (s: string) => /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+  const lines = ["file,csv_line,image_index,kind,message"];
+  for (const p of ds.problems) lines.push([p.file, String(p.row + 2), String(p.index), p.kind, esc(p.message)].join(","));
+  for (const f of ds.unlistedFiles) lines.push([f, "", "", "unlisted", "portrait file has no row in the attributes CSV"].join(","));
+  await writeFileAtomic(path, lines.join("\n") + "\n");
+}
+
+/** A short human summary of a dataset's health. */
+export function describeProblems(ds: Dataset): string {
+  const byKind = new Map<string, number>();
+  for (const p of ds.problems) byKind.set(p.kind, (byKind.get(p.kind) ?? 0) + 1);
+  const parts = [...byKind.entries()].map(([k, v]) => `${v} ${k}`);
+  if (ds.unlistedFiles.length) parts.push(`${ds.unlistedFiles.length} unlisted`);
+  return `${ds.rows} rows, ${ds.goodRows.length} images OK` + (parts.length ? `, problems: ${parts.join(", ")}` : ", no problems");
+}

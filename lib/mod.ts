@@ -1,0 +1,11 @@
+/**
+ * Tiny Portraits Lab — what notebooks and scripts import.
+ *   import * as tp from "../lib/mod.ts";
+ */
+export * from "./data/mod.ts";
+export * from "./engine/mod.ts";
+export * from "./viz/vega.ts";
+export * from "./viz/mosaic.ts";
+export * from "./util/progress.ts";
+export { Rng } from "./util/rng.ts";
+export { writeFileAtomic, writeJsonAtomic } from "./util/fs.ts";

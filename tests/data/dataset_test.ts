@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import sharp from "sharp";
+import { openDataset, writeProblemsCsv } from "../../lib/data/dataset.ts";
+import { decodePortrait } from "../../lib/data/images.ts";
+import { resolveLayout } from "../../lib/data/layout.ts";
+import { rowPixels } from "../../lib/data/cache.ts";
+import { IMAGE_BYTES, imageFileName } from "../../lib/data/schema.ts";
+import { makeDataset, noisePng, withTempDir } from "../_fixtures.ts";
+
+Deno.test("openDataset() reports every bad image by file and kind and keeps going", async () => {
+  await withTempDir(async (dir) => {
+    const rows = await makeDataset(dir, 10);
+    const f = (i: number) => join(dir, imageFileName(rows[i].index));
+    await Deno.remove(f(1)); // missing
+    await Deno.writeTextFile(f(2), "this is not a png"); // bad header
+    const png = await Deno.readFile(f(3));
+    await Deno.writeFile(f(3), png.subarray(0, 200)); // truncated = corrupt
+    await Deno.writeFile(f(4), await noisePng(9, 85, 108)); // wrong size
+    await Deno.writeFile(f(5), await noisePng(9, 84, 108, 4)); // RGBA
+    await Deno.writeFile(f(6), await noisePng(9, 84, 108, 1)); // greyscale
+    await Deno.writeFile(join(dir, imageFileName(9999)), await noisePng(1)); // unlisted
+    const ds = await openDataset({ dataroot: dir, quiet: true });
+    const kinds = ds.problems.map((p) => [p.row, p.kind]);
+    assert.deepEqual(kinds, [[1, "missing"], [2, "bad_header"], [3, "corrupt"], [4, "wrong_size"], [5, "wrong_channels"], [6, "wrong_channels"]]);
+    assert.deepEqual(Array.from(ds.goodRows), [0, 7, 8, 9]);
+    assert.deepEqual(ds.unlistedFiles, [imageFileName(9999)]);
+    assert.match(ds.problems[3].message, /85x108; expected 84x108/);
+    assert.ok(ds.problems.every((p) => p.file.endsWith(imageFileName(p.index))));
+    const out = join(dir, "problems.csv");
+    await writeProblemsCsv(ds, out);
+    const text = await Deno.readTextFile(out);
+    assert.equal(text.trim().split("\n").length, 1 + 6 + 1);
+  });
+});
+
+Deno.test("resolveLayout() accepts the kit layout, the flat layout and a CSV elsewhere", async () => {
+  await withTempDir(async (dir) => {
+    await makeDataset(join(dir, "kit"), 2, { kit: true });
+    await makeDataset(join(dir, "flat"), 2);
+    const kit = await resolveLayout({ dataroot: join(dir, "kit") });
+    assert.equal(kit.kind, "kit");
+    assert.ok(kit.imagesDir.endsWith("Tiny_Portraits_Images"));
+    const flat = await resolveLayout({ dataroot: join(dir, "flat") });
+    assert.equal(flat.kind, "flat");
+    await Deno.rename(join(dir, "flat", "Tiny_Portraits_Attributes.csv"), join(dir, "attrs.csv"));
+    await assert.rejects(resolveLayout({ dataroot: join(dir, "flat") }), /no Tiny_Portraits_Attributes.csv in .*--attributes FILE/);
+    const other = await resolveLayout({ dataroot: join(dir, "flat"), attributes: join(dir, "attrs.csv") });
+    assert.equal(other.csvPath, join(dir, "attrs.csv"));
+    await assert.rejects(resolveLayout({ dataroot: join(dir, "nope") }), /does not exist/);
+  });
+});
+
+Deno.test("pixel cache round-trips the decoded pixels and is reused by the next run", async () => {
+  await withTempDir(async (dir) => {
+    const rows = await makeDataset(dir, 6, { kit: true });
+    const first = await openDataset({ dataroot: dir, quiet: true });
+    assert.equal(first.cache.built, true);
+    const second = await openDataset({ dataroot: dir, quiet: true });
+    assert.equal(second.cache.built, false);
+    assert.equal(second.cache.pixels.length, 6 * IMAGE_BYTES);
+    for (let r = 0; r < rows.length; r++) {
+      const d = await decodePortrait(join(dir, "Tiny_Portraits_Images", imageFileName(rows[r].index)));
+      assert.ok(d.ok);
+      assert.deepEqual(rowPixels(second.cache, r), d.pixels);
+    }
+    const files = [...Deno.readDirSync(join(dir, ".tp_cache"))].map((e) => e.name).sort();
+    assert.equal(files.length, 2, `one .bin and one .json, got ${files}`);
+    assert.ok(!files.some((f) => f.includes(".tmp")), "no temp files left behind");
+  });
+});
+
+Deno.test("pixel cache is invalidated when an image or the CSV changes, and the stale one is removed", async () => {
+  await withTempDir(async (dir) => {
+    const rows = await makeDataset(dir, 4);
+    const a = await openDataset({ dataroot: dir, quiet: true });
+    // Replace one image with different pixels.
+    const img = join(dir, imageFileName(rows[2].index));
+    const replacement = await sharp({ create: { width: 84, height: 108, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toBuffer();
+    await Deno.writeFile(img, replacement);
+    const b = await openDataset({ dataroot: dir, quiet: true });
+    assert.equal(b.cache.built, true);
+    assert.notEqual(a.cache.key, b.cache.key);
+    assert.deepEqual(Array.from(rowPixels(b.cache, 2).subarray(0, 3)), [200, 10, 10]);
+    // Edit the CSV (drop the last row).
+    const csv = join(dir, "Tiny_Portraits_Attributes.csv");
+    const lines = (await Deno.readTextFile(csv)).trim().split("\n");
+    await Deno.writeTextFile(csv, lines.slice(0, -1).join("\n") + "\n");
+    const c = await openDataset({ dataroot: dir, quiet: true });
+    assert.equal(c.cache.built, true);
+    assert.equal(c.rows, 3);
+    const bins = [...Deno.readDirSync(join(dir, ".tp_cache"))].filter((e) => e.name.endsWith(".bin"));
+    assert.equal(bins.length, 1);
+  });
+});
