@@ -1,0 +1,176 @@
+/**
+ * Stratified train/val/test splits per task, written once as CSV (same
+ * header as the attributes file) under assets/splits/<dataset>/ and read
+ * back by training — splits are data, never recomputed on the fly.
+ *
+ * Tasks:
+ *   gender     all usable rows, stratified on gender
+ *   haircolor  rows with a hair colour (n/a excluded), stratified on it
+ *   multitask  all usable rows, stratified on the joint label
+ *              gender × hair colour × hair type (n/a kept as its own value,
+ *              masked in the loss later)
+ * "Usable" = the image decoded fine and is not in the bad-image list.
+ *
+ * Allocation: rows are ordered by (stratum, seeded random key) and each row
+ * goes to the split furthest below its target share so far; every stratum
+ * therefore keeps its share in every split to within one row, and the
+ * overall sizes match the ratios exactly (±1).
+ */
+import { join } from "node:path";
+import pl from "nodejs-polars";
+import { type Attributes, readAttributes } from "./attributes.ts";
+import { CSV_HEADER, HEAD_NAMES, type HeadName, HEADS, MISSING } from "./schema.ts";
+import { labelName } from "./attributes.ts";
+import { Rng } from "../util/rng.ts";
+import { exists, writeFileAtomic } from "../util/fs.ts";
+
+export const SPLIT_TASKS = ["gender", "haircolor", "multitask"] as const;
+export type SplitTask = typeof SPLIT_TASKS[number];
+export const SPLIT_PARTS = ["train", "val", "test"] as const;
+export type SplitPart = typeof SPLIT_PARTS[number];
+
+/** Heads each task trains. */
+export const TASK_HEADS: Record<SplitTask, HeadName[]> = {
+  gender: ["gender"],
+  haircolor: ["hair_color"],
+  multitask: ["gender", "hair_color", "hair_type"],
+};
+
+export interface SplitOptions {
+  /** Shares of train, val, test (normalised). Default 0.70/0.15/0.15. */
+  ratios?: [number, number, number];
+  seed?: number;
+}
+
+export type Splits = Record<SplitPart, Int32Array>;
+
+/** The stratum key of a row for a task. */
+export function stratumOf(attrs: Attributes, task: SplitTask, row: number): string {
+  if (task === "gender") return labelName("gender", attrs.labels.gender[row]);
+  if (task === "haircolor") return labelName("hair_color", attrs.labels.hair_color[row]);
+  return HEAD_NAMES.map((h) => labelName(h, attrs.labels[h][row])).join("|");
+}
+
+/** Rows (of `usable`) that take part in a task. */
+export function taskRows(attrs: Attributes, task: SplitTask, usable: ArrayLike<number>): Int32Array {
+  const out: number[] = [];
+  for (let i = 0; i < usable.length; i++) {
+    const r = usable[i];
+    if (task === "haircolor" && attrs.labels.hair_color[r] < 0) continue;
+    out.push(r);
+  }
+  return Int32Array.from(out);
+}
+
+/** Stratified split of `rows` by `strata` (one key per row). */
+export function stratifiedSplit(rows: Int32Array, strata: string[], opts: SplitOptions = {}): Splits {
+  const ratios = opts.ratios ?? [0.7, 0.15, 0.15];
+  if (ratios.length !== 3 || ratios.some((r) => !(r >= 0)) || !(ratios[0] > 0)) {
+    throw new Error(`split: ratios must be three non-negative numbers with train > 0, got ${ratios.join("/")}`);
+  }
+  const total = ratios[0] + ratios[1] + ratios[2];
+  const share = ratios.map((r) => r / total);
+  const rng = new Rng(opts.seed ?? 0);
+  const keys = Float64Array.from(rows, () => rng.next());
+  const order = Array.from(rows.keys()).sort((a, b) => (strata[a] < strata[b] ? -1 : strata[a] > strata[b] ? 1 : keys[a] - keys[b]));
+  const parts: number[][] = [[], [], []];
+  // Deficit allocation over rows ordered by stratum: counters run across
+  // strata, so each (contiguous) stratum gets its share to within a row and
+  // the rounding left over by small strata carries into the next one.
+  const counts = [0, 0, 0];
+  for (let k = 0; k < order.length; k++) {
+    let best = 0, bestDef = -Infinity;
+    for (let s = 0; s < 3; s++) {
+      const def = share[s] * (k + 1) - counts[s];
+      if (def > bestDef + 1e-12) bestDef = def, best = s;
+    }
+    counts[best]++;
+    parts[best].push(rows[order[k]]);
+  }
+  const sorted = (a: number[]) => Int32Array.from(a).sort();
+  return { train: sorted(parts[0]), val: sorted(parts[1]), test: sorted(parts[2]) };
+}
+
+/** Splits the usable rows of a dataset for a task. */
+export function makeSplits(attrs: Attributes, task: SplitTask, usable: ArrayLike<number>, opts: SplitOptions = {}): Splits {
+  const rows = taskRows(attrs, task, usable);
+  const strata = Array.from(rows, (r) => stratumOf(attrs, task, r));
+  return stratifiedSplit(rows, strata, opts);
+}
+
+export function splitPath(dir: string, task: SplitTask, part: SplitPart): string {
+  return join(dir, `${task}_${part}.csv`);
+}
+
+/** Writes one CSV per part (attributes header), atomically. */
+export async function writeSplits(dir: string, task: SplitTask, attrs: Attributes, splits: Splits): Promise<string[]> {
+  const paths: string[] = [];
+  for (const part of SPLIT_PARTS) {
+    const lines = [CSV_HEADER.join(",")];
+    for (const r of splits[part]) {
+      lines.push([String(attrs.index[r]), ...HEAD_NAMES.map((h) => labelName(h, attrs.labels[h][r]))].join(","));
+    }
+    const p = splitPath(dir, task, part);
+    await writeFileAtomic(p, lines.join("\n") + "\n");
+    paths.push(p);
+  }
+  return paths;
+}
+
+export async function splitsExist(dir: string, task: SplitTask): Promise<boolean> {
+  for (const part of SPLIT_PARTS) if (!(await exists(splitPath(dir, task, part)))) return false;
+  return true;
+}
+
+/**
+ * Reads a task's split files back as rows of `attrs` (matched by
+ * Image_Index). A split naming an index the dataset lacks, or whose labels
+ * disagree with the dataset, is an error naming the file and line.
+ */
+export async function readSplits(dir: string, task: SplitTask, attrs: Attributes): Promise<Splits> {
+  const rowOf = new Map<number, number>();
+  attrs.index.forEach((idx, r) => rowOf.set(idx, r));
+  const out = {} as Splits;
+  for (const part of SPLIT_PARTS) {
+    const path = splitPath(dir, task, part);
+    const s = await readAttributes(path);
+    const rows = new Int32Array(s.index.length);
+    for (let i = 0; i < s.index.length; i++) {
+      const r = rowOf.get(s.index[i]);
+      if (r === undefined) throw new Error(`${path}: line ${i + 2}: Image_Index ${s.index[i]} is not in ${attrs.csvPath}`);
+      for (const h of HEAD_NAMES) {
+        if (s.labels[h][i] !== attrs.labels[h][r]) {
+          throw new Error(`${path}: line ${i + 2}: ${HEADS[h].column} '${labelName(h, s.labels[h][i])}' differs from the dataset's '${labelName(h, attrs.labels[h][r])}'; regenerate the splits`);
+        }
+      }
+      rows[i] = r;
+    }
+    out[part] = rows;
+  }
+  return out;
+}
+
+/**
+ * Class shares per split for every head a task uses, as a polars frame with
+ * columns task, head, class, split, count, share (share within the split).
+ */
+export function splitReport(attrs: Attributes, task: SplitTask, splits: Splits): pl.DataFrame {
+  const recs: { task: string; head: string; class: string; split: string; count: number; share: number }[] = [];
+  for (const head of TASK_HEADS[task]) {
+    const classes = [...HEADS[head].labels, MISSING];
+    for (const part of SPLIT_PARTS) {
+      const rows = splits[part];
+      const counts = new Map<string, number>();
+      for (const r of rows) {
+        const c = labelName(head, attrs.labels[head][r]);
+        counts.set(c, (counts.get(c) ?? 0) + 1);
+      }
+      for (const c of classes) {
+        const n = counts.get(c) ?? 0;
+        if (n === 0 && c === MISSING) continue;
+        recs.push({ task, head, class: c, split: part, count: n, share: rows.length ? n / rows.length : 0 });
+      }
+    }
+  }
+  return pl.DataFrame(recs);
+}
