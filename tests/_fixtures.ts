@@ -15,7 +15,7 @@ export interface FixtureRow {
 export async function noisePng(seed: number, width = IMAGE_WIDTH, height = IMAGE_HEIGHT, channels: 1 | 3 | 4 = 3): Promise<Uint8Array> {
   const rng = new Rng(seed);
   const px = new Uint8Array(width * height * channels);
-  for (let i = 0; i < px.length; i++) px[i] = rng.int(256);
+  for (let i = 0; i < px.length; i++) px[i] = rng.int(0, 255);
   const img = sharp(px, { raw: { width, height, channels } });
   return await (channels === 1 ? img.toColourspace("b-w") : img).png().toBuffer();
 }
@@ -35,7 +35,7 @@ export async function makeDataset(dir: string, n: number, opts: { kit?: boolean;
   const rows: FixtureRow[] = [];
   for (let i = 0; i < n; i++) {
     const index = i * 2 + 1; // gaps, like the real indices
-    rows.push({ index, gender: GENDERS[i % 2], hair_color: COLORS[rng.int(COLORS.length)], hair_type: TYPES[rng.int(TYPES.length)] });
+    rows.push({ index, gender: GENDERS[i % 2], hair_color: rng.choice(COLORS), hair_type: rng.choice(TYPES) });
     await Deno.writeFile(join(imgDir, imageFileName(index)), await noisePng((opts.seed ?? 1) * 1000 + i));
   }
   await Deno.writeTextFile(join(dir, ATTRIBUTES_FILE), csvText(rows));

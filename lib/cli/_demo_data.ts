@@ -62,7 +62,7 @@ export async function runDataStage(ctx: DemoContext): Promise<Record<string, unk
   await initEngine({ backend: "cpu", verbose: false });
   const rows = planEpoch(ds.goodRows, { batchSize: 8, seed: ctx.seed, epoch: 0 })[0];
   const rng = new Rng(ctx.seed);
-  const tiles: { raw: Uint8Array; width: number; height: number; channels: number; caption?: string }[] = [];
+  const tiles: { raw: Uint8Array; width: number; height: number; channels: 3; caption?: string }[] = [];
   for (let k = 0; k < 4; k++) {
     const x = makeBatch(ds.cache.pixels, rows, { norm, augment: k === 0 ? undefined : DEFAULT_AUGMENT, rng });
     const px = denormalize(x, norm);

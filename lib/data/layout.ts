@@ -4,7 +4,7 @@
  * `Tiny_Portraits_Images/`) and a flat folder (CSV and PNGs side by side).
  * A CSV kept elsewhere is passed explicitly (`--attributes FILE`).
  */
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { ATTRIBUTES_FILE, imageFileName, IMAGES_SUBDIR, parseImageFileName } from "./schema.ts";
 import { exists } from "../util/fs.ts";
 
@@ -63,4 +63,9 @@ export async function listImageFiles(layout: DatasetLayout): Promise<Map<number,
     if (idx !== null) out.set(idx, e);
   }
   return out;
+}
+
+/** Short name of a dataset (folder name), used for assets/splits/<name>/ and reports/explore/<name>/. */
+export function datasetName(layout: DatasetLayout): string {
+  return basename(layout.root).replace(/[^A-Za-z0-9._-]/g, "_") || "dataset";
 }

@@ -174,3 +174,36 @@ export function splitReport(attrs: Attributes, task: SplitTask, splits: Splits):
   }
   return pl.DataFrame(recs);
 }
+
+/** Default folders: assets/splits/<dataset>/ and reports/explore/<dataset>/bad_images.csv. */
+export function defaultSplitDir(name: string): string {
+  return join("assets", "splits", name);
+}
+export function defaultBadImagesPath(name: string): string {
+  return join("reports", "explore", name, "bad_images.csv");
+}
+
+export interface EnsureSplitsOptions extends SplitOptions {
+  /** Folder of the split CSVs. */
+  dir: string;
+  /** Image_Index values to leave out (bad images); rows whose image failed to decode are always left out. */
+  exclude?: Set<number>;
+  /** Re-create even if the files exist. */
+  force?: boolean;
+  log?: (msg: string) => void;
+}
+
+/**
+ * Reads a task's splits, creating (and saying so) when they do not exist.
+ * `usable` = rows whose images decoded fine.
+ */
+export async function ensureSplits(attrs: Attributes, task: SplitTask, usable: ArrayLike<number>, opts: EnsureSplitsOptions): Promise<{ splits: Splits; created: boolean }> {
+  const log = opts.log ?? ((m: string) => console.error(m));
+  if (!opts.force && (await splitsExist(opts.dir, task))) return { splits: await readSplits(opts.dir, task, attrs), created: false };
+  const keep = Array.from(usable).filter((r) => !opts.exclude?.has(attrs.index[r]));
+  const splits = makeSplits(attrs, task, keep, opts);
+  await writeSplits(opts.dir, task, attrs, splits);
+  log(`split: created ${task} splits in ${opts.dir} (train ${splits.train.length}, val ${splits.val.length}, test ${splits.test.length}; ` +
+    `${usable.length - keep.length} bad images left out)`);
+  return { splits, created: true };
+}

@@ -161,6 +161,10 @@ export async function initEngine(opts: EngineOptions = {}): Promise<EngineChoice
   }
   if (!choice) throw new Error("no tfjs backend could start: " + attempts.map((a) => `${a.backend}: ${a.reason}`).join("; "));
   await tf.ready();
+  // The cpu backend (and onednn, built on it) greets Node-like runtimes with
+  // an advert for tfjs-node on first use; we already said what runs and why.
+  const be = tf.findBackend(choice.backend) as unknown as { firstUse?: boolean } | null;
+  if (be && "firstUse" in be) be.firstUse = false;
   current = choice;
   if (opts.verbose ?? true) console.error(`[engine] backend ${choice.backend} — ${choice.reason}`);
   return choice;

@@ -19,7 +19,7 @@ await tf.setBackend("cpu");
 function randomPixels(n: number, seed = 3): Uint8Array {
   const rng = new Rng(seed);
   const px = new Uint8Array(n * IMAGE_BYTES);
-  for (let i = 0; i < px.length; i++) px[i] = rng.int(256);
+  for (let i = 0; i < px.length; i++) px[i] = rng.int(0, 255);
   return px;
 }
 
@@ -100,7 +100,13 @@ Deno.test("augmentation is seeded, changes the pixels, and a flip-only augmentat
   for (let c = 0; c < 3; c++) {
     assert.ok(Math.abs(f[(10 * IMAGE_WIDTH + 0) * 3 + c] - p[(10 * IMAGE_WIDTH + 83) * 3 + c]) < 1e-5);
   }
-  tf.dispose([augA, augB, plain, flipped]);
+  // Every image of an augmented batch keeps its content (tfjs cpu Transform zeroes all but the first).
+  const shiftOnly = { flip: 0, shift: 0.05, scale: 0.05, brightness: 0, contrast: 0, saturation: 0 };
+  const shifted = makeBatch(px, [0, 1], { norm, augment: shiftOnly, rng: new Rng(2) });
+  const second = shifted.dataSync().subarray(IMAGE_BYTES);
+  const mean = second.reduce((a, v) => a + v, 0) / second.length;
+  assert.ok(mean > 0.3 && mean < 0.7, `second image mean ${mean}`);
+  tf.dispose([augA, augB, plain, flipped, shifted]);
 });
 
 Deno.test("labelTensor() keeps label codes and -1 for missing", () => {

@@ -10,7 +10,7 @@
 //   women are 49% wavy / 18% straight / 33% n/a and men's shares are solved so that the overall
 //   Hair_Type counts match FACTS.md in expectation.
 
-import type { Rng } from "./_rng.ts";
+import type { Rng } from "../../util/rng.ts";
 
 export type Gender = "female" | "male";
 export type HairColor = "black" | "brown" | "blond" | "gray" | "bald" | "n/a";
@@ -40,7 +40,14 @@ export interface Appearance {
 // Published counts (FACTS.md).
 const TOTAL = 134_734;
 const GENDER = { female: 84_232, male: 50_502 };
-const COLOR = { "n/a": 45_596, black: 32_577, brown: 29_526, blond: 20_530, gray: 4_680, bald: 1_825 };
+const COLOR = {
+  "n/a": 45_596,
+  black: 32_577,
+  brown: 29_526,
+  blond: 20_530,
+  gray: 4_680,
+  bald: 1_825,
+};
 const COLOR_BY_GENDER_PUBLISHED = {
   female: { blond: 19_614, gray: 830, bald: 8 },
   male: { blond: 916, gray: 3_850, bald: 1_817 },
@@ -69,13 +76,27 @@ function colorCellsByGender(): Record<Gender, Record<HairColor, number>> {
 const CELLS = colorCellsByGender();
 
 /** P(colour | gender), as weight tables. */
-export const COLOR_GIVEN_GENDER: Record<Gender, Record<HairColor, number>> = CELLS;
+export const COLOR_GIVEN_GENDER: Record<Gender, Record<HairColor, number>> =
+  CELLS;
 
-const BALD_COLOR_TYPE: Record<HairType, number> = { bald: 0.95, "n/a": 0.05, wavy: 0, straight: 0 };
-const FEMALE_TYPE: Record<HairType, number> = { wavy: 0.49, straight: 0.18, "n/a": 0.33, bald: 0 };
+const BALD_COLOR_TYPE: Record<HairType, number> = {
+  bald: 0.95,
+  "n/a": 0.05,
+  wavy: 0,
+  straight: 0,
+};
+const FEMALE_TYPE: Record<HairType, number> = {
+  wavy: 0.49,
+  straight: 0.18,
+  "n/a": 0.33,
+  bald: 0,
+};
 
 /** Hair_Type tables for men, solved from the marginals (see header). */
-function maleTypeTables(): { plain: Record<HairType, number>; receding: Record<HairType, number> } {
+function maleTypeTables(): {
+  plain: Record<HairType, number>;
+  receding: Record<HairType, number>;
+} {
   const m = CELLS.male;
   const balds = CELLS.female.bald + m.bald;
   const recedingPool = m.gray + m["n/a"];
@@ -84,7 +105,8 @@ function maleTypeTables(): { plain: Record<HairType, number>; receding: Record<H
   const femaleNonBald = GENDER.female - CELLS.female.bald;
   const maleNonBald = GENDER.male - m.bald - recedingRows;
   const wavy = (TYPE.wavy - femaleNonBald * FEMALE_TYPE.wavy) / maleNonBald;
-  const straight = (TYPE.straight - femaleNonBald * FEMALE_TYPE.straight) / maleNonBald;
+  const straight = (TYPE.straight - femaleNonBald * FEMALE_TYPE.straight) /
+    maleNonBald;
   const na = 1 - wavy - straight;
   const plain = { wavy, straight, "n/a": na, bald: 0 };
   const receding = {
@@ -99,10 +121,15 @@ function maleTypeTables(): { plain: Record<HairType, number>; receding: Record<H
 const MALE_TYPE = maleTypeTables();
 
 /** P(type | gender, colour). */
-export function typeTable(gender: Gender, color: HairColor): Record<HairType, number> {
+export function typeTable(
+  gender: Gender,
+  color: HairColor,
+): Record<HairType, number> {
   if (color === "bald") return BALD_COLOR_TYPE;
   if (gender === "female") return FEMALE_TYPE;
-  return color === "gray" || color === "n/a" ? MALE_TYPE.receding : MALE_TYPE.plain;
+  return color === "gray" || color === "n/a"
+    ? MALE_TYPE.receding
+    : MALE_TYPE.plain;
 }
 
 /** Samples one row's labels from the joint distribution. */
@@ -120,8 +147,18 @@ export function expectedShares(): {
   hairType: Record<HairType, number>;
 } {
   const gender = { female: GENDER.female / TOTAL, male: GENDER.male / TOTAL };
-  const hairColor = { "n/a": 0, black: 0, brown: 0, blond: 0, gray: 0, bald: 0 } as Record<HairColor, number>;
-  const hairType = { "n/a": 0, wavy: 0, straight: 0, bald: 0 } as Record<HairType, number>;
+  const hairColor = {
+    "n/a": 0,
+    black: 0,
+    brown: 0,
+    blond: 0,
+    gray: 0,
+    bald: 0,
+  } as Record<HairColor, number>;
+  const hairType = { "n/a": 0, wavy: 0, straight: 0, bald: 0 } as Record<
+    HairType,
+    number
+  >;
   for (const g of ["female", "male"] as const) {
     const cells = CELLS[g];
     for (const c of Object.keys(cells) as HairColor[]) {
@@ -129,7 +166,9 @@ export function expectedShares(): {
       hairColor[c] += p;
       const t = typeTable(g, c);
       const tsum = Object.values(t).reduce((a, b) => a + b, 0);
-      for (const k of Object.keys(t) as HairType[]) hairType[k] += (p * t[k]) / tsum;
+      for (const k of Object.keys(t) as HairType[]) {
+        hairType[k] += (p * t[k]) / tsum;
+      }
     }
   }
   return { gender, hairColor, hairType };
@@ -141,7 +180,13 @@ const HIDDEN_COLOR: Record<Gender, Record<DrawColor, number>> = {
   male: { black: 0.42, brown: 0.38, blond: 0.06, auburn: 0.05, gray: 0.09 },
 };
 // Colour of the side fringe / beard of bald people.
-const BALD_FRINGE: Record<DrawColor, number> = { gray: 0.5, black: 0.2, brown: 0.25, blond: 0.05, auburn: 0 };
+const BALD_FRINGE: Record<DrawColor, number> = {
+  gray: 0.5,
+  black: 0.2,
+  brown: 0.25,
+  blond: 0.05,
+  auburn: 0,
+};
 const HIDDEN_TEXTURE: Record<Gender, Record<"straight" | "wavy", number>> = {
   female: { wavy: 0.6, straight: 0.4 },
   male: { wavy: 0.35, straight: 0.65 },
@@ -152,8 +197,9 @@ export function resolveAppearance(labels: Labels, rng: Rng): Appearance {
   const bald = labels.hairColor === "bald" || labels.hairType === "bald";
   let color: DrawColor;
   if (labels.hairColor === "bald") color = rng.weighted(BALD_FRINGE);
-  else if (labels.hairColor === "n/a") color = rng.weighted(HIDDEN_COLOR[labels.gender]);
-  else color = labels.hairColor;
+  else if (labels.hairColor === "n/a") {
+    color = rng.weighted(HIDDEN_COLOR[labels.gender]);
+  } else color = labels.hairColor;
   const texture = labels.hairType === "straight" || labels.hairType === "wavy"
     ? labels.hairType
     : rng.weighted(HIDDEN_TEXTURE[labels.gender]);

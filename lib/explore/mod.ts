@@ -1,0 +1,235 @@
+/**
+ * The exploration report: `deno task explore --dataroot DIR [--out DIR]`.
+ * One pass over the pixel cache gives the description tables (polars, CSV),
+ * vega-lite charts (SVG + PNG), per-image statistics and normalisation
+ * constants, scored outliers (`bad_images.csv` + mosaic) and `summary.json`.
+ * On the procedural set it scores the outliers against the planted ground truth.
+ */
+import { join } from "node:path";
+import pl from "nodejs-polars";
+import { type Dataset, openDataset, type OpenOptions } from "../data/dataset.ts";
+import { channelStats, type Normalization } from "../data/batches.ts";
+import { HEAD_NAMES, HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH, MISSING } from "../data/schema.ts";
+import { labelName } from "../data/attributes.ts";
+import { listImageFiles } from "../data/layout.ts";
+import { type Description, describeAttributes } from "./describe.ts";
+import { type ImageStats, imageStats } from "./image_stats.ts";
+import { findOutliers, OUTLIER_DEFAULTS, OUTLIER_REASONS, type OutlierFlag, type OutlierOptions } from "./outliers.ts";
+import { classBalanceChart, crossTableChart, missingChart, outlierReasonsChart, pixelStatsChart } from "./charts.ts";
+import { saveChart, type VegaLiteSpec } from "../viz/vega.ts";
+import { mosaic, type MosaicTile } from "../viz/mosaic.ts";
+import { exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+
+export * from "./describe.ts";
+export * from "./image_stats.ts";
+export * from "./outliers.ts";
+export * from "./knn.ts";
+export * from "./charts.ts";
+
+export const BAD_IMAGES_FILE = "bad_images.csv";
+import { GROUND_TRUTH_FILE } from "../data/synthetic/mod.ts";
+
+export interface ExploreOptions extends OpenOptions {
+  out: string;
+  outliers?: Partial<OutlierOptions>;
+  quiet?: boolean;
+}
+
+export interface GroundTruthScore {
+  planted: number;
+  flagged: number;
+  truePositives: number;
+  precision: number;
+  recall: number;
+  /** Recall per planted kind (landscape, text, blank, noise, near_duplicate). */
+  recallByKind: Record<string, number>;
+}
+
+export interface ExploreResult {
+  ds: Dataset;
+  description: Description;
+  stats: ImageStats;
+  normalization: Normalization;
+  flags: OutlierFlag[];
+  charts: Record<string, VegaLiteSpec>;
+  groundTruth: GroundTruthScore | null;
+  summary: Record<string, unknown>;
+  files: Record<string, string>;
+}
+
+function csvOf(flags: OutlierFlag[]): string {
+  const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
+  return "file,image_index,reason,score,detail\n" +
+    flags.map((f) => [f.file, f.index, f.reason, f.score.toFixed(4), esc(f.detail)].join(",")).join("\n") + "\n";
+}
+
+/** Reads a bad-image list (file,…) written by the exploration: the set of Image_Index values. */
+export async function readBadImages(path: string): Promise<Set<number>> {
+  const df = pl.readCSV(await Deno.readTextFile(path), { inferSchemaLength: 0 });
+  if (!df.columns.includes("image_index")) throw new Error(`${path}: expected a column image_index (a bad_images.csv from deno task explore)`);
+  return new Set((df.getColumn("image_index").toArray() as string[]).map(Number));
+}
+
+async function scoreGroundTruth(path: string, flags: OutlierFlag[]): Promise<GroundTruthScore> {
+  const gt = pl.readCSV(await Deno.readTextFile(path), { inferSchemaLength: 0 }).toRecords() as Record<string, string>[];
+  const planted = new Map<number, string>();
+  for (const r of gt) planted.set(Number(r.image_index), r.kind === "bad" ? r.detail : r.kind);
+  const flagged = new Set(flags.map((f) => f.index));
+  let tp = 0;
+  const hitsByKind: Record<string, [number, number]> = {};
+  for (const [idx, kind] of planted) {
+    hitsByKind[kind] ??= [0, 0];
+    hitsByKind[kind][1]++;
+    if (flagged.has(idx)) tp++, hitsByKind[kind][0]++;
+  }
+  return {
+    planted: planted.size,
+    flagged: flagged.size,
+    truePositives: tp,
+    precision: flagged.size ? tp / flagged.size : 1,
+    recall: planted.size ? tp / planted.size : 1,
+    recallByKind: Object.fromEntries(Object.entries(hitsByKind).map(([k, [h, t]]) => [k, h / t])),
+  };
+}
+
+function tile(ds: Dataset, row: number, caption: string): MosaicTile {
+  return {
+    image: { raw: ds.cache.pixels.subarray(row * IMAGE_BYTES, (row + 1) * IMAGE_BYTES), width: IMAGE_WIDTH, height: IMAGE_HEIGHT, channels: 3 },
+    caption,
+  };
+}
+
+/** Runs the whole exploration and writes every artefact under `opts.out`. */
+export async function runExploration(opts: ExploreOptions): Promise<ExploreResult> {
+  const t0 = performance.now();
+  const out = opts.out;
+  await Deno.mkdir(out, { recursive: true });
+  const ds = await openDataset(opts);
+  const files: Record<string, string> = {};
+  const description = describeAttributes(ds.attrs);
+  const tables: Record<string, pl.DataFrame> = {
+    class_counts: description.classCounts,
+    imbalance: description.imbalance,
+    missing: description.missing,
+    gender_x_hair_color: description.genderByHairColor,
+    gender_x_hair_type: description.genderByHairType,
+  };
+  for (const [name, df] of Object.entries(tables)) {
+    files[name] = join(out, `${name}.csv`);
+    await writeFileAtomic(files[name], df.writeCSV().toString());
+  }
+
+  const tStats = performance.now();
+  const stats = imageStats(ds.cache.pixels, ds.goodRows, { quiet: opts.quiet });
+  const normalization = channelStats(ds.cache.pixels, ds.goodRows);
+  await writeJsonAtomic(files.normalization = join(out, "normalization.json"), normalization);
+  const statsSeconds = (performance.now() - tStats) / 1000;
+
+  const tOut = performance.now();
+  const outliers = await findOutliers(ds, stats, { quiet: opts.quiet, ...opts.outliers });
+  const outlierSeconds = (performance.now() - tOut) / 1000;
+  const flags = outliers.flags;
+  await writeFileAtomic(files.bad_images = join(out, BAD_IMAGES_FILE), csvOf(flags));
+
+  // Per-image statistics as a table (polars) for notebooks and scripts.
+  const statsFrame = pl.DataFrame({
+    image_index: Array.from(stats.rows, (r) => ds.attrs.index[r]),
+    brightness: Array.from(stats.brightness),
+    contrast: Array.from(stats.contrast),
+    sharpness: Array.from(stats.sharpness),
+    clipped: Array.from(stats.clipped),
+    mean_r: Array.from(stats.rows, (_, i) => stats.channelMean[i * 3]),
+    mean_g: Array.from(stats.rows, (_, i) => stats.channelMean[i * 3 + 1]),
+    mean_b: Array.from(stats.rows, (_, i) => stats.channelMean[i * 3 + 2]),
+    nonface_z: Array.from(outliers.nonFaceZ, (v) => (Number.isFinite(v) ? v : null)),
+  });
+  await writeFileAtomic(files.image_stats = join(out, "image_stats.csv"), statsFrame.writeCSV().toString());
+
+  // Charts.
+  const reasonCounts = OUTLIER_REASONS.map((reason) => ({ reason, count: flags.filter((f) => f.reason === reason).length }));
+  const sample = Math.max(1, Math.floor(stats.rows.length / 20000));
+  const statValues = [];
+  for (let i = 0; i < stats.rows.length; i += sample) {
+    statValues.push({ brightness: stats.brightness[i], contrast: stats.contrast[i], log10_sharpness: Math.log10(stats.sharpness[i] + 1e-9) });
+  }
+  const o = { ...OUTLIER_DEFAULTS, ...opts.outliers };
+  const thresholds = [
+    { statistic: "brightness", value: o.darkBrightness },
+    { statistic: "brightness", value: o.brightBrightness },
+    { statistic: "contrast", value: o.blankContrast },
+  ];
+  const charts: Record<string, VegaLiteSpec> = {
+    class_balance: classBalanceChart(description.classCounts),
+    missing_values: missingChart(description.missing),
+    gender_x_hair_color: crossTableChart(description.genderByHairColor, "Gender × hair colour"),
+    gender_x_hair_type: crossTableChart(description.genderByHairType, "Gender × hair type"),
+    pixel_stats: pixelStatsChart(statValues, thresholds),
+    outlier_reasons: outlierReasonsChart(reasonCounts),
+  };
+  for (const [name, spec] of Object.entries(charts)) files[`chart_${name}`] = (await saveChart(spec, join(out, name))).png;
+
+  // Mosaics: extremes of each statistic, and the flagged images.
+  const extremes: MosaicTile[] = [];
+  const rowLabels: string[] = [];
+  const per = 8;
+  const order = (arr: Float32Array, desc: boolean) =>
+    Array.from(arr.keys()).sort((a, b) => (desc ? arr[b] - arr[a] : arr[a] - arr[b])).slice(0, per);
+  for (const [label, arr, desc] of [
+    ["darkest", stats.brightness, false],
+    ["brightest", stats.brightness, true],
+    ["lowest contrast", stats.contrast, false],
+    ["blurriest", stats.sharpness, false],
+    ["sharpest", stats.sharpness, true],
+  ] as const) {
+    if (stats.rows.length === 0) break;
+    rowLabels.push(label);
+    for (const i of order(arr, desc)) extremes.push(tile(ds, stats.rows[i], `${arr[i].toPrecision(2)}`));
+    while (extremes.length % per) extremes.push(tile(ds, stats.rows[0], ""));
+  }
+  if (extremes.length) {
+    files.extremes_mosaic = join(out, "extremes_mosaic.png");
+    await writeFileAtomic(files.extremes_mosaic, await mosaic(extremes, { columns: per, rowLabels, title: "Tails of the per-image statistics" }));
+  }
+  const shown = [...flags].filter((f) => f.reason !== "broken").sort((a, b) => b.score - a.score).slice(0, 64);
+  if (shown.length) {
+    files.flagged_mosaic = join(out, "flagged_mosaic.png");
+    await writeFileAtomic(files.flagged_mosaic, await mosaic(shown.map((f) => tile(ds, f.row, `${f.reason} ${f.score.toFixed(2)}`)), {
+      columns: 8,
+      title: `Flagged images (${flags.length} in all, highest scores first)`,
+    }));
+  }
+
+  const gtPath = join(ds.layout.root, GROUND_TRUTH_FILE);
+  const groundTruth = (await exists(gtPath)) ? await scoreGroundTruth(gtPath, flags) : null;
+  const valueCounts: Record<string, Record<string, number>> = {};
+  for (const h of HEAD_NAMES) {
+    const counts: Record<string, number> = Object.fromEntries([...HEADS[h].labels, ...(h === "gender" ? [] : [MISSING])].map((c) => [c, 0]));
+    for (const code of ds.attrs.labels[h]) counts[labelName(h, code)]++;
+    valueCounts[HEADS[h].column] = counts;
+  }
+  const imagesFound = (await listImageFiles(ds.layout)).size;
+  const summary = {
+    dataroot: ds.layout.root,
+    rows: ds.rows,
+    imagesFound,
+    imagesDecoded: ds.goodRows.length,
+    unlistedFiles: ds.unlistedFiles.length,
+    valueCounts,
+    flagged: flags.length,
+    flaggedImages: new Set(flags.map((f) => f.index)).size,
+    flaggedByReason: Object.fromEntries(reasonCounts.map((r) => [r.reason, r.count])),
+    normalization,
+    groundTruth,
+    timings: {
+      totalSeconds: (performance.now() - t0) / 1000,
+      cacheSeconds: ds.cache.seconds,
+      cacheBuilt: ds.cache.built,
+      statsSeconds,
+      outlierSeconds,
+      descriptorSeconds: outliers.descriptorSeconds,
+      descriptorsPerSecond: outliers.descriptorsPerSecond,
+    },
+  };
+  await writeJsonAtomic(files.summary = join(out, "summary.json"), summary);
+  return { ds, description, stats, normalization, flags, charts, groundTruth, summary, files };
+}
