@@ -6,6 +6,8 @@ export * from "./data/mod.ts";
 export * from "./engine/mod.ts";
 export * from "./viz/vega.ts";
 export * from "./viz/mosaic.ts";
+export * from "./viz/display.ts";
+export * from "./explore/mod.ts";
 export * from "./util/progress.ts";
 export { Rng } from "./util/rng.ts";
 export { writeFileAtomic, writeJsonAtomic } from "./util/fs.ts";

@@ -1,10 +1,10 @@
 /** Demo stage "data": dataset, validation, cache, mosaics, class balance, normalisation, augmentation preview. */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import pl from "nodejs-polars";
 import type { DemoContext } from "./demo.ts";
-import { exists, writeJsonAtomic } from "../util/fs.ts";
-import { generateSynthetic, GROUND_TRUTH_FILE, writeClassMosaic } from "../data/synthetic/mod.ts";
-import { ATTRIBUTES_FILE, HEAD_NAMES, HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
+import { writeJsonAtomic } from "../util/fs.ts";
+import { ensureProceduralDataset, writeClassMosaic } from "../data/synthetic/mod.ts";
+import { HEAD_NAMES, HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { describeProblems, openDataset, writeProblemsCsv } from "../data/dataset.ts";
 import { channelStats, DEFAULT_AUGMENT, denormalize, makeBatch, planEpoch } from "../data/batches.ts";
 import { saveChart } from "../viz/vega.ts";
@@ -16,14 +16,7 @@ import * as tf from "@tensorflow/tfjs-core";
 export async function runDataStage(ctx: DemoContext): Promise<Record<string, unknown>> {
   const out = join(ctx.out, "data");
   await Deno.mkdir(out, { recursive: true });
-  if (ctx.synthetic) {
-    const done = (await exists(join(ctx.dataroot, ATTRIBUTES_FILE))) && (await exists(join(ctx.dataroot, GROUND_TRUTH_FILE)));
-    if (done) console.log(`procedural set already in ${ctx.dataroot}`);
-    else {
-      const s = await generateSynthetic({ out: ctx.dataroot, count: ctx.count, seed: ctx.seed });
-      console.log(`generated ${s.count} portraits (${s.bad} non-face, ${s.duplicates} near-duplicates) in ${s.seconds.toFixed(1)} s, ${s.imagesPerSecond.toFixed(0)} img/s`);
-    }
-  }
+  if (ctx.synthetic) await ensureProceduralDataset({ count: ctx.count, seed: ctx.seed, dataDir: dirname(ctx.dataroot) });
   const ds = await openDataset({ dataroot: ctx.dataroot, attributes: ctx.attributes });
   console.log(`${ds.cache.built ? "built" : "loaded"} pixel cache in ${ds.cache.seconds.toFixed(1)} s: ${ds.cache.binPath}`);
   console.log(describeProblems(ds));

@@ -187,7 +187,7 @@ export function makeBatch(pixels: Uint8Array, rows: ArrayLike<number>, opts: Bat
       // One call per image: tfjs-backend-cpu 4.22's Transform kernel returns
       // after the first image of a batch (the rest come back zero).
       const t = tf.tensor2d(transforms, [n, 8]);
-      const parts = tf.split(x, n, 0).map((img, i) => tf.image.transform(img, tf.slice(t, [i, 0], [1, 8]), "bilinear", "nearest"));
+      const parts = tf.split(x, n, 0).map((img, i) => tf.image.transform(img as tf.Tensor4D, tf.slice(t, [i, 0], [1, 8]), "bilinear", "nearest"));
       x = tf.concat(parts, 0) as tf.Tensor4D;
       const j = tf.tensor2d(jitter, [n, 3]);
       const col = (c: number) => tf.reshape(tf.slice(j, [0, c], [n, 1]), [n, 1, 1, 1]);

@@ -12,4 +12,5 @@ export * from "./cache.ts";
 export * from "./dataset.ts";
 export * from "./batches.ts";
 export * from "./unpack.ts";
+export * from "./split.ts";
 export * from "./synthetic/mod.ts";

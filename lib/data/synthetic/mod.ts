@@ -405,3 +405,27 @@ function blankTile(): {
     channels: 3,
   };
 }
+
+/**
+ * The procedural set used by the demo and notebooks: `<dataDir>/synthetic-<count>-s<seed>`,
+ * generated on first use (complete when its CSV and ground truth exist). Returns its path.
+ */
+export async function ensureProceduralDataset(opts: { count: number; seed: number; dataDir?: string; quiet?: boolean }): Promise<string> {
+  const dir = join(opts.dataDir ?? "data", `synthetic-${opts.count}-s${opts.seed}`);
+  let complete = true;
+  for (const f of [ATTRIBUTES_FILE, GROUND_TRUTH_FILE]) {
+    try {
+      await Deno.stat(join(dir, f));
+    } catch {
+      complete = false;
+    }
+  }
+  if (!complete) {
+    const s = await generateSynthetic({ out: dir, count: opts.count, seed: opts.seed });
+    if (!opts.quiet) {
+      console.error(`generated ${s.count} procedural portraits in ${dir} (${s.bad} non-face, ${s.duplicates} near-duplicates) in ` +
+        `${s.seconds.toFixed(1)} s, ${s.imagesPerSecond.toFixed(0)} img/s`);
+    }
+  }
+  return dir;
+}
