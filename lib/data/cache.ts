@@ -196,7 +196,9 @@ export async function loadPixelCache(layout: DatasetLayout, attrs: Attributes, o
   await writeJsonAtomic(metaPath, meta);
   // Drop superseded caches of this folder.
   for await (const e of Deno.readDir(dir)) {
-    if (e.name.startsWith("pixels-") && !e.name.startsWith(`pixels-${key}.`)) {
+    // Anything derived from a superseded cache (pixels-*, descriptors-*, …) goes too.
+    const m = /^[a-z]+-([0-9a-f]{20})\./.exec(e.name);
+    if (m && m[1] !== key) {
       await Deno.remove(join(dir, e.name)).catch(() => {});
     }
   }

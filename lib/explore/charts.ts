@@ -72,33 +72,30 @@ export function crossTableChart(table: pl.DataFrame, title: string): VegaLiteSpe
   };
 }
 
-/** Histograms of per-image statistics, with the outlier thresholds as rules. */
+/** Histograms of per-image statistics (log count scale), with the outlier thresholds as red rules. */
 export function pixelStatsChart(values: Rec[], thresholds: Rec[]): VegaLiteSpec {
+  const panel = (stat: string) => ({
+    width: 200,
+    height: 140,
+    layer: [
+      {
+        data: { values },
+        mark: "bar",
+        encoding: {
+          x: { field: stat, type: "quantitative", bin: { maxbins: 50 }, title: stat },
+          y: { aggregate: "count", type: "quantitative", scale: { type: "symlog" }, title: "images" },
+        },
+      },
+      {
+        data: { values: thresholds.filter((t) => t.statistic === stat) },
+        mark: { type: "rule", color: "red", strokeWidth: 2 },
+        encoding: { x: { field: "value", type: "quantitative" } },
+      },
+    ],
+  });
   return {
     title: "Per-image statistics (red: outlier thresholds)",
-    data: { values },
-    transform: [{ fold: ["brightness", "contrast", "log10_sharpness"], as: ["statistic", "value"] }],
-    facet: { field: "statistic", type: "nominal", title: null },
-    spec: {
-      width: 200,
-      height: 140,
-      layer: [
-        {
-          mark: "bar",
-          encoding: {
-            x: { field: "value", type: "quantitative", bin: { maxbins: 50 }, title: null },
-            y: { aggregate: "count", type: "quantitative", scale: { type: "symlog" } },
-          },
-        },
-        {
-          data: { values: thresholds },
-          transform: [{ filter: "datum.statistic === parent.statistic" }],
-          mark: { type: "rule", color: "red" },
-          encoding: { x: { field: "value", type: "quantitative" } },
-        },
-      ],
-    },
-    resolve: { scale: { x: "independent", y: "independent" } },
+    hconcat: ["brightness", "contrast", "log10_sharpness"].map(panel),
   };
 }
 

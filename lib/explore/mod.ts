@@ -133,7 +133,7 @@ export async function runExploration(opts: ExploreOptions): Promise<ExploreResul
 
   // Per-image statistics as a table (polars) for notebooks and scripts.
   const statsFrame = pl.DataFrame({
-    image_index: Array.from(stats.rows, (r) => ds.attrs.index[r]),
+    image_index: pl.Series("image_index", Array.from(stats.rows, (r) => ds.attrs.index[r]), pl.Int64),
     brightness: Array.from(stats.brightness),
     contrast: Array.from(stats.contrast),
     sharpness: Array.from(stats.sharpness),
@@ -142,6 +142,7 @@ export async function runExploration(opts: ExploreOptions): Promise<ExploreResul
     mean_g: Array.from(stats.rows, (_, i) => stats.channelMean[i * 3 + 1]),
     mean_b: Array.from(stats.rows, (_, i) => stats.channelMean[i * 3 + 2]),
     nonface_z: Array.from(outliers.nonFaceZ, (v) => (Number.isFinite(v) ? v : null)),
+    face_score: Array.from(outliers.faceScore, (v) => (Number.isFinite(v) ? v : null)),
   });
   await writeFileAtomic(files.image_stats = join(out, "image_stats.csv"), statsFrame.writeCSV().toString());
 
@@ -227,7 +228,7 @@ export async function runExploration(opts: ExploreOptions): Promise<ExploreResul
       statsSeconds,
       outlierSeconds,
       descriptorSeconds: outliers.descriptorSeconds,
-      descriptorsPerSecond: outliers.descriptorsPerSecond,
+      detectorSeconds: outliers.detectorSeconds,
     },
   };
   await writeJsonAtomic(files.summary = join(out, "summary.json"), summary);

@@ -5,10 +5,11 @@
  *   exposure   extreme brightness or mostly clipped pixels
  *   noise      sharpness far beyond the rest of the set (random pixels)
  *   duplicate  exact or near duplicate (dHash within 3 bits) of an earlier image
- *   non_face   far from its nearest neighbours in face-descriptor space
- *              (face-api's 128-D ResNet descriptors; dataset-relative, works on
- *              procedural portraits too) and, where the detector is enabled,
- *              no face found by face-api's detector on the padded image
+ *   non_face   face-api's tiny face detector (on the image padded by half its
+ *              size, FACTS.md) finds no face even at a very low score, or the
+ *              image lies far from its nearest neighbours in face-descriptor
+ *              space (face-api's 128-D ResNet; dataset-relative, so it adapts
+ *              to any set), or both signals are weak together.
  * Thresholds are robust z-scores (median/MAD) or absolute limits, documented
  * in OUTLIER_DEFAULTS.
  */
@@ -16,7 +17,8 @@ import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH, imageFileName } from "../data/s
 import type { Dataset } from "../data/dataset.ts";
 import { type ImageStats, nearDuplicatePairs } from "./image_stats.ts";
 import { knnScores, robustZ } from "./knn.ts";
-import { detectFaces, faceDescriptors } from "../faces/mod.ts";
+import { detectFaces } from "../faces/mod.ts";
+import { cachedDescriptors } from "./descriptor_cache.ts";
 import { Progress } from "../util/progress.ts";
 
 export const OUTLIER_REASONS = ["broken", "blank", "exposure", "noise", "duplicate", "non_face"] as const;
@@ -43,12 +45,15 @@ export interface OutlierOptions {
   noiseZ: number;
   /** dHash Hamming distance ≤ this = near duplicate. */
   duplicateBits: number;
-  /** Robust z of kNN descriptor distance: above zHigh always non-face; above zLow non-face unless a face is detected. */
+  /** Best detector score below this = non-face (face-api tiny detector, padded, input 320). */
+  faceScoreMin: number;
+  /** Descriptor kNN robust z above zHigh = non-face; above zLow = non-face when the face score is below faceScoreWeak. */
   nonFaceZLow: number;
   nonFaceZHigh: number;
-  /** Run the face detector on kNN candidates (zLow < z ≤ zHigh). */
+  faceScoreWeak: number;
+  /** Run face-api's face detector on every image. */
   detector: boolean;
-  /** Compute descriptors (the expensive part); without them no non_face flags. */
+  /** Compute face descriptors (kNN signal). */
   descriptors: boolean;
   knnK: number;
   knnRefSize: number;
@@ -63,8 +68,10 @@ export const OUTLIER_DEFAULTS: OutlierOptions = {
   maxClipped: 0.6,
   noiseZ: 8,
   duplicateBits: 3,
+  faceScoreMin: 0.04,
   nonFaceZLow: 3.5,
   nonFaceZHigh: 6,
+  faceScoreWeak: 0.3,
   detector: true,
   descriptors: true,
   knnK: 10,
@@ -74,10 +81,12 @@ export const OUTLIER_DEFAULTS: OutlierOptions = {
 
 export interface OutlierResult {
   flags: OutlierFlag[];
-  /** Per stats position: kNN robust z (NaN when descriptors were off). */
+  /** Per stats position: descriptor kNN robust z (NaN when descriptors were off). */
   nonFaceZ: Float32Array;
+  /** Per stats position: best face-detector score (NaN when the detector was off or the image was already flagged). */
+  faceScore: Float32Array;
   descriptorSeconds: number;
-  descriptorsPerSecond: number;
+  detectorSeconds: number;
 }
 
 const clamp01 = (v: number) => Math.max(0, Math.min(1, v));
@@ -118,34 +127,46 @@ export async function findOutliers(ds: Dataset, stats: ImageStats, opts: Partial
     if (mad > 12) continue; // same coarse structure, different pixels: not a duplicate
     add(j, "duplicate", 1 - bits / 16 - mad / 100, `${mad === 0 ? "exact" : "near"} duplicate of ${fileOf(i)} (${bits} hash bits, mean abs diff ${mad.toFixed(2)})`);
   }
-  // Non-face: kNN distance in face-descriptor space, checked by the detector.
+  // Non-face: the detector's best face score on the padded image, and the
+  // kNN distance in face-descriptor space (dataset-relative).
   const nonFaceZ = new Float32Array(n).fill(NaN);
-  let descriptorSeconds = 0;
+  const faceScore = new Float32Array(n).fill(NaN);
+  let descriptorSeconds = 0, detectorSeconds = 0;
   if (o.descriptors && n > o.knnK + 1) {
     const t0 = performance.now();
     const progress = new Progress("face descriptors", n, { unit: "img", quiet: o.quiet });
-    const desc = await faceDescriptors(ds.cache.pixels, rows, { onProgress: (d) => { progress.done = d; progress.tick(0); } });
+    const desc = await cachedDescriptors(ds, rows, { onProgress: (d: number) => progress.tick(d - progress.done) });
     progress.finish();
     descriptorSeconds = (performance.now() - t0) / 1000;
-    const z = robustZ(knnScores(desc, 128, { k: o.knnK, refSize: o.knnRefSize, seed: o.seed, quiet: o.quiet }));
-    nonFaceZ.set(z);
+    nonFaceZ.set(robustZ(knnScores(desc, 128, { k: o.knnK, refSize: o.knnRefSize, seed: o.seed, quiet: o.quiet })));
+  }
+  if (o.detector) {
+    const t0 = performance.now();
+    const progress = new Progress("face detector", n, { unit: "img", quiet: o.quiet });
     for (let i = 0; i < n; i++) {
-      if (flagged[i] || z[i] <= o.nonFaceZLow) continue;
-      if (z[i] > o.nonFaceZHigh) {
-        add(i, "non_face", clamp01(0.6 + (z[i] - o.nonFaceZHigh) / 20), `descriptor kNN robust z ${z[i].toFixed(1)} > ${o.nonFaceZHigh}`);
-        continue;
+      if (!flagged[i]) {
+        const px = ds.cache.pixels.subarray(rows[i] * IMAGE_BYTES, (rows[i] + 1) * IMAGE_BYTES);
+        const faces = await detectFaces(px, IMAGE_WIDTH, IMAGE_HEIGHT, { minScore: 0.01 });
+        faceScore[i] = faces.length ? Math.max(...faces.map((f) => f.score)) : 0;
       }
-      if (!o.detector) {
-        add(i, "non_face", clamp01(0.3 + (z[i] - o.nonFaceZLow) / 10), `descriptor kNN robust z ${z[i].toFixed(1)} > ${o.nonFaceZLow} (detector off)`);
-        continue;
-      }
-      const px = ds.cache.pixels.subarray(rows[i] * IMAGE_BYTES, (rows[i] + 1) * IMAGE_BYTES);
-      const faces = await detectFaces(px, IMAGE_WIDTH, IMAGE_HEIGHT);
-      if (faces.length === 0) {
-        add(i, "non_face", clamp01(0.4 + (z[i] - o.nonFaceZLow) / 10), `descriptor kNN robust z ${z[i].toFixed(1)} > ${o.nonFaceZLow} and no face detected`);
-      }
+      progress.tick();
+    }
+    progress.finish();
+    detectorSeconds = (performance.now() - t0) / 1000;
+  }
+  for (let i = 0; i < n; i++) {
+    if (flagged[i]) continue;
+    const z = nonFaceZ[i], det = faceScore[i];
+    if (det < o.faceScoreMin) {
+      add(i, "non_face", clamp01(0.7 + 0.3 * (1 - det / o.faceScoreMin)),
+        `no face found (best detector score ${det.toFixed(3)} < ${o.faceScoreMin})` + (Number.isFinite(z) ? `, descriptor kNN z ${z.toFixed(1)}` : ""));
+    } else if (z > o.nonFaceZHigh) {
+      add(i, "non_face", clamp01(0.5 + (z - o.nonFaceZHigh) / 20), `descriptor kNN robust z ${z.toFixed(1)} > ${o.nonFaceZHigh}` +
+        (Number.isFinite(det) ? ` (detector score ${det.toFixed(2)})` : ""));
+    } else if (z > o.nonFaceZLow && det < o.faceScoreWeak) {
+      add(i, "non_face", clamp01(0.3 + (z - o.nonFaceZLow) / 10), `descriptor kNN robust z ${z.toFixed(1)} > ${o.nonFaceZLow} and weak face score ${det.toFixed(2)} < ${o.faceScoreWeak}`);
     }
   }
   flags.sort((a, b) => a.row - b.row || a.reason.localeCompare(b.reason));
-  return { flags, nonFaceZ, descriptorSeconds, descriptorsPerSecond: descriptorSeconds ? n / descriptorSeconds : 0 };
+  return { flags, nonFaceZ, faceScore, descriptorSeconds, detectorSeconds };
 }

@@ -103,8 +103,8 @@ Deno.test("augmentation is seeded, changes the pixels, and a flip-only augmentat
   // Every image of an augmented batch keeps its content (tfjs cpu Transform zeroes all but the first).
   const shiftOnly = { flip: 0, shift: 0.05, scale: 0.05, brightness: 0, contrast: 0, saturation: 0 };
   const shifted = makeBatch(px, [0, 1], { norm, augment: shiftOnly, rng: new Rng(2) });
-  const second = shifted.dataSync().subarray(IMAGE_BYTES);
-  const mean = second.reduce((a, v) => a + v, 0) / second.length;
+  const second = Array.from(shifted.dataSync().subarray(IMAGE_BYTES));
+  const mean = second.reduce((a: number, v: number) => a + v, 0) / second.length;
   assert.ok(mean > 0.3 && mean < 0.7, `second image mean ${mean}`);
   tf.dispose([augA, augB, plain, flipped, shifted]);
 });
