@@ -11,15 +11,19 @@
  *           cache, class mosaic, class-balance chart, normalisation constants,
  *           augmented batch preview
  *   engine  choose the tfjs backend and time one forward/backward step
+ *   explore exploration report: tables, charts, pixel statistics, scored
+ *           outliers (bad_images.csv), precision/recall vs planted ground truth
+ *   split   stratified train/val/test splits per task, bad images left out
  */
 import { join, resolve } from "node:path";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { runDataStage } from "./_demo_data.ts";
 import { runEngineStage } from "./_demo_engine.ts";
+import { runExploreStage, runSplitStage } from "./_demo_explore.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { formatDuration } from "../util/progress.ts";
 
-export const STAGES = ["data", "engine"] as const;
+export const STAGES = ["data", "engine", "explore", "split"] as const;
 export type StageName = typeof STAGES[number];
 
 const SPEC = {
@@ -71,6 +75,8 @@ if (import.meta.main) {
       console.log(`\n== stage ${s} ==`);
       if (s === "data") ctx.results.data = await runDataStage(ctx);
       else if (s === "engine") ctx.results.engine = await runEngineStage(ctx);
+      else if (s === "explore") ctx.results.explore = await runExploreStage(ctx);
+      else if (s === "split") ctx.results.split = await runSplitStage(ctx);
       console.log(`== stage ${s} done in ${formatDuration((performance.now() - ts) / 1000)} ==`);
     }
     const summary = { dataroot: ctx.dataroot, synthetic, stages, seconds: (performance.now() - t0) / 1000, ...ctx.results };

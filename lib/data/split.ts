@@ -152,10 +152,10 @@ export async function readSplits(dir: string, task: SplitTask, attrs: Attributes
 
 /**
  * Class shares per split for every head a task uses, as a polars frame with
- * columns task, head, class, split, count, share (share within the split).
+ * columns task, label (the head, e.g. hair_color), class, split, count, share (share within the split).
  */
 export function splitReport(attrs: Attributes, task: SplitTask, splits: Splits): pl.DataFrame {
-  const recs: { task: string; head: string; class: string; split: string; count: number; share: number }[] = [];
+  const recs: { task: string; label: string; class: string; split: string; count: number; share: number }[] = [];
   for (const head of TASK_HEADS[task]) {
     const classes = [...HEADS[head].labels, MISSING];
     for (const part of SPLIT_PARTS) {
@@ -168,7 +168,7 @@ export function splitReport(attrs: Attributes, task: SplitTask, splits: Splits):
       for (const c of classes) {
         const n = counts.get(c) ?? 0;
         if (n === 0 && c === MISSING) continue;
-        recs.push({ task, head, class: c, split: part, count: n, share: rows.length ? n / rows.length : 0 });
+        recs.push({ task, label: head, class: c, split: part, count: n, share: rows.length ? n / rows.length : 0 });
       }
     }
   }

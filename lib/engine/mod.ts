@@ -9,7 +9,8 @@
  * forced backend that cannot start is an error that says why.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import "@tensorflow/tfjs-backend-cpu";
+// The union package registers every op's gradient (tfjs-core alone has none) and the cpu backend.
+import "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";

@@ -118,7 +118,7 @@ export function splitShareChart(report: pl.DataFrame): VegaLiteSpec {
   return {
     title: "Class shares per split (bars of one class should be equal)",
     data: { values: records(report) },
-    facet: { row: { field: "head", type: "nominal", title: null } },
+    facet: { row: { field: "label", type: "nominal", title: null } },
     spec: {
       width: 360,
       height: 110,

@@ -36,10 +36,10 @@ Deno.test("split() keeps class shares within 1% in every split and the 70/15/15 
       const n = s.train.length + s.val.length + s.test.length;
       assert.equal(n, taskRows(attrs, task, usable).length);
       assert.ok(Math.abs(s.val.length / n - 0.15) < 0.002 && Math.abs(s.test.length / n - 0.15) < 0.002);
-      const report = splitReport(attrs, task, s).toRecords() as { head: string; class: string; split: string; share: number }[];
+      const report = splitReport(attrs, task, s).toRecords() as { label: string; class: string; split: string; share: number }[];
       for (const rec of report.filter((r) => r.split !== "train")) {
-        const train = report.find((r) => r.head === rec.head && r.class === rec.class && r.split === "train")!;
-        assert.ok(Math.abs(rec.share - train.share) < 0.01, `${task} ${rec.head}=${rec.class} ${rec.split} ${rec.share} vs train ${train.share}`);
+        const train = report.find((r) => r.label === rec.label && r.class === rec.class && r.split === "train")!;
+        assert.ok(Math.abs(rec.share - train.share) < 0.01, `${task} ${rec.label}=${rec.class} ${rec.split} ${rec.share} vs train ${train.share}`);
       }
       // The joint stratum of multitask is kept too.
       if (task === "multitask") {

@@ -97,7 +97,7 @@ Deno.test("findOutliers() flags broken, blank, badly exposed and duplicate image
     await Deno.writeTextFile(f(8), "garbage"); // broken
     const ds = await openDataset({ dataroot: dir, quiet: true });
     const stats = imageStats(ds.cache.pixels, ds.goodRows, { quiet: true });
-    const { flags } = await findOutliers(ds, stats, { descriptors: false, quiet: true });
+    const { flags } = await findOutliers(ds, stats, { descriptors: false, detector: false, quiet: true });
     const byRow = new Map(flags.map((fl) => [fl.row, fl]));
     assert.equal(byRow.get(2)?.reason, "blank");
     assert.equal(byRow.get(4)?.reason, "exposure");
@@ -107,5 +107,10 @@ Deno.test("findOutliers() flags broken, blank, badly exposed and duplicate image
     assert.ok(!byRow.has(5), "the first of a duplicate pair stays");
     assert.equal(flags.length, 4, JSON.stringify(flags));
     for (const fl of flags) assert.ok(fl.score > 0 && fl.score <= 1);
+    // With face-api's detector on, the random-noise "portraits" have no face: non_face.
+    const withDetector = await findOutliers(ds, stats, { descriptors: false, quiet: true });
+    const nonFace = withDetector.flags.filter((fl) => fl.reason === "non_face").map((fl) => fl.row).sort((a, b) => a - b);
+    assert.deepEqual(nonFace, [0, 1, 3, 5, 7, 9, 10, 11]);
+    assert.match(withDetector.flags.find((fl) => fl.reason === "non_face")!.detail, /no face found \(best detector score/);
   });
 });
