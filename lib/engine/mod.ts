@@ -12,6 +12,8 @@ import * as tf from "@tensorflow/tfjs-core";
 // The union package registers every op's gradient (tfjs-core alone has none) and the cpu backend.
 import "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { registerOnednnBackend } from "./onednn/mod.ts";
+import { registerWasmTrainingKernels } from "./wasm_train/mod.ts";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 
@@ -67,9 +69,7 @@ async function tryTensorflow(): Promise<string | null> {
 }
 
 async function tryOnednn(): Promise<string | null> {
-  const mod = await import("./onednn/mod.ts").catch(() => null);
-  if (!mod) return null;
-  const st = await mod.registerOnednnBackend();
+  const st = await registerOnednnBackend();
   if (!st.available) throw new Error(st.reason);
   if (!(await tf.setBackend("onednn"))) throw new Error("onednn backend failed to initialise");
   return `oneDNN ${st.version ?? ""} via Deno FFI (${st.library ?? "libdnnl"})`.replace("  ", " ");
@@ -82,10 +82,9 @@ async function tryWasm(): Promise<string> {
     setWasmPaths(dist);
     wasmPathsSet = true;
   }
-  const train = await import("./wasm_train/mod.ts").catch(() => null);
-  train?.registerWasmTrainingKernels();
+  registerWasmTrainingKernels();
   if (!(await tf.setBackend("wasm"))) throw new Error("wasm backend failed to initialise");
-  return train ? "WebAssembly (XNNPACK) with training kernels" : "WebAssembly (XNNPACK), inference only";
+  return "WebAssembly (XNNPACK, single thread) with training kernels";
 }
 
 async function tryWebgpu(): Promise<string> {

@@ -1,0 +1,136 @@
+/**
+ * Quick speed check and kernel profile of the "onednn" tfjs backend on the reference CNN of FACTS.md
+ * (input 108x84x3; conv3x3/2 32 + BatchNorm, conv3x3/2 64, conv3x3/2 128, conv3x3/2 256, ReLU each,
+ * global average pool, dense 2; Adam; batch 64).
+ *
+ *   deno run -A bench/onednn_profile.ts [--backend onednn|cpu] [--batch 64] [--steps 5] [--infer] [--profile]
+ *
+ * Prints training img/s (model.trainOnBatch, a fresh input tensor every step), inference img/s (model.predict)
+ * with --infer, and with --profile the kernels of a training step sorted by time (each call's minimum over
+ * --steps profiled steps). On a machine shared with other work the numbers are rough: compare best and median.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { registerOnednnBackend } from "../lib/engine/onednn/mod.ts";
+
+/** The reference CNN (uncompiled). */
+export function buildReferenceCnn(
+  inputShape: [number, number, number],
+  filters = [32, 64, 128, 256],
+): tf.LayersModel {
+  const input = tf.input({ shape: inputShape }); // [B, 108, 84, 3]
+  let x = tf.layers.conv2d({ filters: filters[0], kernelSize: 3, strides: 2, padding: "same" })
+    .apply(input); // [B, 54, 42, 32]
+  x = tf.layers.batchNormalization().apply(x);
+  x = tf.layers.activation({ activation: "relu" }).apply(x);
+  for (const f of filters.slice(1)) {
+    // [B, 27, 21, 64] -> [B, 14, 11, 128] -> [B, 7, 6, 256]
+    x = tf.layers.conv2d({ filters: f, kernelSize: 3, strides: 2, padding: "same", activation: "relu" })
+      .apply(x);
+  }
+  x = tf.layers.globalAveragePooling2d({}).apply(x); // [B, 256]
+  const out = tf.layers.dense({ units: 2, activation: "softmax" }).apply(x) as tf.SymbolicTensor; // [B, 2]
+  return tf.model({ inputs: input, outputs: out });
+}
+
+function summary(label: string, ms: number[], batch: number): string {
+  const s = ms.slice().sort((a, b) => a - b);
+  const med = s[Math.floor(s.length / 2)], best = s[0];
+  const rate = (t: number) => (batch / t * 1000).toFixed(0);
+  return `${label}: median ${med.toFixed(1)} ms (${rate(med)} img/s), best ${best.toFixed(1)} ms (${rate(best)} img/s)`;
+}
+
+async function profile(step: () => Promise<void>, steps: number): Promise<void> {
+  // The kernel sequence is the same every step, so each call's time is its minimum over the steps.
+  let kernels: { name: string; ms: number; shapes: string }[] = [];
+  for (let s = 0; s < steps; s++) {
+    const info = await tf.profile(step);
+    const cur = await Promise.all(info.kernels.map(async (k) => ({
+      name: k.name,
+      ms: Number(await k.kernelTimeMs),
+      shapes: JSON.stringify(k.inputShapes),
+    })));
+    kernels = s === 0 ? cur : kernels.map((k, i) => ({ ...k, ms: Math.min(k.ms, cur[i]?.ms ?? k.ms) }));
+  }
+  const byName = new Map<string, { ms: number; n: number; shapes: string }>();
+  let total = 0;
+  for (const k of kernels) {
+    if (!k.name.endsWith("__op")) total += k.ms; // "__op" entries wrap kernels listed separately
+    const e = byName.get(k.name) ?? { ms: 0, n: 0, shapes: "" };
+    e.ms += k.ms;
+    e.n++;
+    if (e.shapes.length < 80) e.shapes += k.shapes + " ";
+    byName.set(k.name, e);
+  }
+  console.log(`profile: ${kernels.length} kernels, ${total.toFixed(1)} ms in kernels`);
+  for (const [name, e] of [...byName.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) {
+    console.log(
+      `${e.ms.toFixed(1).padStart(8)} ms ${String(e.n).padStart(4)}x ${name.padEnd(22)} ${e.shapes.slice(0, 80)}`,
+    );
+  }
+}
+
+if (import.meta.main) {
+  const { values: opts } = parseArgs({
+    args: Deno.args,
+    options: {
+      backend: { type: "string", default: "onednn" },
+      batch: { type: "string", default: "64" },
+      steps: { type: "string", default: "5" },
+      profile: { type: "boolean", default: false },
+      infer: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  const batch = Number(opts.batch), steps = Number(opts.steps);
+  if (!(batch > 0) || !(steps > 0)) throw new Error("onednn_profile: --batch and --steps must be positive");
+  if (opts.backend === "onednn") {
+    const st = await registerOnednnBackend();
+    console.log(`onednn: ${JSON.stringify(st)}`);
+    if (!st.available) Deno.exit(1);
+  }
+  await tf.setBackend(opts.backend!);
+  const shape = [batch, 108, 84, 3];
+  const model = buildReferenceCnn([108, 84, 3]);
+  model.compile({ optimizer: tf.train.adam(1e-3), loss: "categoricalCrossentropy" });
+  // A fresh input tensor every step, as in real training (a reused one would let the backend keep its
+  // reordered copy across steps).
+  const pixels = tf.tidy(() => tf.randomUniform(shape).dataSync().slice());
+  const ys = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 2), "int32"), 2);
+  let xs = tf.tensor(pixels.slice(), shape);
+  const nextBatch = () => {
+    xs.dispose();
+    xs = tf.tensor(pixels.slice(), shape);
+  };
+  const t0 = performance.now();
+  await model.trainOnBatch(xs, ys);
+  console.log(`first step (primitive creation): ${(performance.now() - t0).toFixed(0)} ms`);
+  const train: number[] = [];
+  let loss = 0;
+  for (let i = 0; i < steps; i++) {
+    nextBatch();
+    const t = performance.now();
+    loss = await model.trainOnBatch(xs, ys) as number;
+    train.push(performance.now() - t);
+  }
+  console.log(`${summary("train", train, batch)}; loss ${loss.toFixed(4)}; tensors ${tf.memory().numTensors}`);
+  if (opts.infer) {
+    const infer: number[] = [];
+    for (let i = 0; i <= steps; i++) {
+      nextBatch();
+      const t = performance.now();
+      const y = model.predict(xs) as tf.Tensor;
+      y.dataSync();
+      y.dispose();
+      if (i > 0) infer.push(performance.now() - t);
+    }
+    console.log(summary("infer", infer, batch));
+  }
+  console.log(`rss ${(Deno.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+  if (opts.profile) {
+    await profile(async () => {
+      nextBatch();
+      await model.trainOnBatch(xs, ys);
+    }, steps);
+  }
+}

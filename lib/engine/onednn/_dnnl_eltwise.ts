@@ -1,0 +1,213 @@
+// Private: multi-threaded oneDNN binary / eltwise primitives and matmul-based sums for large float32 tensors in
+// plain row-major layout. Callers fall back to the JS loops (_elementwise.ts, _reduce.ts) when these return null:
+// unsupported broadcast pattern, or oneDNN would only offer its slow reference implementation.
+import {
+  ARG_DST,
+  ARG_MEAN,
+  ARG_SCALE,
+  ARG_SHIFT,
+  ARG_SRC,
+  ARG_SRC_1,
+  ARG_VARIANCE,
+  ARG_WEIGHTS,
+  BN_USE_GLOBAL_STATS,
+  BN_USE_SCALE,
+  BN_USE_SHIFT,
+  cachedPlan,
+  check,
+  createPd,
+  lib,
+  makeAttr,
+  type Md,
+  mdStrides,
+  mdTag,
+  opDesc,
+  Plan,
+  type PostOp,
+  PROP_FWD_INFERENCE,
+  TAG_NHWC,
+} from "./_ffi.ts";
+import { postKey } from "./_backend.ts";
+
+export const ALG_BINARY_SUB = 131061;
+export const ALG_BINARY_DIV = 131060;
+export const ALG_ELTWISE_SQUARE = 79;
+export const ALG_ELTWISE_SQRT = 111;
+export const ALG_ELTWISE_ABS = 95;
+export const ALG_ELTWISE_POW = 32;
+export const ALG_ELTWISE_LINEAR = 127;
+
+const MAX_DIMS = 12;
+
+function dense(dims: readonly number[]): Md {
+  const s = new Array<number>(dims.length);
+  let acc = 1;
+  for (let i = dims.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= dims[i];
+  }
+  return mdStrides(dims, s);
+}
+
+/** Rejects oneDNN's reference (scalar, per-element index math) implementations: the JS loops are faster. */
+function fast(plan: Plan): Plan | null {
+  if (plan.impl.startsWith("ref")) {
+    plan.destroy();
+    return null;
+  }
+  return plan;
+}
+
+/**
+ * out = a (op) b on a collapsed broadcast geometry where only b broadcasts (strides 0); `post` is applied to the
+ * result. Returns false when unsupported (nothing written).
+ */
+export function dnnlBinary(
+  alg: number,
+  post: PostOp[],
+  a: Float32Array<ArrayBuffer>,
+  b: Float32Array<ArrayBuffer>,
+  out: Float32Array<ArrayBuffer>,
+  dims: readonly number[],
+  sb: readonly number[],
+): boolean {
+  if (dims.length > MAX_DIMS) return false;
+  const bdims = dims.map((d, i) => (sb[i] === 0 ? 1 : d));
+  const key = `binary|${alg}|${dims.join(",")}|${bdims.join(",")}|${postKey(post)}`;
+  const plan = cachedPlan(key, () => {
+    const s0 = dense(dims), s1 = dense(bdims), d = dense(dims);
+    const op = opDesc();
+    check(lib().fn.dnnl_binary_desc_init(op, alg, s0, s1, d), "binary_desc_init");
+    const pd = createPd(op, makeAttr(post));
+    return fast(
+      new Plan(pd, [
+        { arg: ARG_SRC, user: s0, prim: s0 },
+        { arg: ARG_SRC_1, user: s1, prim: s1 },
+        { arg: ARG_DST, user: d, prim: d, out: true },
+      ]),
+    );
+  });
+  if (plan === null) return false;
+  plan.run([a, b, out]);
+  return true;
+}
+
+/** out = eltwise_alg(alpha, beta)(x) over n elements; false when unsupported. */
+export function dnnlEltwise(
+  alg: number,
+  alpha: number,
+  beta: number,
+  x: Float32Array<ArrayBuffer>,
+  out: Float32Array<ArrayBuffer>,
+): boolean {
+  const n = x.length;
+  const key = `eltwise|${alg}|${alpha}|${beta}|${n}`;
+  const plan = cachedPlan(key, () => {
+    const md = dense([n]);
+    const op = opDesc();
+    check(lib().fn.dnnl_eltwise_forward_desc_init(op, PROP_FWD_INFERENCE, alg, md, alpha, beta), "eltwise_desc_init");
+    const pd = createPd(op);
+    return fast(new Plan(pd, [{ arg: ARG_SRC, user: md, prim: md }, { arg: ARG_DST, user: md, prim: md, out: true }]));
+  });
+  if (plan === null) return false;
+  plan.run([x, out]);
+  return true;
+}
+
+/**
+ * Batch-norm inference formula with given statistics over x viewed as [rows, c] (channels last):
+ * y = (x - mean) / sqrt(variance + eps) * scale + shift. `scale` / `shift` may be null.
+ */
+export function dnnlBatchNormInference(
+  x: Float32Array<ArrayBuffer>,
+  out: Float32Array<ArrayBuffer>,
+  c: number,
+  mean: Float32Array<ArrayBuffer>,
+  variance: Float32Array<ArrayBuffer>,
+  scale: Float32Array<ArrayBuffer> | null,
+  shift: Float32Array<ArrayBuffer> | null,
+  eps: number,
+): boolean {
+  const rows = x.length / c;
+  const flags = BN_USE_GLOBAL_STATS | (scale ? BN_USE_SCALE : 0) | (shift ? BN_USE_SHIFT : 0);
+  const key = `bnorm_inf|${rows},${c}|${flags}|${eps}`;
+  const plan = cachedPlan(key, () => {
+    // [rows, c] as a channels-last 4-D tensor (N=1, C=c, H=rows, W=1): oneDNN has a jit kernel for that layout,
+    // while 2-D "nc" data gets a scalar C++ implementation (~15x slower here).
+    const md = mdTag([1, c, rows, 1], TAG_NHWC), vec = dense([c]);
+    const op = opDesc();
+    check(
+      lib().fn.dnnl_batch_normalization_forward_desc_init(op, PROP_FWD_INFERENCE, md, eps, flags),
+      "batch_normalization_forward_desc_init",
+    );
+    const pd = createPd(op);
+    return fast(
+      new Plan(pd, [
+        { arg: ARG_SRC, user: md, prim: md },
+        { arg: ARG_MEAN, user: vec, prim: vec },
+        { arg: ARG_VARIANCE, user: vec, prim: vec },
+        ...(scale ? [{ arg: ARG_SCALE, user: vec, prim: vec }] : []),
+        ...(shift ? [{ arg: ARG_SHIFT, user: vec, prim: vec }] : []),
+        { arg: ARG_DST, user: md, prim: md, out: true },
+      ]),
+    );
+  });
+  if (plan === null) return false;
+  const bufs: Float32Array<ArrayBuffer>[] = [x, mean, variance];
+  if (scale) bufs.push(scale);
+  if (shift) bufs.push(shift);
+  bufs.push(out);
+  plan.run(bufs);
+  return true;
+}
+
+export type { PostOp };
+
+const onesCache = new Map<number, Float32Array<ArrayBuffer>>();
+function ones(n: number): Float32Array<ArrayBuffer> {
+  let a = onesCache.get(n);
+  if (a === undefined) onesCache.set(n, a = new Float32Array(n).fill(1));
+  return a;
+}
+
+/**
+ * out[o, i] = scale * sum_j x[o, j, i] as a oneDNN matmul with a vector of ones (multi-threaded, vectorized;
+ * oneDNN's own reduction primitive only has a reference implementation for these shapes in 2.6).
+ */
+export function dnnlSumByMatmul(
+  x: Float32Array<ArrayBuffer>,
+  out: Float32Array<ArrayBuffer>,
+  outer: number,
+  mid: number,
+  inner: number,
+  scale: number,
+): boolean {
+  const key = `sum_mm|${outer},${mid},${inner}|${scale}`;
+  const post: PostOp[] = scale === 1 ? [] : [{ alg: ALG_ELTWISE_LINEAR, alpha: scale, beta: 0 }];
+  const rowsFirst = inner > 1; // ones[1, mid] x X[mid, inner] per outer; else X[outer, mid] x ones[mid, 1]
+  const plan = cachedPlan(key, () => {
+    let src: Md, wei: Md, dst: Md;
+    if (rowsFirst) {
+      src = mdStrides([1, 1, mid], [mid, mid, 1]);
+      wei = dense([outer, mid, inner]);
+      dst = dense([outer, 1, inner]);
+    } else {
+      src = dense([1, outer, mid]);
+      wei = dense([1, mid, 1]);
+      dst = dense([1, outer, 1]);
+    }
+    const op = opDesc();
+    check(lib().fn.dnnl_matmul_desc_init(op, src, wei, null, dst), "matmul_desc_init");
+    const pd = createPd(op, makeAttr(post));
+    return fast(
+      new Plan(pd, [
+        { arg: ARG_SRC, user: src, prim: src },
+        { arg: ARG_WEIGHTS, user: wei, prim: wei },
+        { arg: ARG_DST, user: dst, prim: dst, out: true },
+      ]),
+    );
+  });
+  if (plan === null) return false;
+  plan.run(rowsFirst ? [ones(mid), x, out] : [x, ones(mid), out]);
+  return true;
+}
