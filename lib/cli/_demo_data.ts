@@ -6,7 +6,7 @@ import { writeJsonAtomic } from "../util/fs.ts";
 import { ensureProceduralDataset, writeClassMosaic } from "../data/synthetic/mod.ts";
 import { HEAD_NAMES, HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { describeProblems, openDataset, writeProblemsCsv } from "../data/dataset.ts";
-import { channelStats, DEFAULT_AUGMENT, denormalize, makeBatch, planEpoch } from "../data/batches.ts";
+import { channelStats, DEFAULT_AUGMENT, denormalize, makeTrainBatch, planEpoch } from "../data/batches.ts";
 import { saveChart } from "../viz/vega.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { Rng } from "../util/rng.ts";
@@ -57,7 +57,7 @@ export async function runDataStage(ctx: DemoContext): Promise<Record<string, unk
   const rng = new Rng(ctx.seed);
   const tiles: { raw: Uint8Array; width: number; height: number; channels: 3; caption?: string }[] = [];
   for (let k = 0; k < 4; k++) {
-    const x = makeBatch(ds.cache.pixels, rows, { norm, augment: k === 0 ? undefined : DEFAULT_AUGMENT, rng });
+    const x = await makeTrainBatch(ds.cache.pixels, rows, { norm, augment: k === 0 ? undefined : DEFAULT_AUGMENT, rng });
     const px = denormalize(x, norm);
     x.dispose();
     for (let i = 0; i < rows.length; i++) {

@@ -8,7 +8,9 @@ import {
   denormalize,
   gatherPixels,
   labelTensor,
+  augmentRows,
   makeBatch,
+  makeTrainBatch,
   planEpoch,
 } from "../../lib/data/batches.ts";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../../lib/data/schema.ts";
@@ -65,7 +67,7 @@ Deno.test("channelStats() matches a direct computation", () => {
   assert.ok(Math.abs(s.std[1] - Math.sqrt(sq / count - (sum / count) ** 2)) < 1e-9);
 });
 
-Deno.test("makeBatch() normalises by mean/std and leaks no tensors, with or without augmentation", () => {
+Deno.test("makeBatch() normalises by mean/std and leaks no tensors, with or without augmentation", async () => {
   const px = randomPixels(8);
   const norm = { mean: [0.5, 0.4, 0.3] as [number, number, number], std: [0.25, 0.2, 0.1] as [number, number, number] };
   const before = tf.memory().numTensors;
@@ -81,32 +83,44 @@ Deno.test("makeBatch() normalises by mean/std and leaks no tensors, with or with
   assert.equal(back[7], px[3 * IMAGE_BYTES + 7]);
   x.dispose();
   const rng = new Rng(5);
-  for (let k = 0; k < 3; k++) makeBatch(px, [0, 1, 2, 3], { norm, augment: DEFAULT_AUGMENT, rng }).dispose();
+  for (let k = 0; k < 3; k++) (await makeTrainBatch(px, [0, 1, 2, 3], { norm, augment: DEFAULT_AUGMENT, rng })).dispose();
   assert.equal(tf.memory().numTensors, before);
 });
 
-Deno.test("augmentation is seeded, changes the pixels, and a flip-only augmentation mirrors the image", () => {
-  const px = randomPixels(2);
-  const norm = { mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] };
-  const augA = makeBatch(px, [0, 1], { norm, augment: DEFAULT_AUGMENT, rng: new Rng(11) });
-  const augB = makeBatch(px, [0, 1], { norm, augment: DEFAULT_AUGMENT, rng: new Rng(11) });
-  const plain = makeBatch(px, [0, 1], { norm });
-  assert.deepEqual(augA.dataSync(), augB.dataSync());
-  assert.notDeepEqual(augA.dataSync(), plain.dataSync());
-  const flipOnly = { flip: 1, shift: 0, scale: 0, brightness: 0, contrast: 0, saturation: 0 };
-  const flipped = makeBatch(px, [0], { norm, augment: flipOnly, rng: new Rng(1) });
-  const p = plain.dataSync(), f = flipped.dataSync();
-  // pixel (y=10, x=0) of the flipped image equals pixel (y=10, x=83) of the original
-  for (let c = 0; c < 3; c++) {
-    assert.ok(Math.abs(f[(10 * IMAGE_WIDTH + 0) * 3 + c] - p[(10 * IMAGE_WIDTH + 83) * 3 + c]) < 1e-5);
+/** A smooth test portrait (gradients), where augmentation effects are measurable. */
+function smoothPixels(n: number): Uint8Array {
+  const px = new Uint8Array(n * IMAGE_BYTES);
+  for (let k = 0; k < n; k++) {
+    for (let y = 0; y < IMAGE_HEIGHT; y++) {
+      for (let x = 0; x < IMAGE_WIDTH; x++) {
+        const o = k * IMAGE_BYTES + (y * IMAGE_WIDTH + x) * 3;
+        px[o] = (x * 3 + k * 20) % 256;
+        px[o + 1] = y * 2;
+        px[o + 2] = 128;
+      }
+    }
   }
-  // Every image of an augmented batch keeps its content (tfjs cpu Transform zeroes all but the first).
-  const shiftOnly = { flip: 0, shift: 0.05, scale: 0.05, brightness: 0, contrast: 0, saturation: 0 };
-  const shifted = makeBatch(px, [0, 1], { norm, augment: shiftOnly, rng: new Rng(2) });
-  const second = Array.from(shifted.dataSync().subarray(IMAGE_BYTES));
-  const mean = second.reduce((a: number, v: number) => a + v, 0) / second.length;
-  assert.ok(mean > 0.3 && mean < 0.7, `second image mean ${mean}`);
-  tf.dispose([augA, augB, plain, flipped, shifted]);
+  return px;
+}
+
+Deno.test("augmentation is seeded, changes every image, keeps the size, and a flip-only augmentation mirrors the image", async () => {
+  const px = smoothPixels(3);
+  const a = await augmentRows(px, [0, 1, 2], DEFAULT_AUGMENT, new Rng(11));
+  const b = await augmentRows(px, [0, 1, 2], DEFAULT_AUGMENT, new Rng(11));
+  assert.equal(a.length, 3 * IMAGE_BYTES);
+  assert.deepEqual(a, b);
+  for (let k = 0; k < 3; k++) {
+    const src = px.subarray(k * IMAGE_BYTES, (k + 1) * IMAGE_BYTES), dst = a.subarray(k * IMAGE_BYTES, (k + 1) * IMAGE_BYTES);
+    let diff = 0, sum = 0;
+    for (let i = 0; i < IMAGE_BYTES; i++) diff += Math.abs(src[i] - dst[i]), sum += dst[i];
+    assert.ok(diff / IMAGE_BYTES > 1, `image ${k} changed`);
+    assert.ok(sum / IMAGE_BYTES > 40, `image ${k} kept its content (mean ${sum / IMAGE_BYTES})`);
+  }
+  const flipOnly = { flip: 1, shift: 0, scale: 0, rotate: 0, brightness: 0, contrast: 0, saturation: 0 };
+  const f = await augmentRows(px, [0], flipOnly, new Rng(1));
+  for (const y of [0, 50, 107]) {
+    for (let c = 0; c < 3; c++) assert.equal(f[(y * IMAGE_WIDTH + 0) * 3 + c], px[(y * IMAGE_WIDTH + 83) * 3 + c]);
+  }
 });
 
 Deno.test("labelTensor() keeps label codes and -1 for missing", () => {

@@ -1,0 +1,41 @@
+/**
+ * Batched inference of a multi-head classifier over dataset rows: softmax
+ * probabilities per head ([n×k] row-major), every batch tidy.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type * as tfl from "@tensorflow/tfjs-layers";
+import { makeBatch, type Normalization } from "../data/batches.ts";
+
+export interface PredictOptions {
+  norm: Normalization;
+  batchSize?: number;
+  /** Head names in the order wanted (default: the model's output order). */
+  heads?: string[];
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Softmax probabilities per head for `rows` of a pixel buffer. */
+export async function predictHeads(model: tfl.LayersModel, pixels: Uint8Array, rows: ArrayLike<number>, opts: PredictOptions): Promise<Record<string, Float32Array>> {
+  const heads = opts.heads ?? model.outputNames;
+  const order = heads.map((h) => {
+    const i = model.outputNames.indexOf(h);
+    if (i < 0) throw new Error(`the model has no output '${h}' (outputs: ${model.outputNames.join(", ")})`);
+    return i;
+  });
+  const sizes = order.map((i) => model.outputs[i].shape[1] as number);
+  const out: Record<string, Float32Array> = Object.fromEntries(heads.map((h, j) => [h, new Float32Array(rows.length * sizes[j])]));
+  const bs = opts.batchSize ?? 128;
+  for (let s = 0; s < rows.length; s += bs) {
+    const batch = Array.from({ length: Math.min(bs, rows.length - s) }, (_, i) => rows[s + i]);
+    const x = makeBatch(pixels, batch, { norm: opts.norm });
+    const probs = tf.tidy(() => {
+      const y = model.apply(x, { training: false }) as tf.Tensor | tf.Tensor[];
+      const ys = Array.isArray(y) ? y : [y];
+      return order.map((i) => tf.softmax(ys[i]));
+    });
+    for (let j = 0; j < heads.length; j++) out[heads[j]].set(await probs[j].data(), s * sizes[j]);
+    tf.dispose([x, ...probs]);
+    opts.onProgress?.(s + batch.length, rows.length);
+  }
+  return out;
+}

@@ -1,0 +1,82 @@
+/**
+ * The model registry (timm's create_model): names map to a backbone builder,
+ * its typed defaults, its preprocessing and an optional pretrained-weight
+ * loader. `createClassifier(name, heads, overrides)` returns an uncompiled
+ * model with one logits output per head (output names = label names).
+ * Overrides that are `undefined` never replace defaults.
+ */
+import type * as tfl from "@tensorflow/tfjs-layers";
+import { buildCompactCnn, type CompactCnnConfig, DEFAULT_COMPACT_CNN_CONFIG } from "./compact_cnn.ts";
+import { buildFaceResnetBackbone, DEFAULT_FACE_RESNET_CONFIG, type FaceResnetConfig, loadFaceResnetWeights, setTrainableFrom } from "./face_resnet.ts";
+import { attachHeads } from "./heads.ts";
+import type { HeadName } from "../data/schema.ts";
+import { type Normalization, REFERENCE_NORMALIZATION } from "../data/batches.ts";
+
+export interface ModelEntry<C extends object> {
+  description: string;
+  defaults: C;
+  buildBackbone(config: C): tfl.LayersModel;
+  /** Loads pretrained weights into a freshly built backbone (from node_modules; no network). */
+  loadPretrained?(backbone: tfl.LayersModel, config: C): Promise<void>;
+  /** Normalisation the model expects its inputs in. */
+  normalization(config: C): Normalization;
+  /** Head sizes. */
+  headHidden: number;
+  headDropout: number;
+}
+
+export const MODELS = {
+  compact_cnn: {
+    description: "compact residual CNN for 108×84, trained from scratch",
+    defaults: DEFAULT_COMPACT_CNN_CONFIG,
+    buildBackbone: (c: CompactCnnConfig) => buildCompactCnn(c),
+    normalization: () => REFERENCE_NORMALIZATION,
+    headHidden: 0,
+    headDropout: 0,
+  } as ModelEntry<CompactCnnConfig>,
+  face_resnet: {
+    description: "face-api's face-recognition ResNet (pretrained, MIT) fine-tuned end to end",
+    defaults: DEFAULT_FACE_RESNET_CONFIG,
+    buildBackbone: (c: FaceResnetConfig) => buildFaceResnetBackbone(c),
+    loadPretrained: async (b: tfl.LayersModel, c: FaceResnetConfig) => {
+      if (c.pretrained) await loadFaceResnetWeights(b);
+      setTrainableFrom(b, c.trainableFrom);
+    },
+    normalization: (c: FaceResnetConfig) => c.normalization,
+    headHidden: 0,
+    headDropout: 0.2,
+  } as ModelEntry<FaceResnetConfig>,
+};
+
+export type ModelName = keyof typeof MODELS;
+export const MODEL_NAMES = Object.keys(MODELS) as ModelName[];
+
+/** Defaults overlaid with the defined values of `overrides`. */
+export function mergeDefined<C extends object>(defaults: C, overrides: Partial<C> = {}): C {
+  const out = { ...defaults } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) out[k] = v;
+  return out as C;
+}
+
+export function modelEntry(name: string): ModelEntry<object> {
+  const e = (MODELS as Record<string, ModelEntry<object>>)[name];
+  if (!e) throw new Error(`unknown model '${name}'; expected one of ${MODEL_NAMES.join(", ")}`);
+  return e;
+}
+
+export interface CreatedModel {
+  model: tfl.LayersModel;
+  name: ModelName;
+  config: Record<string, unknown>;
+  normalization: Normalization;
+}
+
+/** Builds backbone + heads, loading pretrained weights where the model has them. */
+export async function createClassifier(name: string, heads: HeadName[], overrides: Record<string, unknown> = {}, seed = 1): Promise<CreatedModel> {
+  const entry = modelEntry(name);
+  const config = mergeDefined(entry.defaults as Record<string, unknown>, overrides);
+  const backbone = entry.buildBackbone(config);
+  if (entry.loadPretrained) await entry.loadPretrained(backbone, config);
+  const model = attachHeads(backbone, { heads, hidden: entry.headHidden, dropout: entry.headDropout, seed });
+  return { model, name: name as ModelName, config, normalization: entry.normalization(config) };
+}

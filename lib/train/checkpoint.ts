@@ -1,0 +1,86 @@
+/**
+ * Checkpoints: a model directory (model.json + weights.bin + config.json,
+ * and for `last` also the optimizer's state and the trainer's state) written
+ * into a sibling temp folder and swapped in by renames, so a kill at any
+ * moment leaves either the old or the new checkpoint, never half of one.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type * as tfl from "@tensorflow/tfjs-layers";
+import { join } from "node:path";
+import { exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { fileIO } from "../models/io.ts";
+
+export interface SaveOptions {
+  model: tfl.LayersModel;
+  /** Preprocessing, labels, task, model name and config: everything evaluate/predict need. */
+  config: Record<string, unknown>;
+  optimizer?: tf.Optimizer;
+  state?: Record<string, unknown>;
+}
+
+async function saveOptimizer(dir: string, opt: tf.Optimizer): Promise<void> {
+  const weights = await opt.getWeights();
+  const specs = [];
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const { name, tensor } of weights) {
+    const data = await tensor.data();
+    const bytes = new Uint8Array(Float32Array.from(data as Float32Array).buffer);
+    specs.push({ name, shape: tensor.shape, offset, length: data.length });
+    chunks.push(bytes);
+    offset += bytes.length;
+  }
+  const all = new Uint8Array(offset);
+  let o = 0;
+  for (const c of chunks) all.set(c, o), o += c.length;
+  await writeFileAtomic(join(dir, "optimizer.bin"), all);
+  await writeJsonAtomic(join(dir, "optimizer.json"), { className: opt.getClassName(), config: opt.getConfig(), weights: specs });
+}
+
+/** Restores an optimizer's state (moments, iteration count) saved by saveCheckpoint. */
+export async function loadOptimizerState(dir: string, opt: tf.Optimizer): Promise<boolean> {
+  if (!(await exists(join(dir, "optimizer.json")))) return false;
+  const meta = JSON.parse(await Deno.readTextFile(join(dir, "optimizer.json"))) as { weights: { name: string; shape: number[]; offset: number; length: number }[] };
+  const bin = await Deno.readFile(join(dir, "optimizer.bin"));
+  const named = meta.weights.map((w) => ({
+    name: w.name,
+    tensor: tf.tensor(new Float32Array(bin.slice(w.offset, w.offset + w.length * 4).buffer), w.shape),
+  }));
+  await opt.setWeights(named);
+  return true;
+}
+
+/** Saves into `dir` atomically (dir.new → dir, the previous copy removed last). */
+export async function saveCheckpoint(dir: string, opts: SaveOptions): Promise<void> {
+  const fresh = `${dir}.new`, old = `${dir}.old`;
+  await Deno.remove(fresh, { recursive: true }).catch(() => {});
+  await Deno.mkdir(fresh, { recursive: true });
+  await opts.model.save(fileIO(fresh));
+  await writeJsonAtomic(join(fresh, "config.json"), opts.config);
+  if (opts.optimizer) await saveOptimizer(fresh, opts.optimizer);
+  if (opts.state) await writeJsonAtomic(join(fresh, "state.json"), opts.state);
+  await Deno.remove(old, { recursive: true }).catch(() => {});
+  if (await exists(dir)) await Deno.rename(dir, old);
+  await Deno.rename(fresh, dir);
+  await Deno.remove(old, { recursive: true }).catch(() => {});
+}
+
+/**
+ * Finds the usable copy of a checkpoint after a possible kill mid-save:
+ * `dir` if complete, else `dir.old` (the previous one). Null if none.
+ */
+export async function resolveCheckpoint(dir: string): Promise<string | null> {
+  for (const d of [dir, `${dir}.old`]) {
+    if ((await exists(join(d, "model.json"))) && (await exists(join(d, "config.json")))) return d;
+  }
+  return null;
+}
+
+export async function readJson<T>(path: string): Promise<T> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as T;
+  } catch (err) {
+    throw new Error(`${path}: cannot read JSON (${(err as Error).message})`);
+  }
+}
+

@@ -1,0 +1,299 @@
+/**
+ * The Trainer: a loop that knows nothing about faces (minGPT's Trainer). A
+ * task supplies heads (names, label vocabularies, loss weights, class
+ * weights) and per-row label codes; the Trainer owns batching, the masked
+ * multi-head loss, Adam with warm-up + cosine schedule, validation metrics,
+ * early stopping on validation macro-F1, progress (img/s, ETA), metrics.csv,
+ * run.log, the learning-curve chart, and atomic checkpoints
+ * (models/best, models/last) with resume from `last`.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import * as tfl from "@tensorflow/tfjs-layers";
+import { join } from "node:path";
+import { type AugmentOptions, classBalanceWeights, makeTrainBatch, type Normalization, planEpoch } from "../data/batches.ts";
+import type { HeadName } from "../data/schema.ts";
+import { maskedSoftmaxCrossEntropy } from "./losses.ts";
+import { loadOptimizerState, readJson, resolveCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { classificationReport, learningCurveChart } from "../eval/mod.ts";
+import { saveChart } from "../viz/vega.ts";
+import { fileIO } from "../models/io.ts";
+import { predictHeads } from "../models/inference.ts";
+import { Progress } from "../util/progress.ts";
+import { Rng } from "../util/rng.ts";
+import { writeFileAtomic } from "../util/fs.ts";
+
+export interface HeadSpec {
+  name: HeadName;
+  labels: readonly string[];
+  /** Weight of this head's loss in the total. */
+  lossWeight: number;
+  /** Per-class loss weights (undefined = uniform). */
+  classWeights?: Float32Array;
+}
+
+export interface TrainTask {
+  name: string;
+  heads: HeadSpec[];
+  /** Label codes per head over all dataset rows (-1 = missing). */
+  labels: Record<string, Int8Array>;
+}
+
+export interface TrainerOptions {
+  runDir: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** Linear warm-up epochs before the cosine decay. */
+  warmupEpochs: number;
+  /** Minimum lr at the end of the cosine, as a fraction of lr. */
+  minLrFraction: number;
+  /** Stop after this many epochs without a better validation macro-F1. */
+  patience: number;
+  seed: number;
+  norm: Normalization;
+  augment?: AugmentOptions;
+  /** "weighted": class-balanced sampling on `samplingHead`; "shuffle": plain epochs. */
+  sampling: "weighted" | "shuffle";
+  samplingHead?: HeadName;
+  /** Cap on training steps per epoch (presets); undefined = one pass. */
+  stepsPerEpoch?: number;
+  evalBatchSize: number;
+  resume: boolean;
+  /** Saved with the weights (config.json): preprocessing, labels, model name and config, task. */
+  modelConfig: Record<string, unknown>;
+  quiet?: boolean;
+}
+
+export interface EpochMetrics {
+  epoch: number;
+  lr: number;
+  train_loss: number;
+  train_accuracy: number;
+  val_loss: number;
+  val_accuracy: number;
+  val_macro_f1: number;
+  img_per_s: number;
+  seconds: number;
+  [key: string]: number;
+}
+
+export interface TrainResult {
+  history: EpochMetrics[];
+  bestEpoch: number;
+  bestScore: number;
+  stoppedEarly: boolean;
+  resumedFrom: number | null;
+}
+
+interface TrainerState {
+  epoch: number;
+  bestScore: number;
+  bestEpoch: number;
+  badEpochs: number;
+  history: EpochMetrics[];
+}
+
+/** Learning rate at (fractional) epoch e: linear warm-up then cosine to minLrFraction·lr. */
+export function learningRate(o: Pick<TrainerOptions, "lr" | "epochs" | "warmupEpochs" | "minLrFraction">, e: number): number {
+  if (e < o.warmupEpochs) return o.lr * (e + 1) / (o.warmupEpochs + 1);
+  const t = (e - o.warmupEpochs) / Math.max(1, o.epochs - o.warmupEpochs);
+  return o.lr * (o.minLrFraction + (1 - o.minLrFraction) * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, t))));
+}
+
+export class Trainer {
+  readonly model: tfl.LayersModel;
+  readonly task: TrainTask;
+  readonly opts: TrainerOptions;
+  readonly pixels: Uint8Array;
+  readonly optimizer: tf.AdamOptimizer;
+  private logLines: string[] = [];
+
+  constructor(model: tfl.LayersModel, task: TrainTask, pixels: Uint8Array, opts: TrainerOptions) {
+    const outs = model.outputNames;
+    for (const h of task.heads) {
+      if (!outs.includes(h.name)) throw new Error(`Trainer: the model has no output named '${h.name}' (outputs: ${outs.join(", ")})`);
+    }
+    this.model = model;
+    this.task = task;
+    this.pixels = pixels;
+    this.opts = opts;
+    this.optimizer = tf.train.adam(opts.lr);
+  }
+
+  private log(line: string): void {
+    const stamped = `${new Date().toISOString()} ${line}`;
+    this.logLines.push(stamped);
+    if (!this.opts.quiet) console.log(line);
+  }
+
+  private async flushLog(): Promise<void> {
+    const path = join(this.opts.runDir, "run.log");
+    let prev = "";
+    try {
+      prev = await Deno.readTextFile(path);
+    } catch { /* first write */ }
+    await writeFileAtomic(path, prev + this.logLines.map((l) => l + "\n").join(""));
+    this.logLines = [];
+  }
+
+  /** Total masked loss over heads for a batch (inside the caller's tidy). */
+  private lossOf(outputs: tf.Tensor[], labels: tf.Tensor1D[], classWeights: (tf.Tensor1D | undefined)[]): tf.Scalar {
+    let total: tf.Scalar = tf.scalar(0);
+    this.task.heads.forEach((h, i) => {
+      const l = maskedSoftmaxCrossEntropy(outputs[i] as tf.Tensor2D, labels[i], classWeights[i]);
+      total = tf.add(total, tf.mul(l, h.lossWeight));
+    });
+    return total;
+  }
+
+  private headOrder(): number[] {
+    return this.task.heads.map((h) => this.model.outputNames.indexOf(h.name));
+  }
+
+  private labelTensors(rows: Int32Array): tf.Tensor1D[] {
+    return this.task.heads.map((h) => {
+      const codes = this.task.labels[h.name];
+      return tf.tensor1d(Int32Array.from(rows, (r) => codes[r]), "int32");
+    });
+  }
+
+  /** Probabilities per head ([n×k] row-major, task head order) and the mean masked loss over `rows`. */
+  async predict(rows: Int32Array): Promise<{ probs: Float32Array[]; loss: number }> {
+    const heads = this.task.heads.map((h) => h.name);
+    const byHead = await predictHeads(this.model, this.pixels, rows, { norm: this.opts.norm, batchSize: this.opts.evalBatchSize, heads });
+    const probs = heads.map((h) => byHead[h]);
+    // Loss from the probabilities: mean over heads' present labels of −log p, weighted like training (no class weights).
+    let loss = 0;
+    this.task.heads.forEach((h, i) => {
+      const k = h.labels.length, codes = this.task.labels[h.name];
+      let sum = 0, n = 0;
+      for (let j = 0; j < rows.length; j++) {
+        const c = codes[rows[j]];
+        if (c >= 0) sum -= Math.log(Math.max(probs[i][j * k + c], 1e-12)), n++;
+      }
+      loss += h.lossWeight * (n ? sum / n : 0);
+    });
+    return { probs, loss };
+  }
+
+  /** Trains on `train`, validates on `val` each epoch. Resumes from models/last when opts.resume. */
+  async fit(train: Int32Array, val: Int32Array): Promise<TrainResult> {
+    const o = this.opts;
+    await Deno.mkdir(join(o.runDir, "models"), { recursive: true });
+    const lastDir = join(o.runDir, "models", "last"), bestDir = join(o.runDir, "models", "best");
+    let state: TrainerState = { epoch: 0, bestScore: -Infinity, bestEpoch: -1, badEpochs: 0, history: [] };
+    let resumedFrom: number | null = null;
+    if (o.resume) {
+      const dir = await resolveCheckpoint(lastDir);
+      if (!dir) throw new Error(`resume: no checkpoint in ${lastDir}; train without --resume first`);
+      const saved = await tfl.loadLayersModel(fileIO(dir));
+      this.model.setWeights(saved.getWeights());
+      saved.dispose();
+      await loadOptimizerState(dir, this.optimizer);
+      state = await readJson<TrainerState>(join(dir, "state.json"));
+      resumedFrom = state.epoch;
+      this.log(`resumed from ${dir} after epoch ${state.epoch} (best macro-F1 ${state.bestScore.toFixed(4)} at epoch ${state.bestEpoch})`);
+    }
+    const samplingLabels = this.task.labels[o.samplingHead ?? this.task.heads[0].name];
+    const weights = o.sampling === "weighted" ? classBalanceWeights(samplingLabels, train) : undefined;
+    const classWeights = this.task.heads.map((h) => (h.classWeights ? tf.tensor1d(h.classWeights) : undefined));
+    const varList = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const order = this.headOrder();
+    const rng = new Rng(o.seed * 31 + state.epoch);
+    let stoppedEarly = false;
+    try {
+      for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
+        const lr = learningRate(o, epoch);
+        (this.optimizer as unknown as { learningRate: number }).learningRate = lr;
+        const samples = o.stepsPerEpoch ? Math.min(train.length, o.stepsPerEpoch * o.batchSize) : train.length;
+        const plan = planEpoch(train, { batchSize: o.batchSize, seed: o.seed, epoch, weights, samples, dropLast: train.length > o.batchSize });
+        const progress = new Progress(`epoch ${epoch + 1}/${o.epochs}`, plan.reduce((a, b) => a + b.length, 0), { unit: "img", quiet: o.quiet });
+        let lossSum = 0, correct = 0, seen = 0;
+        const t0 = performance.now();
+        // The next batch is augmented (sharp, thread pool) while this one trains.
+        let next = plan.length ? makeTrainBatch(this.pixels, plan[0], { norm: o.norm, augment: o.augment, rng }) : null;
+        for (const [bi, rows] of plan.entries()) {
+          const x = await next!;
+          next = bi + 1 < plan.length ? makeTrainBatch(this.pixels, plan[bi + 1], { norm: o.norm, augment: o.augment, rng }) : null;
+          const labels = this.labelTensors(rows);
+          let firstLogits: tf.Tensor | null = null;
+          const loss = this.optimizer.minimize(() => {
+            const out = this.model.apply(x, { training: true }) as tf.Tensor | tf.Tensor[];
+            const outs = Array.isArray(out) ? out : [out];
+            const ordered = order.map((i) => outs[i]);
+            firstLogits = tf.keep(tf.argMax(ordered[0], 1));
+            const reg = this.model.losses.length ? tf.addN(this.model.losses.map((f) => f())) : tf.scalar(0);
+            return tf.add(this.lossOf(ordered, labels, classWeights), reg) as tf.Scalar;
+          }, true, varList) as tf.Scalar;
+          const l = (await loss.data())[0];
+          if (!Number.isFinite(l)) throw new Error(`training diverged: loss ${l} at epoch ${epoch + 1}; lower --lr`);
+          const pred = await (firstLogits as unknown as tf.Tensor).data();
+          const truth = await labels[0].data();
+          for (let i = 0; i < pred.length; i++) if (truth[i] >= 0) seen++, correct += pred[i] === truth[i] ? 1 : 0;
+          lossSum += l * rows.length;
+          tf.dispose([x, loss, ...labels, firstLogits as unknown as tf.Tensor]);
+          progress.tick(rows.length, `loss ${(lossSum / progress.done).toFixed(4)}`);
+        }
+        const trainSeconds = (performance.now() - t0) / 1000;
+        progress.finish(`loss ${(lossSum / Math.max(1, progress.done)).toFixed(4)}`);
+        const { probs, loss: valLoss } = await this.predict(val);
+        const m: EpochMetrics = {
+          epoch: epoch + 1,
+          lr,
+          train_loss: lossSum / Math.max(1, progress.done),
+          train_accuracy: seen ? correct / seen : 0,
+          val_loss: valLoss,
+          val_accuracy: 0,
+          val_macro_f1: 0,
+          img_per_s: progress.done / trainSeconds,
+          seconds: (performance.now() - t0) / 1000,
+        };
+        const f1s: number[] = [];
+        this.task.heads.forEach((h, i) => {
+          const r = classificationReport(Int32Array.from(val, (row) => this.task.labels[h.name][row]), probs[i], h.labels);
+          m[`val_${h.name}_accuracy`] = r.accuracy;
+          m[`val_${h.name}_macro_f1`] = r.macro.f1;
+          f1s.push(r.macro.f1);
+        });
+        m.val_accuracy = m[`val_${this.task.heads[0].name}_accuracy`];
+        m.val_macro_f1 = f1s.reduce((a, b) => a + b, 0) / f1s.length;
+        state.history.push(m);
+        state.epoch = epoch + 1;
+        const improved = m.val_macro_f1 > state.bestScore + 1e-6;
+        if (improved) {
+          state.bestScore = m.val_macro_f1;
+          state.bestEpoch = epoch + 1;
+          state.badEpochs = 0;
+        } else state.badEpochs++;
+        const config = { ...o.modelConfig, epoch: epoch + 1, val_macro_f1: m.val_macro_f1 };
+        if (improved) await saveCheckpoint(bestDir, { model: this.model, config });
+        await saveCheckpoint(lastDir, { model: this.model, config, optimizer: this.optimizer, state: state as unknown as Record<string, unknown> });
+        await this.writeMetrics(state.history);
+        this.log(`epoch ${epoch + 1}/${o.epochs}: lr ${lr.toExponential(2)} train loss ${m.train_loss.toFixed(4)} acc ${m.train_accuracy.toFixed(4)} | ` +
+          `val loss ${m.val_loss.toFixed(4)} acc ${m.val_accuracy.toFixed(4)} macro-F1 ${m.val_macro_f1.toFixed(4)}${improved ? " (best)" : ""} | ` +
+          `${m.img_per_s.toFixed(1)} img/s`);
+        await this.flushLog();
+        if (state.badEpochs >= o.patience && epoch + 1 < o.epochs) {
+          this.log(`early stop: no better validation macro-F1 for ${o.patience} epochs (best ${state.bestScore.toFixed(4)} at epoch ${state.bestEpoch})`);
+          await this.flushLog();
+          stoppedEarly = true;
+          break;
+        }
+      }
+    } finally {
+      tf.dispose(classWeights.filter((w): w is tf.Tensor1D => !!w));
+    }
+    return { history: state.history, bestEpoch: state.bestEpoch, bestScore: state.bestScore, stoppedEarly, resumedFrom };
+  }
+
+  private async writeMetrics(history: EpochMetrics[]): Promise<void> {
+    const cols = Object.keys(history[0]);
+    const csv = [cols.join(","), ...history.map((m) => cols.map((c) => String(m[c])).join(","))].join("\n") + "\n";
+    await writeFileAtomic(join(this.opts.runDir, "metrics.csv"), csv);
+    await saveChart(learningCurveChart(history as unknown as Record<string, number | string>[], `Learning curves — ${this.task.name}`), join(this.opts.runDir, "learning_curve"));
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}

@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import * as tfl from "@tensorflow/tfjs-layers";
+import { initEngine } from "../../lib/engine/mod.ts";
+import { openDataset } from "../../lib/data/dataset.ts";
+import { makeSplits } from "../../lib/data/split.ts";
+import { REFERENCE_NORMALIZATION } from "../../lib/data/batches.ts";
+import { createClassifier } from "../../lib/models/mod.ts";
+import { classificationTask } from "../../lib/train/tasks.ts";
+import { learningRate, Trainer, type TrainerOptions } from "../../lib/train/trainer.ts";
+import { fileIO } from "../../lib/models/io.ts";
+import { predictHeads } from "../../lib/models/inference.ts";
+import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
+
+await initEngine({ verbose: false });
+const TINY = { widths: [8, 16, 16, 32], blocksPerStage: 0, dropout: 0 };
+
+async function fixture() {
+  const dir = await Deno.makeTempDir({ prefix: "tp_train_" });
+  await generateSynthetic({ out: join(dir, "data"), count: 80, seed: 5 });
+  const ds = await openDataset({ dataroot: join(dir, "data"), quiet: true });
+  const splits = makeSplits(ds.attrs, "multitask", ds.goodRows, { seed: 1 });
+  return { dir, ds, splits };
+}
+
+function options(runDir: string, over: Partial<TrainerOptions> = {}): TrainerOptions {
+  return {
+    runDir, epochs: 1, batchSize: 8, lr: 1e-3, warmupEpochs: 0, minLrFraction: 0.1, patience: 5, seed: 1,
+    norm: REFERENCE_NORMALIZATION, sampling: "shuffle", stepsPerEpoch: 3, evalBatchSize: 16, resume: false,
+    modelConfig: { model: "compact_cnn" }, quiet: true, ...over,
+  };
+}
+
+Deno.test("learningRate() warms up linearly then decays by a cosine to the floor", () => {
+  const o = { lr: 1, epochs: 10, warmupEpochs: 1, minLrFraction: 0.1 };
+  assert.equal(learningRate(o, 0), 0.5);
+  assert.equal(learningRate(o, 1), 1);
+  assert.ok(learningRate(o, 5) < 1 && learningRate(o, 5) > 0.1);
+  assert.ok(Math.abs(learningRate(o, 10) - 0.1) < 1e-9);
+});
+
+Deno.test("one multitask training epoch changes the weights, leaks no tensors, and writes metrics, log and checkpoints", async () => {
+  const { dir, ds, splits } = await fixture();
+  try {
+    const { model } = await createClassifier("compact_cnn", ["gender", "hair_color", "hair_type"], TINY);
+    const before = model.getWeights().map((w) => w.dataSync().slice());
+    const task = classificationTask("multitask", ds.attrs, splits.train);
+    const trainer = new Trainer(model, task, ds.cache.pixels, options(join(dir, "run")));
+    // Warm-up step so lazily created optimizer slots do not count as a leak.
+    const n0 = tf.memory().numTensors;
+    const r = await trainer.fit(splits.train, splits.val);
+    const n1 = tf.memory().numTensors;
+    const after = model.getWeights().map((w) => w.dataSync());
+    assert.ok(after.some((w, i) => w.some((v, j) => v !== before[i][j])), "weights changed");
+    // Adam keeps 2 moments per trainable weight + its iteration counter; nothing else may stay.
+    const adamSlots = 2 * model.trainableWeights.length + 1;
+    assert.ok(n1 - n0 <= adamSlots, `tensors grew by ${n1 - n0}, Adam slots ${adamSlots}`);
+    assert.equal(r.history.length, 1);
+    for (const k of ["val_gender_macro_f1", "val_hair_color_macro_f1", "val_hair_type_macro_f1", "img_per_s"]) assert.ok(Number.isFinite(r.history[0][k]), k);
+    for (const f of ["metrics.csv", "run.log", "learning_curve.png", "models/best/model.json", "models/last/optimizer.json", "models/last/state.json"]) {
+      await Deno.stat(join(dir, "run", f));
+    }
+    trainer.dispose();
+    model.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--resume continues a stopped run at the next epoch with the saved weights and optimizer state", async () => {
+  const { dir, ds, splits } = await fixture();
+  try {
+    const task = classificationTask("gender", ds.attrs, splits.train);
+    const a = await createClassifier("compact_cnn", ["gender"], TINY);
+    const t1 = new Trainer(a.model, task, ds.cache.pixels, options(join(dir, "run"), { epochs: 3 }));
+    // "Kill" after the first epoch: train a run of 1 epoch into the same folder.
+    (t1.opts as TrainerOptions).epochs = 1;
+    await t1.fit(splits.train, splits.val);
+    const savedWeights = a.model.getWeights().map((w) => w.dataSync().slice());
+    t1.dispose();
+    a.model.dispose();
+    const b = await createClassifier("compact_cnn", ["gender"], { ...TINY, seed: 99 });
+    const t2 = new Trainer(b.model, task, ds.cache.pixels, options(join(dir, "run"), { epochs: 3, resume: true }));
+    const r = await t2.fit(splits.train, splits.val);
+    assert.equal(r.resumedFrom, 1);
+    assert.deepEqual(r.history.map((m) => m.epoch), [1, 2, 3]);
+    const it = (await t2.optimizer.getWeights())[0].tensor.dataSync()[0];
+    assert.equal(it, 3 * 3, "Adam's step counter continued from the saved state");
+    assert.ok(savedWeights.length > 0);
+    t2.dispose();
+    b.model.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a saved model loads back and gives the same predictions", async () => {
+  const { dir, ds } = await fixture();
+  try {
+    const { model } = await createClassifier("compact_cnn", ["gender", "hair_color"], { ...TINY, dropout: 0.3 });
+    await model.save(fileIO(join(dir, "m")));
+    const back = await tfl.loadLayersModel(fileIO(join(dir, "m")));
+    const rows = Array.from({ length: 10 }, (_, i) => i);
+    const p1 = await predictHeads(model, ds.cache.pixels, rows, { norm: REFERENCE_NORMALIZATION });
+    const p2 = await predictHeads(back, ds.cache.pixels, rows, { norm: REFERENCE_NORMALIZATION });
+    assert.deepEqual(back.outputNames, ["gender", "hair_color"]);
+    for (const h of ["gender", "hair_color"]) for (let i = 0; i < p1[h].length; i++) assert.ok(Math.abs(p1[h][i] - p2[h][i]) < 1e-6);
+    model.dispose();
+    back.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
