@@ -58,9 +58,9 @@ async function timeSteps(fn: () => Promise<void> | void, steps: number, warmup: 
 }
 
 function makeStep(model: tfl.LayersModel, opt: tf.Optimizer, x: tf.Tensor, y: tf.Tensor) {
-  return () => {
+  return async () => {
     const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), true) as tf.Scalar;
-    loss.dataSync();
+    await loss.data(); // async read: webgpu cannot read synchronously
     loss.dispose();
   };
 }
@@ -79,13 +79,13 @@ async function measure(name: string, batch: number, steps: number, warmup: numbe
   const cpu = name === "cpu";
   const trainSec = await timeSteps(step, cpu ? 1 : steps, cpu ? 0 : warmup);
   const before = tf.memory().numTensors;
-  step();
+  await step();
   const leaked = tf.memory().numTensors - before;
   const prof = await tf.profile(() => step());
   const xi = tf.randomNormal([cpu ? batch : 64, ...REF_INPUT]);
-  const inferSec = await timeSteps(() => {
+  const inferSec = await timeSteps(async () => {
     const out = model.predict(xi) as tf.Tensor;
-    out.dataSync();
+    await out.data();
     out.dispose();
   }, cpu ? 2 : steps, cpu ? 1 : warmup);
   const inferBatch = xi.shape[0];
@@ -113,9 +113,9 @@ async function measurePeak(name: string): Promise<number> {
   await initEngine({ backend: name, verbose: false });
   const n = 1536;
   const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
-  const sec = await timeSteps(() => {
+  const sec = await timeSteps(async () => {
     const c = tf.matMul(a, b);
-    c.dataSync();
+    await c.data();
     c.dispose();
   }, 5, 1);
   tf.dispose([a, b]);
@@ -158,11 +158,19 @@ if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("bench", Deno.args, SPEC);
     if (f.help) return void console.log(usage("bench", SPEC));
-    const flops = forwardFlops(buildReferenceCnn());
+    await initEngine({ backend: "cpu", verbose: false });
+    const probe = buildReferenceCnn();
+    const flops = forwardFlops(probe);
+    probe.dispose();
     console.log(`reference CNN: ${(flops / 1e6).toFixed(1)} MFLOP forward per image, ~${((3 * flops) / 1e9).toFixed(3)} GFLOP per training image; batch ${f.batch}`);
     const results: BackendResult[] = [];
     for (const name of f.backends.split(",").map((s) => s.trim()).filter(Boolean)) {
-      const r = await measure(name, name === "cpu" ? f["cpu-batch"] : f.batch, f.steps, f.warmup, flops);
+      let r: BackendResult;
+      try {
+        r = await measure(name, name === "cpu" ? f["cpu-batch"] : f.batch, f.steps, f.warmup, flops);
+      } catch (err) {
+        r = { backend: name, available: false, reason: `failed while measuring: ${(err as Error).message}` };
+      }
       results.push(r);
       if (!r.available) console.log(`${name.padEnd(10)} unavailable: ${r.reason}`);
       else {
