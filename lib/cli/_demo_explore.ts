@@ -27,7 +27,7 @@ export async function runExploreStage(ctx: DemoContext): Promise<Record<string, 
 
 export async function runSplitStage(ctx: DemoContext): Promise<Record<string, unknown>> {
   const ds = await openDataset({ dataroot: ctx.dataroot, attributes: ctx.attributes, quiet: true });
-  const dir = join("assets", "splits", datasetName(ds.layout));
+  const dir = ctx.splitDir ?? join("assets", "splits", datasetName(ds.layout));
   let exclude = new Set<number>();
   try {
     exclude = await readBadImages(join(ctx.out, "explore", "bad_images.csv"));

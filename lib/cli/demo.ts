@@ -14,16 +14,21 @@
  *   explore exploration report: tables, charts, pixel statistics, scored
  *           outliers (bad_images.csv), precision/recall vs planted ground truth
  *   split   stratified train/val/test splits per task, bad images left out
+ *   gender, haircolor, multitask
+ *           train the compact CNN and the pretrained face-api ResNet (short
+ *           `demo` preset), evaluate on the test split, predict on outside
+ *           photos; gender also scores face-api's age/gender net as a baseline
  */
 import { join, resolve } from "node:path";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { runDataStage } from "./_demo_data.ts";
 import { runEngineStage } from "./_demo_engine.ts";
 import { runExploreStage, runSplitStage } from "./_demo_explore.ts";
+import { runClassifyStage } from "./_demo_classify.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { formatDuration } from "../util/progress.ts";
 
-export const STAGES = ["data", "engine", "explore", "split"] as const;
+export const STAGES = ["data", "engine", "explore", "split", "gender", "haircolor", "multitask"] as const;
 export type StageName = typeof STAGES[number];
 
 const SPEC = {
@@ -35,6 +40,10 @@ const SPEC = {
   "data-dir": { type: "string", default: "data", help: "where the procedural set is generated" },
   stages: { type: "string", default: STAGES.join(","), help: "comma-separated stages to run" },
   backend: { type: "string", help: "force a tfjs backend (tensorflow|onednn|wasm|cpu|webgpu)" },
+  checkpoints: { type: "string", default: "checkpoints", help: "where training runs go" },
+  "train-preset": { type: "string", default: "demo", help: "training preset of the classifier stages (debug|demo|full)" },
+  "split-dir": { type: "string", help: "split folder (default assets/splits/<dataset>)" },
+  images: { type: "string", help: "outside photos to predict on (default: face-api's sample photos)" },
 } as const;
 
 export interface DemoContext {
@@ -45,6 +54,10 @@ export interface DemoContext {
   seed: number;
   count: number;
   backend?: string;
+  checkpoints: string;
+  trainPreset: string;
+  splitDir?: string;
+  images?: string;
   /** Filled by stages for the final summary. */
   results: Record<string, unknown>;
 }
@@ -66,6 +79,10 @@ if (import.meta.main) {
       seed: f.seed,
       count: f.count,
       backend: f.backend,
+      checkpoints: resolve(f.checkpoints),
+      trainPreset: f["train-preset"],
+      splitDir: f["split-dir"],
+      images: f.images,
       results: {},
     };
     const t0 = performance.now();
@@ -77,6 +94,7 @@ if (import.meta.main) {
       else if (s === "engine") ctx.results.engine = await runEngineStage(ctx);
       else if (s === "explore") ctx.results.explore = await runExploreStage(ctx);
       else if (s === "split") ctx.results.split = await runSplitStage(ctx);
+      else ctx.results[s] = await runClassifyStage(ctx, s);
       console.log(`== stage ${s} done in ${formatDuration((performance.now() - ts) / 1000)} ==`);
     }
     const summary = { dataroot: ctx.dataroot, synthetic, stages, seconds: (performance.now() - t0) / 1000, ...ctx.results };

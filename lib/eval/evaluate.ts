@@ -10,15 +10,18 @@
  * label for that head is present are counted.
  */
 import * as tfl from "@tensorflow/tfjs-layers";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import pl from "nodejs-polars";
 import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
-import { defaultSplitDir, readSplits, type SplitTask } from "../data/split.ts";
-import type { Normalization } from "../data/batches.ts";
+import { defaultSplitDir, readSplits, splitsExist, type SplitTask } from "../data/split.ts";
+import { type Normalization, REFERENCE_NORMALIZATION } from "../data/batches.ts";
 import { HEAD_NAMES, type HeadName, HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 
 import { predictHeads } from "../models/inference.ts";
+import { ageGenderPredict } from "../faces/mod.ts";
+// Registers the custom layers of every registered model, so saved models load.
+import "../models/mod.ts";
 import { fileIO } from "../models/io.ts";
 import { readJson, resolveCheckpoint } from "../train/checkpoint.ts";
 import { calibration, type ClassificationReport, classificationReport, confusionChart, formatReport, metricsJson, reliabilityChart, subgroupAccuracy, worstMistakes } from "./mod.ts";
@@ -35,6 +38,17 @@ export interface RunModelConfig {
   [k: string]: unknown;
 }
 
+/** Name under which face-api's pretrained age/gender net is evaluated as a no-training gender baseline. */
+export const FACEAPI_BASELINE = "faceapi_agegender";
+
+/** Anything that maps portraits to per-head probabilities: a trained run or the face-api baseline. */
+export interface Predictor {
+  config: RunModelConfig;
+  dir: string;
+  predict(pixels: Uint8Array, rows: ArrayLike<number>): Promise<Record<string, Float32Array>>;
+  dispose(): void;
+}
+
 /** Loads models/<ckpt> of a run and its config. */
 export async function loadRunModel(runDir: string, ckpt: "best" | "last"): Promise<{ model: tfl.LayersModel; config: RunModelConfig; dir: string }> {
   const dir = await resolveCheckpoint(join(runDir, "models", ckpt));
@@ -44,6 +58,43 @@ export async function loadRunModel(runDir: string, ckpt: "best" | "last"): Promi
   return { model, config, dir };
 }
 
+/**
+ * A predictor for `runDir`: its trained model, or — when the run's name is
+ * FACEAPI_BASELINE — face-api's own age/gender net (gender head only), for
+ * which the run folder is created on first use.
+ */
+export async function loadPredictor(runDir: string, ckpt: "best" | "last", dataroot?: string): Promise<Predictor> {
+  if (basename(runDir) === FACEAPI_BASELINE) {
+    const config: RunModelConfig = {
+      model: FACEAPI_BASELINE,
+      task: "gender",
+      heads: { gender: [...HEADS.gender.labels] },
+      normalization: REFERENCE_NORMALIZATION,
+      dataset: { name: dataroot ? basename(dataroot) : "", root: dataroot ?? "" },
+      note: "face-api's pretrained age/gender net (no training), gender only",
+    };
+    await writeJsonAtomic(join(runDir, "config.json"), config);
+    return {
+      config,
+      dir: runDir,
+      async predict(pixels, rows) {
+        const { male } = await ageGenderPredict(pixels, rows);
+        const probs = new Float32Array(rows.length * 2);
+        male.forEach((p, i) => (probs[2 * i] = 1 - p, probs[2 * i + 1] = p));
+        return { gender: probs };
+      },
+      dispose() {},
+    };
+  }
+  const { model, config, dir } = await loadRunModel(runDir, ckpt);
+  return {
+    config,
+    dir,
+    predict: (pixels, rows) => predictHeads(model, pixels, rows, { norm: config.normalization, heads: Object.keys(config.heads) }),
+    dispose: () => model.dispose(),
+  };
+}
+
 export interface EvaluateOptions {
   runDir: string;
   ckpt: "best" | "last";
@@ -51,6 +102,8 @@ export interface EvaluateOptions {
   /** Dataset to evaluate on (default: the one the run trained on). */
   dataroot?: string;
   attributes?: string;
+  /** Split folder (default assets/splits/<dataset>). */
+  splitDir?: string;
   quiet?: boolean;
 }
 
@@ -60,28 +113,34 @@ export interface EvaluateResult {
   ece: Record<string, number>;
   text: string;
   files: Record<string, string>;
+  /** Accuracy of each head by the classes of each other attribute: key `<head>_by_<other>`. */
+  subgroups: Record<string, pl.DataFrame>;
   rows: number;
   imgPerSec: number;
 }
 
 export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult> {
-  const { model, config, dir } = await loadRunModel(opts.runDir, opts.ckpt);
+  const predictor = await loadPredictor(opts.runDir, opts.ckpt, opts.dataroot);
+  const { config, dir } = predictor;
   try {
     const dataroot = opts.dataroot ?? config.dataset.root;
+    if (!dataroot) throw new Error(`evaluate: pass --dataroot DIR for ${basename(opts.runDir)}`);
     const ds = await openDataset({ dataroot, attributes: opts.attributes, quiet: opts.quiet });
     let rows: Int32Array;
     if (opts.split === "all") rows = ds.goodRows;
     else {
-      const splits = await readSplits(defaultSplitDir(datasetName(ds.layout)), config.task, ds.attrs);
-      rows = splits[opts.split];
+      const splitDir = opts.splitDir ?? defaultSplitDir(datasetName(ds.layout));
+      if (!(await splitsExist(splitDir, config.task))) throw new Error(`evaluate: no ${config.task} splits in ${splitDir}; run deno task split --dataroot ${dataroot} (or use --split all)`);
+      rows = (await readSplits(splitDir, config.task, ds.attrs))[opts.split];
     }
     const heads = Object.keys(config.heads) as HeadName[];
     const t0 = performance.now();
-    const probs = await predictHeads(model, ds.cache.pixels, rows, { norm: config.normalization, heads });
+    const probs = await predictor.predict(ds.cache.pixels, rows);
     const imgPerSec = rows.length / ((performance.now() - t0) / 1000);
     const reports: Record<string, ClassificationReport> = {};
     const ece: Record<string, number> = {};
     const files: Record<string, string> = {};
+    const subgroups: Record<string, pl.DataFrame> = {};
     const lines = [`evaluation of ${dir} (${config.model}, task ${config.task}) on ${opts.split === "all" ? "all good images" : `the ${opts.split} split`} of ${ds.layout.root}: ${rows.length} rows, ${imgPerSec.toFixed(1)} img/s`];
     for (const head of heads) {
       const labels = HEADS[head].labels;
@@ -108,6 +167,7 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
         const p = join(opts.runDir, `subgroups_${head}_by_${other}.csv`);
         await writeFileAtomic(p, df.writeCSV().toString());
         files[`subgroups_${head}_by_${other}`] = p;
+        subgroups[`${head}_by_${other}`] = df;
         lines.push("", `${head} accuracy by ${other}:`, df.toString());
       }
       const worst = worstMistakes(yTrue, probs[head], k, 32);
@@ -131,9 +191,9 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
     } catch { /* first */ }
     await writeFileAtomic(logPath, prev + `${new Date().toISOString()}\n${text}\n\n`);
     files.log = logPath;
-    return { reports, metrics, ece, text, files, rows: rows.length, imgPerSec };
+    return { reports, metrics, ece, text, files, subgroups, rows: rows.length, imgPerSec };
   } finally {
-    model.dispose();
+    predictor.dispose();
   }
 }
 

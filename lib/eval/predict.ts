@@ -11,8 +11,7 @@ import { basename, extname, join } from "node:path";
 import sharp from "sharp";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { portraitFromImage } from "../faces/mod.ts";
-import { predictHeads } from "../models/inference.ts";
-import { loadRunModel } from "./evaluate.ts";
+import { loadPredictor } from "./evaluate.ts";
 import { mosaic, type MosaicTile } from "../viz/mosaic.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { Progress } from "../util/progress.ts";
@@ -53,7 +52,8 @@ async function listImages(dir: string): Promise<string[]> {
 }
 
 export async function predictFolder(opts: PredictOptions): Promise<PredictResult> {
-  const { model, config } = await loadRunModel(opts.runDir, opts.ckpt);
+  const predictor = await loadPredictor(opts.runDir, opts.ckpt);
+  const { config } = predictor;
   try {
     const files = await listImages(opts.images);
     const crops: Uint8Array[] = [];
@@ -75,7 +75,7 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
     const pixels = new Uint8Array(crops.length * IMAGE_BYTES);
     crops.forEach((c, i) => pixels.set(c, i * IMAGE_BYTES));
     const heads = Object.keys(config.heads);
-    const probs = crops.length ? await predictHeads(model, pixels, Array.from(crops.keys()), { norm: config.normalization, heads }) : {};
+    const probs = crops.length ? await predictor.predict(pixels, Array.from(crops.keys())) : {};
     const rows: PredictionRow[] = kept.map((k, i) => {
       const row: PredictionRow = { filename: k.filename, face_found: k.faceFound };
       for (const h of heads) {
@@ -118,6 +118,6 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
     if (!opts.quiet) console.log(lines.join("\n"));
     return { rows, skipped, csvPath, sheetPath, logPath };
   } finally {
-    model.dispose();
+    predictor.dispose();
   }
 }

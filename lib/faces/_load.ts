@@ -49,6 +49,15 @@ let faceApiPromise: Promise<FaceApi> | null = null;
 const nets: LoadedNets = {};
 const loading = new Map<ModelName, Promise<void>>();
 
+/**
+ * face-api's demo photos (sample1–6.jpg: group photos; plus PNG screenshots
+ * without a usable face), shipped in node_modules: images "from other
+ * sources" for predict examples and tests. Never copied into the repository.
+ */
+export function sampleImagesDir(): string {
+  return join(dirname(modelDir()), "demo");
+}
+
 /** Folder holding face-api's weights inside node_modules. */
 export function modelDir(): string {
   let pkg: string;

@@ -65,7 +65,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, "dataroot" | "expName"> = {
 /** Named presets: `debug` trains in about a minute; `full` is the real-data recipe. */
 export const PRESETS: Record<string, Partial<TrainConfig>> = {
   debug: { epochs: 3, batchSize: 32, stepsPerEpoch: 12, patience: 3, warmupEpochs: 0 },
-  demo: { epochs: 6, batchSize: 32, stepsPerEpoch: 40, patience: 4, warmupEpochs: 1 },
+  demo: { epochs: 5, batchSize: 32, stepsPerEpoch: 20, patience: 5, warmupEpochs: 1 },
   full: { epochs: 40, batchSize: 64, patience: 8, warmupEpochs: 2 },
 };
 

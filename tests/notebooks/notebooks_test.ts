@@ -54,7 +54,10 @@ if (Deno.env.get("TP_SKIP_NOTEBOOKS") === "1") {
       const r = await run(py, [
         "-m", "nbconvert", "--to", "notebook", "--execute", join(NOTEBOOKS, name), "--output", executed,
         "--ExecutePreprocessor.timeout=600",
-      ], { TP_DATAROOT: dataroot, TP_OUT: join(outDir, "reports"), TP_SPLIT_DIR: join(outDir, "splits"), TP_COUNT: "400" });
+      ], {
+        TP_DATAROOT: dataroot, TP_OUT: join(outDir, "reports"), TP_SPLIT_DIR: join(outDir, "splits"), TP_COUNT: "400",
+        TP_CHECKPOINTS: join(outDir, "checkpoints"), TP_PRESET: "debug",
+      });
       assert.equal(r.code, 0, `nbconvert failed for ${name}:\n${r.text.slice(-4000)}`);
       const nb = JSON.parse(await Deno.readTextFile(executed));
       const errors = nb.cells.flatMap((c: { outputs?: { output_type: string; ename?: string; evalue?: string }[] }) =>

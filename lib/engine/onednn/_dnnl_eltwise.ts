@@ -2,6 +2,10 @@
 // plain row-major layout. Callers fall back to the JS loops (_elementwise.ts, _reduce.ts) when these return null:
 // unsupported broadcast pattern, or oneDNN would only offer its slow reference implementation.
 import {
+  ARG_DIFF_DST,
+  ARG_DIFF_SCALE,
+  ARG_DIFF_SHIFT,
+  ARG_DIFF_SRC,
   ARG_DST,
   ARG_MEAN,
   ARG_SCALE,
@@ -24,7 +28,9 @@ import {
   opDesc,
   Plan,
   type PostOp,
+  PROP_BACKWARD,
   PROP_FWD_INFERENCE,
+  PROP_FWD_TRAINING,
   TAG_NHWC,
 } from "./_ffi.ts";
 import { postKey } from "./_backend.ts";
@@ -161,7 +167,75 @@ export function dnnlBatchNormInference(
   return true;
 }
 
+/**
+ * Batch-norm backward with batch statistics over x viewed as [rows, c] (channels last): the full gradient of
+ * y = (x - mean(x)) / sqrt(var(x) + eps) * scale + shift, where `mean` / `variance` are the (biased) batch moments
+ * of x: dx (including the paths through the moments), dscale, dshift. One oneDNN primitive (prop_kind backward,
+ * use_scale | use_shift); false when unsupported (nothing written).
+ */
+export function dnnlBatchNormBackward(
+  x: Float32Array<ArrayBuffer>,
+  dy: Float32Array<ArrayBuffer>,
+  c: number,
+  mean: Float32Array<ArrayBuffer>,
+  variance: Float32Array<ArrayBuffer>,
+  scale: Float32Array<ArrayBuffer>,
+  eps: number,
+  dx: Float32Array<ArrayBuffer>,
+  dscale: Float32Array<ArrayBuffer>,
+  dshift: Float32Array<ArrayBuffer>,
+): boolean {
+  const rows = x.length / c;
+  const flags = BN_USE_SCALE | BN_USE_SHIFT;
+  const key = `bnorm_bwd|${rows},${c}|${eps}`;
+  const plan = cachedPlan(key, () => {
+    const { fn } = lib();
+    // Same channels-last 4-D view as the inference kernel (jit implementations for nhwc).
+    const md = mdTag([1, c, rows, 1], TAG_NHWC), vec = dense([c]);
+    const fwd = opDesc();
+    check(
+      fn.dnnl_batch_normalization_forward_desc_init(fwd, PROP_FWD_TRAINING, md, eps, flags),
+      "batch_normalization_forward_desc_init",
+    );
+    const hint = createPd(fwd);
+    try {
+      const op = opDesc();
+      check(
+        fn.dnnl_batch_normalization_backward_desc_init(op, PROP_BACKWARD, md, md, eps, flags),
+        "batch_normalization_backward_desc_init",
+      );
+      const pd = createPd(op, null, hint);
+      return fast(
+        new Plan(pd, [
+          { arg: ARG_SRC, user: md, prim: md },
+          { arg: ARG_MEAN, user: vec, prim: vec },
+          { arg: ARG_VARIANCE, user: vec, prim: vec },
+          { arg: ARG_DIFF_DST, user: md, prim: md },
+          { arg: ARG_SCALE, user: vec, prim: vec },
+          // not read, but oneDNN checks that every input of its use_shift flag is given
+          { arg: ARG_SHIFT, user: vec, prim: vec },
+          { arg: ARG_DIFF_SRC, user: md, prim: md, out: true },
+          { arg: ARG_DIFF_SCALE, user: vec, prim: vec, out: true },
+          { arg: ARG_DIFF_SHIFT, user: vec, prim: vec, out: true },
+        ]),
+      );
+    } finally {
+      fn.dnnl_primitive_desc_destroy(hint);
+    }
+  });
+  if (plan === null) return false;
+  plan.run([x, mean, variance, dy, scale, zeros(c), dx, dscale, dshift]);
+  return true;
+}
+
 export type { PostOp };
+
+const zerosCache = new Map<number, Float32Array<ArrayBuffer>>();
+function zeros(n: number): Float32Array<ArrayBuffer> {
+  let a = zerosCache.get(n);
+  if (a === undefined) zerosCache.set(n, a = new Float32Array(n));
+  return a;
+}
 
 const onesCache = new Map<number, Float32Array<ArrayBuffer>>();
 function ones(n: number): Float32Array<ArrayBuffer> {

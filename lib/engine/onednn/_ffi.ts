@@ -18,6 +18,7 @@ export const TAG_HWIO = 30; // dnnl_cdba
 
 export const PROP_FWD_TRAINING = 64;
 export const PROP_FWD_INFERENCE = 96;
+export const PROP_BACKWARD = 128;
 
 export const ALG_CONV_DIRECT = 1;
 export const ALG_ELTWISE_RELU = 31;
@@ -52,6 +53,8 @@ export const ARG_WORKSPACE = 64;
 export const ARG_DIFF_SRC = 129;
 export const ARG_DIFF_DST = 145;
 export const ARG_DIFF_WEIGHTS = 161;
+export const ARG_DIFF_SCALE = 255;
+export const ARG_DIFF_SHIFT = 256;
 
 export const BN_USE_GLOBAL_STATS = 1;
 export const BN_USE_SCALE = 8;

@@ -35,6 +35,8 @@ import { DnnlError, openOnednn } from "./_ffi.ts";
 import { type KernelArgs, OVERRIDES } from "./_kernels.ts";
 import { countFallback, countHit } from "./_stats.ts";
 import { env } from "./_env.ts";
+import { EXTRA_KERNELS } from "./_grad_kernels.ts";
+import { installTapeRewrites } from "./_tape.ts";
 
 /** Outcome of `registerOnednnBackend()`. */
 export interface OnednnStatus {
@@ -81,8 +83,8 @@ function register(): OnednnStatus {
     tf.registerKernel({ ...cfg, backendName: BACKEND, kernelFunc });
     have.add(cfg.kernelName);
   }
-  // Kernels the cpu backend lacks but we provide (none at present; kept for completeness).
-  for (const [name, override] of Object.entries(OVERRIDES)) {
+  // Kernels the cpu backend lacks but we provide: the gradient kernels of _tape.ts.
+  for (const [name, override] of [...Object.entries(OVERRIDES), ...Object.entries(EXTRA_KERNELS)]) {
     if (have.has(name)) continue;
     tf.registerKernel({
       kernelName: name,
@@ -93,6 +95,12 @@ function register(): OnednnStatus {
         return r;
       },
     });
+  }
+  // Leaner tape entries (BatchNorm gradient in one oneDNN primitive, fewer saved tensors) while onednn is active.
+  try {
+    installTapeRewrites(BACKEND);
+  } catch (e) {
+    if (env("ONEDNN_DEBUG")) console.error(`onednn: tape rewrites not installed: ${(e as Error)?.message}`);
   }
   return { available: true, reason: "ok", version, library };
 }

@@ -1,0 +1,66 @@
+/**
+ * Demo stages "gender", "haircolor" and "multitask": train the compact CNN and
+ * the pretrained face-api ResNet (short `demo` preset), evaluate both on the
+ * held-out test split, and predict on face-api's sample photos (faces found
+ * and re-framed first). The gender stage also evaluates face-api's own
+ * age/gender net as a no-training baseline.
+ */
+import { join } from "node:path";
+import type { DemoContext } from "./demo.ts";
+import { initEngine } from "../engine/mod.ts";
+import { resolveTrainConfig, trainRun } from "../train/run.ts";
+import { evaluateRun, FACEAPI_BASELINE } from "../eval/evaluate.ts";
+import { predictFolder } from "../eval/predict.ts";
+import { sampleImagesDir } from "../faces/mod.ts";
+import { comparisonChart } from "../eval/mod.ts";
+import { saveChart } from "../viz/vega.ts";
+import type { SplitTask } from "../data/split.ts";
+import { TASK_HEADS } from "../data/split.ts";
+import { writeFileAtomic } from "../util/fs.ts";
+
+export const DEMO_MODELS = ["compact_cnn", "face_resnet"] as const;
+
+export async function runClassifyStage(ctx: DemoContext, task: SplitTask): Promise<Record<string, unknown>> {
+  await initEngine({ backend: ctx.backend });
+  const out = join(ctx.out, task);
+  const results: Record<string, unknown> = {};
+  const rows: { model: string; head: string; accuracy: number; macro_f1: number; train_img_per_s: number; params: number }[] = [];
+  for (const model of DEMO_MODELS) {
+    const expName = `demo_${task}_${model}`;
+    const cfg = resolveTrainConfig({ dataroot: ctx.dataroot, expName }, ctx.trainPreset, {
+      attributes: ctx.attributes,
+      task,
+      model,
+      seed: ctx.seed,
+      checkpointsDir: ctx.checkpoints,
+      splitDir: ctx.splitDir,
+      // Short runs fine-tune the pretrained ResNet's last blocks only.
+      modelOverrides: model === "face_resnet" ? { trainableFrom: "conv256_down" } : {},
+    });
+    await Deno.remove(join(ctx.checkpoints, expName), { recursive: true }).catch(() => {});
+    const run = await trainRun(cfg, { quiet: true });
+    const trainImgPerSec = run.history.reduce((a, m) => a + m.img_per_s, 0) / run.history.length;
+    const ev = await evaluateRun({ runDir: run.runDir, ckpt: "best", split: "test", splitDir: ctx.splitDir, quiet: true });
+    const pred = await predictFolder({ runDir: run.runDir, images: ctx.images ?? sampleImagesDir(), ckpt: "best", quiet: true });
+    for (const head of TASK_HEADS[task]) {
+      const m = ev.metrics[head];
+      rows.push({ model, head, accuracy: m.accuracy, macro_f1: m.macro_f1, train_img_per_s: trainImgPerSec, params: run.params });
+      console.log(`${task} ${model} ${head}: test accuracy ${m.accuracy.toFixed(3)}, macro-F1 ${m.macro_f1.toFixed(3)} (${run.history.length} epochs, ${trainImgPerSec.toFixed(1)} img/s training)`);
+    }
+    console.log(`  predictions on ${pred.rows.length} outside photos (${pred.rows.filter((r) => r.face_found).length} with a face): ${pred.csvPath}`);
+    results[model] = { runDir: run.runDir, metrics: ev.metrics, ece: ev.ece, trainImgPerSec, evalImgPerSec: ev.imgPerSec, params: run.params, bestEpoch: run.bestEpoch, predictions: pred.csvPath };
+  }
+  if (task === "gender") {
+    const ev = await evaluateRun({ runDir: join(ctx.checkpoints, FACEAPI_BASELINE), ckpt: "best", split: "test", dataroot: ctx.dataroot, splitDir: ctx.splitDir, quiet: true });
+    const m = ev.metrics.gender;
+    rows.push({ model: FACEAPI_BASELINE, head: "gender", accuracy: m.accuracy, macro_f1: m.macro_f1, train_img_per_s: 0, params: 0 });
+    console.log(`gender ${FACEAPI_BASELINE} (no training): test accuracy ${m.accuracy.toFixed(3)}, macro-F1 ${m.macro_f1.toFixed(3)}`);
+    results[FACEAPI_BASELINE] = { metrics: ev.metrics };
+  }
+  await Deno.mkdir(out, { recursive: true });
+  const cols = Object.keys(rows[0]) as (keyof typeof rows[0])[];
+  await writeFileAtomic(join(out, "comparison.csv"), [cols.join(","), ...rows.map((r) => cols.map((c) => String(r[c])).join(","))].join("\n") + "\n");
+  const chart = await saveChart(comparisonChart(rows, `${task}: models on the test split`), join(out, "comparison"));
+  console.log(`comparison: ${chart.png}`);
+  return results;
+}

@@ -1,0 +1,110 @@
+// Private: kernels that exist only on the "onednn" backend, run by the gradients that _tape.ts installs:
+// - OnednnBatchNormGrad: the whole gradient of training-mode batch normalization (batch statistics) in one
+//   oneDNN batch_normalization backward primitive (JS loops with float64 sums for small tensors);
+// - OnednnReluGrad: dy * step(y) from the ReLU *output* y (step(relu(x)) = step(x)), one branch-free pass.
+import type { TensorInfo } from "@tensorflow/tfjs-core";
+import { f32, output, type Override } from "./_backend.ts";
+import { alloc } from "./_memory.ts";
+import { dnnlBatchNormBackward } from "./_dnnl_eltwise.ts";
+import { DNNL_MIN_ELEMENTS } from "./_elementwise.ts";
+
+export const BATCH_NORM_GRAD = "OnednnBatchNormGrad";
+export const RELU_GRAD = "OnednnReluGrad";
+
+/**
+ * inputs {x, mean, variance, scale?, dy} (mean / variance / scale of length C = the last dim of x, mean and variance
+ * the biased batch moments of x over all other axes); attrs {varianceEpsilon}. Outputs [dx, dscale, doffset]:
+ * dx = scale * rstd * (dy - mean(dy) - xhat * mean(dy * xhat)), dscale = sum(dy * xhat), doffset = sum(dy).
+ * Returns null (an error: the gradient only calls it for such inputs) for other dtypes or shapes.
+ */
+export const batchNormGrad: Override = ({ inputs, backend, attrs }) => {
+  const { x, mean, variance, scale, dy } = inputs;
+  const xv = f32(backend, x), dyv = f32(backend, dy), mv = f32(backend, mean), vv = f32(backend, variance);
+  if (xv === null || dyv === null || mv === null || vv === null || x.shape.length === 0) return null;
+  const c = x.shape[x.shape.length - 1];
+  const sv = scale != null ? f32(backend, scale) : new Float32Array(c).fill(1);
+  if (sv === null || mv.length !== c || vv.length !== c || sv.length !== c) return null;
+  if (dyv.length !== xv.length || xv.length % c !== 0 || xv.length === 0) return null;
+  const eps = (attrs as { varianceEpsilon?: number } | undefined)?.varianceEpsilon ?? 0.001;
+  const dx = alloc(xv.length), dscale = new Float32Array(c), dshift = new Float32Array(c);
+  if (
+    xv.length < DNNL_MIN_ELEMENTS ||
+    !dnnlBatchNormBackward(xv, dyv, c, mv, vv, sv as Float32Array<ArrayBuffer>, eps, dx, dscale, dshift)
+  ) {
+    batchNormGradJs(xv, dyv, c, mv, vv, sv, eps, dx, dscale, dshift);
+  }
+  const out: TensorInfo[] = [
+    output(backend, x.shape.slice(), dx),
+    output(backend, [c], dscale),
+    output(backend, [c], dshift),
+  ];
+  return out;
+};
+
+function batchNormGradJs(
+  x: Float32Array,
+  dy: Float32Array,
+  c: number,
+  mean: Float32Array,
+  variance: Float32Array,
+  scale: Float32Array,
+  eps: number,
+  dx: Float32Array,
+  dscale: Float32Array,
+  dshift: Float32Array,
+): void {
+  const rows = x.length / c;
+  const sumDy = new Float64Array(c), sumDyXmu = new Float64Array(c);
+  for (let base = 0; base < x.length; base += c) {
+    for (let k = 0; k < c; k++) {
+      const g = dy[base + k];
+      sumDy[k] += g;
+      sumDyXmu[k] += g * (x[base + k] - mean[k]);
+    }
+  }
+  const rstd = new Float64Array(c), a = new Float64Array(c), b = new Float64Array(c), m = new Float64Array(c);
+  for (let k = 0; k < c; k++) {
+    rstd[k] = 1 / Math.sqrt(variance[k] + eps);
+    dshift[k] = sumDy[k];
+    dscale[k] = sumDyXmu[k] * rstd[k];
+    // dx = scale * rstd * (dy - sumDy / N - (x - mean) * rstd^2 * sumDyXmu / N)
+    a[k] = scale[k] * rstd[k];
+    b[k] = rstd[k] * rstd[k] * sumDyXmu[k] / rows;
+    m[k] = sumDy[k] / rows;
+  }
+  for (let base = 0; base < x.length; base += c) {
+    for (let k = 0; k < c; k++) {
+      dx[base + k] = a[k] * (dy[base + k] - m[k] - (x[base + k] - mean[k]) * b[k]);
+    }
+  }
+}
+
+/**
+ * inputs {dy, y} with y = relu(x): dy * step(x) as tfjs computes it (dy where y > 0; dy * 0, i.e. a signed zero or
+ * NaN for an infinite dy, elsewhere; NaN where y is NaN), branch-free on the bits (a data-dependent branch
+ * mispredicts on half the activations).
+ */
+export const reluGrad: Override = ({ inputs, backend }) => {
+  const { dy, y } = inputs;
+  const dv = f32(backend, dy), yv = f32(backend, y);
+  if (dv === null || yv === null || dv.length !== yv.length) return null;
+  const n = dv.length;
+  const out = alloc(n);
+  const yb = new Int32Array(yv.buffer, yv.byteOffset, n), db = new Int32Array(dv.buffer, dv.byteOffset, n);
+  const ob = new Int32Array(out.buffer, out.byteOffset, n);
+  for (let i = 0; i < n; i++) {
+    const v = yb[i], d = db[i];
+    // m: all ones for y > 0 (positive non-zero bits), else 0; the zero keeps dy's sign bit (dy * 0 = -0 for dy < 0)
+    const m = (-v & ~v) >> 31;
+    // all ones where y is NaN, or where dy is infinite / NaN and y <= 0 (dy * 0 is NaN there); rare: predictable
+    const special = ((0x7f800000 - (v & 0x7fffffff)) >> 31) | ((0x7f7fffff - (d & 0x7fffffff)) >> 31 & ~m);
+    ob[i] = special !== 0 ? 0x7fc00000 : d & (m | 0x80000000);
+  }
+  return output(backend, dy.shape.slice(), out);
+};
+
+/** Kernels registered only on the onednn backend (no cpu counterpart). */
+export const EXTRA_KERNELS: Record<string, Override> = {
+  [BATCH_NORM_GRAD]: batchNormGrad,
+  [RELU_GRAD]: reluGrad,
+};
