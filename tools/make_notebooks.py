@@ -1,0 +1,243 @@
+# Generates notebooks/*.ipynb (thin: they import lib/mod.ts). Run from notebooks/: python3 ../tools/make_notebooks.py
+import json, sys
+def nb(cells, path):
+    out = []
+    for kind, src in cells:
+        c = {"cell_type": kind, "metadata": {}, "source": src.strip("\n").splitlines(keepends=True)}
+        if kind == "code":
+            c["execution_count"] = None; c["outputs"] = []
+        out.append(c)
+    doc = {"cells": out, "metadata": {"kernelspec": {"display_name": "Deno", "language": "typescript", "name": "deno"},
+           "language_info": {"name": "typescript", "file_extension": ".ts", "mimetype": "text/x.typescript"}},
+           "nbformat": 4, "nbformat_minor": 5}
+    json.dump(doc, open(path, "w"), indent=1); open(path, "a").write("\n")
+
+setup = '''
+import * as tp from "../lib/mod.ts";
+// TP_DATAROOT: a real Tiny Portraits folder; default: a small procedural set generated on first use.
+const dataroot = Deno.env.get("TP_DATAROOT") ?? await tp.ensureProceduralDataset({ count: Number(Deno.env.get("TP_COUNT") ?? 800), seed: 1, dataDir: "../data" });
+const outRoot = Deno.env.get("TP_OUT") ?? "../reports/notebooks";
+const engine = await tp.initEngine();
+console.log(`data: ${dataroot}\\nbackend: ${engine.backend} (${engine.reason})`);
+'''
+
+nb([
+("markdown", '''
+# 01 — Exploring Tiny Portraits
+
+Size, classes, imbalance, missing values, pixel statistics and automatically detected outliers (non-face images,
+duplicates, broken / blank / badly exposed images). Everything is computed by `lib/explore` in one pass over the
+pixel cache; this notebook only shows the results. Set `TP_DATAROOT` to a real Tiny Portraits folder to explore it;
+by default a small procedural set is generated.
+'''),
+("code", setup),
+("code", '''
+const r = await tp.runExploration({ dataroot, out: `${outRoot}/explore` });
+const s = r.summary as Record<string, any>;
+console.log(`${s.rows} rows, ${s.imagesFound} images found, ${s.imagesDecoded} decoded, ${s.unlistedFiles} files without a row`);
+'''),
+("markdown", "## Classes, imbalance and missing values"),
+("code", '''
+await tp.showTable(r.description.classCounts, { title: "Class counts and shares" });
+await tp.showTable(r.description.imbalance, { title: "Imbalance (largest / smallest labelled class)" });
+await tp.showTable(r.description.missing, { title: "Missing values (n/a)" });
+await tp.showChart(r.charts.class_balance);
+await tp.showChart(r.charts.missing_values);
+'''),
+("markdown", "## Gender × hair: the skew a classifier will learn from"),
+("code", '''
+await tp.showTable(r.description.genderByHairColor, { title: "Gender × hair colour" });
+await tp.showTable(r.description.genderByHairType, { title: "Gender × hair type" });
+await tp.showChart(r.charts.gender_x_hair_color);
+await tp.showChart(r.charts.gender_x_hair_type);
+'''),
+("markdown", "## Pixel statistics\nPer-channel mean/std are the normalisation constants training uses. The mosaic shows the tails of each statistic."),
+("code", '''
+console.log("normalisation", JSON.stringify(r.normalization));
+await tp.showChart(r.charts.pixel_stats);
+if (r.files.extremes_mosaic) await tp.showImage(r.files.extremes_mosaic);
+'''),
+("markdown", "## Outliers\nEvery flagged image has a reason and a score; the list is `bad_images.csv`, which the split stage leaves out."),
+("code", '''
+console.log(JSON.stringify(s.flaggedByReason));
+await tp.showChart(r.charts.outlier_reasons);
+if (r.files.flagged_mosaic) await tp.showImage(r.files.flagged_mosaic);
+if (r.groundTruth) {
+  const g = r.groundTruth;
+  console.log(`against the planted ground truth: precision ${g.precision.toFixed(3)}, recall ${g.recall.toFixed(3)}`);
+  console.log("recall by kind", JSON.stringify(g.recallByKind));
+}
+'''),
+], "01_explore.ipynb")
+
+nb([
+("markdown", '''
+# 02 — Stratified splits
+
+Train/val/test splits per task (70/15/15 by default), stratified so every class keeps its share in every split;
+images flagged by the exploration (`bad_images.csv`) and undecodable ones are left out. The splits are written as CSV
+(same header as the attributes file) and read back by training.
+'''),
+("code", setup),
+("code", '''
+const ds = await tp.openDataset({ dataroot });
+const name = tp.datasetName(ds.layout);
+const badPath = `${outRoot}/explore/bad_images.csv`;
+let exclude = new Set<number>();
+try { exclude = await tp.readBadImages(badPath); } catch { console.log(`no ${badPath}: run 01_explore first to drop outliers`); }
+console.log(`${ds.rows} rows, ${ds.goodRows.length} decodable, ${exclude.size} flagged as bad`);
+const dir = Deno.env.get("TP_SPLIT_DIR") ?? `../assets/splits/${name}`;
+'''),
+("code", '''
+const reports = [];
+for (const task of tp.SPLIT_TASKS) {
+  const { splits, created } = await tp.ensureSplits(ds.attrs, task, ds.goodRows, { dir, exclude, seed: 0, force: true, log: console.log });
+  console.log(`${task}: train ${splits.train.length}, val ${splits.val.length}, test ${splits.test.length}${created ? " (written)" : ""}`);
+  reports.push(tp.splitReport(ds.attrs, task, splits));
+}
+'''),
+("markdown", "## Every class keeps its share in every split"),
+("code", '''
+for (const rep of reports) {
+  await tp.showTable(rep, { maxRows: 60 });
+  await tp.showChart(tp.splitShareChart(rep));
+}
+'''),
+], "02_split.ipynb")
+
+def classifier_nb(task, title, path, baseline):
+    head = {"gender": "gender", "haircolor": "hair_color"}[task]
+    cells = [
+("markdown", f'''
+# {title}
+
+Trains the compact CNN (from scratch) and the pretrained face-api ResNet (fine-tuned), evaluates both on the held-out
+test split (report, confusion matrix, calibration, subgroup accuracy, worst mistakes), compares them, and predicts on
+photos from other sources (face found and re-framed first). Presets: `TP_PRESET` (default `debug`, about a minute per
+model on 2 cores); use `demo` or `full` for better models.
+'''),
+("code", setup + f'''
+const preset = Deno.env.get("TP_PRESET") ?? "debug";
+const ckpts = Deno.env.get("TP_CHECKPOINTS") ?? "../checkpoints";
+const splitDir = Deno.env.get("TP_SPLIT_DIR");
+const task = "{task}";
+'''),
+("markdown", "## Train both models"),
+("code", '''
+const runs: Record<string, any> = {};
+for (const model of ["compact_cnn", "face_resnet"]) {
+  const cfg = tp.resolveTrainConfig({ dataroot, expName: `nb_${task}_${model}` }, preset, {
+    task, model, checkpointsDir: ckpts, splitDir,
+    // the pretrained ResNet: fine-tune its last blocks only in the short presets
+    modelOverrides: model === "face_resnet" && preset !== "full" ? { trainableFrom: "conv256_down" } : {},
+  });
+  await Deno.remove(`${ckpts}/${cfg.expName}`, { recursive: true }).catch(() => {});
+  runs[model] = await tp.trainRun(cfg, { quiet: true });
+  console.log(`${model}: best val macro-F1 ${runs[model].bestScore.toFixed(3)} at epoch ${runs[model].bestEpoch}, ${runs[model].params.toLocaleString("en")} parameters`);
+  await tp.showImage(`${runs[model].runDir}/learning_curve.png`);
+}
+'''),
+("markdown", "## Evaluate on the held-out test split"),
+("code", """
+const evals: Record<string, any> = {};
+for (const model of Object.keys(runs)) {
+  const e = evals[model] = await tp.evaluateRun({ runDir: runs[model].runDir, ckpt: "best", split: "test", splitDir, quiet: true });
+  console.log(`${model}:\\n${tp.formatReport(e.reports.HEAD, `${model}, test split`)}\\nexpected calibration error ${e.ece.HEAD.toFixed(4)}`);
+  for (const [name, df] of Object.entries(e.subgroups)) if (name.startsWith("HEAD_by_")) await tp.showTable(df as any, { title: `${model}: accuracy by subgroup (${name})` });
+  await tp.showImage(e.files.confusion_HEAD);
+  await tp.showImage(e.files.reliability_HEAD);
+  if (e.files.mistakes_HEAD) await tp.showImage(e.files.mistakes_HEAD);
+}
+""".replace("HEAD", head)),
+]
+    if baseline:
+        cells += [
+("markdown", "## An off-the-shelf baseline: face-api's own age/gender net, no training"),
+("code", '''
+evals.faceapi_agegender = await tp.evaluateRun({ runDir: `${ckpts}/faceapi_agegender`, ckpt: "best", split: "test", dataroot, splitDir, quiet: true });
+console.log(tp.formatReport(evals.faceapi_agegender.reports.gender, "face-api age/gender net — test split"));
+'''),
+        ]
+    cells += [
+("markdown", "## Side by side"),
+("code", """
+const rows = Object.entries(evals).map(([model, e]) => ({
+  model, label: "HEAD", accuracy: e.metrics.HEAD.accuracy, macro_f1: e.metrics.HEAD.macro_f1,
+  eval_img_per_s: e.imgPerSec, train_img_per_s: runs[model]?.history.at(-1)?.img_per_s ?? null, params: runs[model]?.params ?? null,
+}));
+await tp.showTable(tp.pl.DataFrame(rows), { title: "Test split" });
+await tp.showChart(tp.comparisonChart(rows.map((r) => ({ model: r.model, head: r.label, accuracy: r.accuracy, macro_f1: r.macro_f1 })), "Models on the test split"));
+""".replace("HEAD", head)),
+("markdown", "## Photos from other sources\nface-api's sample photos (shipped in node_modules): the face is found, re-framed like a Tiny Portrait, then classified."),
+("code", '''
+const images = Deno.env.get("TP_IMAGES") ?? tp.sampleImagesDir();
+const pred = await tp.predictFolder({ runDir: runs.compact_cnn.runDir, images, ckpt: "best", quiet: true });
+await tp.showTable(tp.pl.DataFrame(pred.rows));
+if (pred.sheetPath) await tp.showImage(pred.sheetPath);
+'''),
+    ]
+    nb(cells, path)
+
+classifier_nb("gender", "03 — Gender classifier", "03_gender.ipynb", True)
+classifier_nb("haircolor", "04 — Hair-colour classifier (5 classes)", "04_haircolor.ipynb", False)
+
+nb([
+("markdown", '''
+# 05 — One multitask model: gender, hair colour and hair type
+
+One shared backbone, three heads (`gender` 2, `hair_color` 5, `hair_type` 3). Unlike the reference solution, no row is
+thrown away: missing labels (`n/a`) are masked in each head's loss, so every row teaches what it knows (gender is never
+missing). Per-head class weights fight imbalance; loss weights default to gender 1, hair colour 1, hair type 0.5.
+The model is put side by side with the single-task models of notebooks 03 and 04 (trained here if missing).
+'''),
+("code", setup + '''
+const preset = Deno.env.get("TP_PRESET") ?? "debug";
+const ckpts = Deno.env.get("TP_CHECKPOINTS") ?? "../checkpoints";
+const splitDir = Deno.env.get("TP_SPLIT_DIR");
+const exists = async (p: string) => { try { await Deno.stat(p); return true; } catch { return false; } };
+'''),
+("markdown", "## Train (or reuse) the three models"),
+("code", '''
+const runs: Record<string, any> = {};
+for (const [name, task] of [["nb_gender_compact_cnn", "gender"], ["nb_haircolor_compact_cnn", "haircolor"], ["nb_multitask_compact_cnn", "multitask"]] as const) {
+  const runDir = `${ckpts}/${name}`;
+  if (task !== "multitask" && await exists(`${runDir}/models/best/model.json`)) {
+    console.log(`${name}: reusing the run of notebook ${task === "gender" ? "03" : "04"}`);
+    runs[task] = { runDir, params: JSON.parse(await Deno.readTextFile(`${runDir}/config.json`)).params, history: [] };
+    continue;
+  }
+  await Deno.remove(runDir, { recursive: true }).catch(() => {});
+  const cfg = tp.resolveTrainConfig({ dataroot, expName: name }, preset, { task, model: "compact_cnn", checkpointsDir: ckpts, splitDir });
+  runs[task] = await tp.trainRun(cfg, { quiet: true });
+  console.log(`${name}: best val macro-F1 ${runs[task].bestScore.toFixed(3)} (mean over heads) at epoch ${runs[task].bestEpoch}`);
+}
+await tp.showImage(`${runs.multitask.runDir}/learning_curve.png`);
+'''),
+("markdown", "## Evaluate every head on its test split (rows where that head's label is present)"),
+("code", '''
+const evals: Record<string, any> = {};
+for (const task of Object.keys(runs)) evals[task] = await tp.evaluateRun({ runDir: runs[task].runDir, ckpt: "best", split: "test", splitDir, quiet: true });
+for (const head of ["gender", "hair_color", "hair_type"]) {
+  console.log(tp.formatReport(evals.multitask.reports[head], `multitask — ${head}`));
+  await tp.showImage(evals.multitask.files[`confusion_${head}`]);
+}
+'''),
+("markdown", "## Side by side with the single-task models"),
+("code", '''
+const rows = [];
+for (const [task, e] of Object.entries(evals)) {
+  for (const [head, m] of Object.entries(e.metrics as Record<string, any>)) {
+    rows.push({ model: task === "multitask" ? "multitask" : `single-task ${task}`, label: head, accuracy: m.accuracy, macro_f1: m.macro_f1,
+      eval_img_per_s: e.imgPerSec, params: runs[task].params });
+  }
+}
+await tp.showTable(tp.pl.DataFrame(rows), { title: "Test split, per head" });
+await tp.showChart(tp.comparisonChart(rows.map((r) => ({ model: r.model, head: r.label, accuracy: r.accuracy, macro_f1: r.macro_f1 })), "Multitask vs single-task models"));
+'''),
+("markdown", "## Predictions with one column pair per head"),
+("code", '''
+const pred = await tp.predictFolder({ runDir: runs.multitask.runDir, images: Deno.env.get("TP_IMAGES") ?? tp.sampleImagesDir(), ckpt: "best", quiet: true });
+await tp.showTable(tp.pl.DataFrame(pred.rows));
+if (pred.sheetPath) await tp.showImage(pred.sheetPath);
+'''),
+], "05_multitask.ipynb")
