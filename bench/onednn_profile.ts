@@ -4,14 +4,21 @@
  * global average pool, dense 2; Adam; batch 64).
  *
  *   deno run -A bench/onednn_profile.ts [--backend onednn|cpu] [--batch 64] [--steps 5] [--infer] [--profile]
+ *     [--ab] [--memory]
  *
  * Prints training img/s (model.trainOnBatch, a fresh input tensor every step), inference img/s (model.predict)
  * with --infer, and with --profile the kernels of a training step sorted by time (each call's minimum over
- * --steps profiled steps). On a machine shared with other work the numbers are rough: compare best and median.
+ * --steps profiled steps). With --ab, training steps alternate between the tape rewrites of _tape.ts on and off
+ * (same process, interleaved: a fair comparison on a busy machine). With --memory, tf.profile's peak bytes of a
+ * training step against the bytes of all layer outputs (as bench.ts reports), with the rewrites on and off, and
+ * the largest tensors alive at the peak. On a machine shared with other work the numbers are rough: compare best
+ * and median.
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
+const env = (k: string) => Deno.env.get(k);
 import { registerOnednnBackend } from "../lib/engine/onednn/mod.ts";
+import { setTapeRewrites, tapeStats } from "../lib/engine/onednn/_tape.ts";
 
 /** The reference CNN (uncompiled). */
 export function buildReferenceCnn(
@@ -70,6 +77,40 @@ async function profile(step: () => Promise<void>, steps: number): Promise<void> 
   }
 }
 
+/** Peak tensor bytes of one training step (rewrites on and off) against the bytes of all layer outputs. */
+async function memory(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, batch: number): Promise<void> {
+  let act = 0;
+  for (const layer of model.layers) {
+    const out = layer.outputShape as number[];
+    act += out.slice(1).reduce((a, b) => a * b, 1) * batch * 4;
+  }
+  for (const on of [true, false]) {
+    setTapeRewrites(on);
+    await model.trainOnBatch(xs, ys);
+    const info = await tf.profile(async () => void await model.trainOnBatch(xs, ys));
+    // the kernel after which the tensor bytes were highest
+    let top = info.kernels[0], at = 0;
+    info.kernels.forEach((k, i) => {
+      if (k.totalBytesSnapshot > (top?.totalBytesSnapshot ?? -1)) [top, at] = [k, i];
+    });
+    if (env("PROFILE_TRACE")) {
+      for (const [i, k] of info.kernels.entries()) {
+        if (k.bytesAdded === 0 && Math.abs(i - at) > 3) continue;
+        console.log(
+          `${String(i).padStart(4)} ${k.name.padEnd(24)} +${(k.bytesAdded / 2 ** 20).toFixed(1).padStart(6)} ` +
+            `= ${(k.totalBytesSnapshot / 2 ** 20).toFixed(1).padStart(6)} MiB ${JSON.stringify(k.outputShapes)}`,
+        );
+      }
+    }
+    const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+    console.log(
+      `rewrites ${on ? "on " : "off"}: step peak ${mib(info.peakBytes)} MiB = ${(info.peakBytes / act).toFixed(2)}x ` +
+        `activations (${mib(act)} MiB); highest after ${top?.name} (${mib(top?.totalBytesSnapshot ?? 0)} MiB)`,
+    );
+  }
+  setTapeRewrites(true);
+}
+
 if (import.meta.main) {
   const { values: opts } = parseArgs({
     args: Deno.args,
@@ -79,6 +120,8 @@ if (import.meta.main) {
       steps: { type: "string", default: "5" },
       profile: { type: "boolean", default: false },
       infer: { type: "boolean", default: false },
+      ab: { type: "boolean", default: false },
+      memory: { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -105,15 +148,26 @@ if (import.meta.main) {
   const t0 = performance.now();
   await model.trainOnBatch(xs, ys);
   console.log(`first step (primitive creation): ${(performance.now() - t0).toFixed(0)} ms`);
-  const train: number[] = [];
+  const train: number[] = [], trainOff: number[] = [];
   let loss = 0;
-  for (let i = 0; i < steps; i++) {
-    nextBatch();
-    const t = performance.now();
-    loss = await model.trainOnBatch(xs, ys) as number;
-    train.push(performance.now() - t);
+  if (opts.ab) {
+    setTapeRewrites(false);
+    await model.trainOnBatch(xs, ys); // warm the plans of the unrewritten gradients too
   }
+  for (let i = 0; i < steps; i++) {
+    for (const on of opts.ab ? [true, false] : [true]) {
+      if (opts.ab) setTapeRewrites(on);
+      nextBatch();
+      const t = performance.now();
+      loss = await model.trainOnBatch(xs, ys) as number;
+      (on ? train : trainOff).push(performance.now() - t);
+    }
+  }
+  setTapeRewrites(true);
   console.log(`${summary("train", train, batch)}; loss ${loss.toFixed(4)}; tensors ${tf.memory().numTensors}`);
+  if (opts.ab) console.log(summary("train, tape rewrites off", trainOff, batch));
+  console.log(`tape rewrites: ${JSON.stringify(tapeStats)}`);
+  if (opts.memory) await memory(model, xs, ys, batch);
   if (opts.infer) {
     const infer: number[] = [];
     for (let i = 0; i <= steps; i++) {

@@ -109,8 +109,8 @@ interface ManifestGroup {
   weights: tf.io.WeightsManifestEntry[];
 }
 
-/** Reads one manifest + its .bin shards into a named tensor map. */
-async function readWeightMap(stem: string): Promise<tf.NamedTensorMap> {
+/** Reads one of face-api's weight manifests (by file stem) + its .bin shards into a named tensor map. */
+export async function readWeightMap(stem: string): Promise<tf.NamedTensorMap> {
   const dir = modelDir();
   const manifestPath = join(dir, `${stem}-weights_manifest.json`);
   let manifest: ManifestGroup[];

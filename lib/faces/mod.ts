@@ -25,7 +25,7 @@ import { locateEyes, PORTRAIT_FRAMING, PORTRAIT_HEIGHT, PORTRAIT_WIDTH, type Por
 
 export { DEFAULT_PAD_FRACTION, detectFaces, type DetectOptions, type FaceBox, THUMBNAIL_SIDE } from "./_detect.ts";
 export { ageGenderPredict, type BatchRunOptions, CROP_MODES, type CropMode, faceDescriptors } from "./_descriptor.ts";
-export { faceApiEngineCheck, MODEL_NAMES, modelDir, type ModelName, sampleImagesDir } from "./_load.ts";
+export { faceApiEngineCheck, MODEL_NAMES, modelDir, type ModelName, readWeightMap, sampleImagesDir } from "./_load.ts";
 export {
   alignedCrop,
   type Eyes,

@@ -43,9 +43,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
-import { join } from "node:path";
 import { type Normalization, REFERENCE_NORMALIZATION } from "../data/batches.ts";
-import { alignedCrop, modelDir, PORTRAIT_FRAMING, PORTRAIT_HEIGHT, PORTRAIT_WIDTH } from "../faces/mod.ts";
+import { alignedCrop, PORTRAIT_FRAMING, PORTRAIT_HEIGHT, PORTRAIT_WIDTH, readWeightMap } from "../faces/mod.ts";
 import { ChannelZeroPad, FaceResnetInput } from "./_face_resnet_layers.ts";
 
 export { ChannelZeroPad, FaceResnetInput } from "./_face_resnet_layers.ts";
@@ -315,33 +314,9 @@ export function setTrainableFrom(backbone: tfl.LayersModel, blockName: string | 
 
 const WEIGHTS_STEM = "face_recognition_model";
 
-interface ManifestGroup {
-  paths: string[];
-  weights: tf.io.WeightsManifestEntry[];
-}
-
 /** face-api's recognition weights as a named tensor map (manifest + shards, dequantised). */
-async function readFaceApiWeights(): Promise<tf.NamedTensorMap> {
-  const dir = modelDir();
-  const manifestPath = join(dir, `${WEIGHTS_STEM}-weights_manifest.json`);
-  let manifest: ManifestGroup[];
-  try {
-    manifest = JSON.parse(await Deno.readTextFile(manifestPath));
-  } catch (err) {
-    throw new Error(`loadFaceResnetWeights: cannot read ${manifestPath}: ${(err as Error).message}`);
-  }
-  const map: tf.NamedTensorMap = {};
-  for (const group of manifest) {
-    const parts = await Promise.all(group.paths.map((p) => Deno.readFile(join(dir, p))));
-    const buf = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-    let off = 0;
-    for (const p of parts) {
-      buf.set(p, off);
-      off += p.length;
-    }
-    Object.assign(map, tf.io.decodeWeights(buf.buffer, group.weights));
-  }
-  return map;
+function readFaceApiWeights(): Promise<tf.NamedTensorMap> {
+  return readWeightMap(WEIGHTS_STEM);
 }
 
 /** Conv layer name ↔ face-api weight prefix, for every conv of the net. */

@@ -7,6 +7,7 @@ import { cacheStats } from "../../lib/engine/onednn/_ffi.ts";
 import { kernelStats, resetKernelStats } from "../../lib/engine/onednn/_stats.ts";
 import { poolStats } from "../../lib/engine/onednn/_memory.ts";
 import { lazyStats } from "../../lib/engine/onednn/_backend.ts";
+import { tapeStats } from "../../lib/engine/onednn/_tape.ts";
 
 const status = await registerOnednnBackend();
 const ignore = !status.available;
@@ -660,6 +661,90 @@ Deno.test({
     await expectSame("large batchNorm", () => tf.batchNorm(T(bx), T(bm), T(bv), T(bo), T(bs), 0.001), 1e-5);
     await expectSame("large batchNorm no scale", () => tf.batchNorm(T(bx), T(bm), T(bv), T(bo)), 1e-5);
     expectHandled("Sum", "Mean", "Tile", "FusedBatchNorm");
+  },
+});
+
+// ---- gradients (tape rewrites of _tape.ts) ----
+
+/** Training-mode batch norm as tfjs-layers' BatchNormalization computes it: tf.moments, then tf.batchNorm. */
+function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor | null, beta: tf.Tensor | null, eps = 1e-3): tf.Tensor {
+  const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
+  const { mean, variance } = tf.moments(x, axes);
+  return tf.batchNorm(x, mean, variance, beta ?? undefined, gamma ?? undefined, eps);
+}
+
+Deno.test({
+  name: "the training-mode BatchNorm gradient (one oneDNN primitive) matches the cpu backend's tape gradient",
+  ignore,
+  async fn() {
+    for (const shape of [[32, 20, 16, 24], [4, 5, 3, 8], [6, 40, 7]]) {
+      const x = data(shape, -2, 3), w = data(shape);
+      const c = shape[shape.length - 1];
+      const g = data([c], 0.5, 1.5), b = data([c]);
+      resetKernelStats();
+      const before = tapeStats.batchNorm;
+      // loss = sum(w * bn(x)): non-trivial dy; gradients for x, gamma, beta
+      await expectSame(`batchNorm grads ${shape}`, () => {
+        const f = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(T(w), batchNormTraining(xx, gg, bb)));
+        return tf.grads(f)([T(x), T(g), T(b)]);
+      }, 2e-4);
+      if (tapeStats.batchNorm === before) throw new Error(`${shape}: the BatchNorm tape node was not rewritten`);
+      expectHandled("OnednnBatchNormGrad");
+      // a loss that also reads the moments (their own gradient paths stay exact). (tfjs cannot take the
+      // gradient of a batchNorm without scale or offset on any backend.)
+      await expectSame(`batchNorm grads, moments in the loss ${shape}`, () => {
+        const f = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => {
+          const axes = Array.from({ length: xx.rank - 1 }, (_, i) => i);
+          const { mean, variance } = tf.moments(xx, axes);
+          const y = tf.batchNorm(xx, mean, variance, bb, gg, 1e-3);
+          return tf.add(tf.sum(tf.mul(T(w), y)), tf.sum(tf.mul(tf.square(mean), tf.sqrt(variance))));
+        };
+        return tf.grads(f)([T(x), T(g), T(b)]);
+      }, 2e-4);
+    }
+    // mean / variance that are not the moments of x: the tape gradient is kept (no rewrite)
+    const x = data([8, 6, 5, 4]), m = data([4]), v = data([4], 0.5, 2), g = data([4]), b = data([4]);
+    const before = tapeStats.batchNorm;
+    await expectSame("batchNorm grads with given statistics", () => {
+      const f = (xx: tf.Tensor, mm: tf.Tensor, vv: tf.Tensor) =>
+        tf.sum(tf.square(tf.batchNorm(xx, mm, vv, T(b), T(g))));
+      return tf.grads(f)([T(x), T(m), T(v)]);
+    });
+    if (tapeStats.batchNorm !== before) throw new Error("a batchNorm with given statistics was rewritten");
+  },
+});
+
+Deno.test({
+  name: "Relu, bias-add, Sub, Mean and Square gradients with leaner tape entries match the cpu backend",
+  ignore,
+  async fn() {
+    const shape = [16, 24, 20, 32];
+    const x = data(shape), bias = data([32]), w = data(shape);
+    // special values: zeros, -0, NaN, infinities in x and in the incoming gradient
+    x.values.set([0, -0, NaN, Infinity, -Infinity, 1e-40, -1e-40], 0);
+    w.values.set([Infinity, -Infinity, NaN, 2, 3, -1, -2, Infinity, -Infinity], 0);
+    const relu0 = tapeStats.relu, shape0 = tapeStats.shapeOnly;
+    resetKernelStats();
+    await expectSame("conv-like bias + relu chain grads", () => {
+      const f = (xx: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(T(w), tf.relu(tf.add(xx, bb))));
+      return tf.grads(f)([T(x), T(bias)]);
+    });
+    expectHandled("OnednnReluGrad");
+    if (tapeStats.relu === relu0 || tapeStats.shapeOnly === shape0) throw new Error("tape nodes not rewritten");
+    const small = data([3, 5, 7]), col = data([3, 1, 7]);
+    await expectSame("sub / mean / square grads", () => {
+      const f = (a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.square(tf.sub(a, b)), tf.mean(tf.sub(b, a), [1], true)));
+      return tf.grads(f)([T(small), T(col)]);
+    }, 1e-5);
+    // the input of relu is used elsewhere too (its gradient must add up)
+    await expectSame("relu input reused", () => {
+      const f = (xx: tf.Tensor) => {
+        const s = tf.add(xx, 0.25);
+        return tf.add(tf.sum(tf.relu(s)), tf.sum(tf.mul(s, s)));
+      };
+      return tf.grads(f)([T(small)]);
+    }, 1e-5);
   },
 });
 

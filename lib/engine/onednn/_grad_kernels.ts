@@ -7,6 +7,8 @@ import { f32, output, type Override } from "./_backend.ts";
 import { alloc } from "./_memory.ts";
 import { dnnlBatchNormBackward } from "./_dnnl_eltwise.ts";
 import { DNNL_MIN_ELEMENTS } from "./_elementwise.ts";
+import { DnnlError } from "./_ffi.ts";
+import { env } from "./_env.ts";
 
 export const BATCH_NORM_GRAD = "OnednnBatchNormGrad";
 export const RELU_GRAD = "OnednnReluGrad";
@@ -27,12 +29,16 @@ export const batchNormGrad: Override = ({ inputs, backend, attrs }) => {
   if (dyv.length !== xv.length || xv.length % c !== 0 || xv.length === 0) return null;
   const eps = (attrs as { varianceEpsilon?: number } | undefined)?.varianceEpsilon ?? 0.001;
   const dx = alloc(xv.length), dscale = new Float32Array(c), dshift = new Float32Array(c);
-  if (
-    xv.length < DNNL_MIN_ELEMENTS ||
-    !dnnlBatchNormBackward(xv, dyv, c, mv, vv, sv as Float32Array<ArrayBuffer>, eps, dx, dscale, dshift)
-  ) {
-    batchNormGradJs(xv, dyv, c, mv, vv, sv, eps, dx, dscale, dshift);
+  let done = false;
+  if (xv.length >= DNNL_MIN_ELEMENTS) {
+    try {
+      done = dnnlBatchNormBackward(xv, dyv, c, mv, vv, sv as Float32Array<ArrayBuffer>, eps, dx, dscale, dshift);
+    } catch (e) {
+      if (!(e instanceof DnnlError)) throw e;
+      if (env("ONEDNN_DEBUG")) console.error(`onednn: ${BATCH_NORM_GRAD}: ${e.message}; using JS`);
+    }
   }
+  if (!done) batchNormGradJs(xv, dyv, c, mv, vv, sv, eps, dx, dscale, dshift);
   const out: TensorInfo[] = [
     output(backend, x.shape.slice(), dx),
     output(backend, [c], dscale),

@@ -86,6 +86,7 @@ export function installTapeRewrites(backendName: string): void {
     this.state.kernelDepth++;
     try {
       rewrite(this, tape, node, attrs ?? {});
+      dedupe(tape, node);
     } finally {
       this.state.kernelDepth--;
       busy = false;
@@ -146,6 +147,33 @@ function reduceTo(dy: Tensor, shape: number[]): Tensor {
   return tf.reshape(res, shape);
 }
 
+/**
+ * Saved tensors of one tape that share data and shape (a relu output saved by its Relu node and by the next
+ * convolution, a conv output saved by BatchNorm and by the moments' Square) become one saved tensor object:
+ * the data is the same, but tfjs counts the bytes of every tensor object (tf.memory, tf.profile). The node's
+ * saved array is edited in place (tfjs' gradient closures hold that array); duplicates are disposed here, the
+ * shared ones at the end of backprop like every saved tensor (disposing twice is a no-op).
+ */
+const SHARED = new WeakMap<TapeNode[], Map<object, Tensor>>();
+
+function dedupe(tape: TapeNode[], node: TapeNode): void {
+  const saved = node.saved;
+  if (saved == null || saved.length === 0) return;
+  let shared = SHARED.get(tape);
+  if (shared === undefined) SHARED.set(tape, shared = new Map());
+  for (let i = 0; i < saved.length; i++) {
+    const t = saved[i];
+    if (t == null || t.isDisposed) continue;
+    const prev = shared.get(t.dataId);
+    if (prev === undefined || prev.isDisposed) {
+      shared.set(t.dataId, t);
+    } else if (prev !== t && prev.dtype === t.dtype && util.arraysEqual(prev.shape, t.shape)) {
+      saved[i] = prev;
+      t.dispose();
+    }
+  }
+}
+
 // ---- Add / Sub / Mean: gradients that read shapes only ----
 
 function addSub(node: TapeNode): void {
@@ -201,6 +229,7 @@ function relu(engine: Engine, node: TapeNode): void {
   const ySaved = keepClone(engine, y);
   node.gradient = (dys) => {
     const dy = dys[0]!;
+    const [ySaved] = node.saved!; // read at gradient time: dedupe() may have swapped in an equal saved tensor
     return {
       x: () =>
         onBackend(engine)
@@ -224,6 +253,7 @@ function squareOfSub(engine: Engine, tape: TapeNode[], node: TapeNode): void {
   const aSaved = keepClone(engine, a), bSaved = keepClone(engine, b);
   node.gradient = (dys) => {
     const dy = dys[0]!;
+    const [aSaved, bSaved] = node.saved!;
     // as tfjs' Square grad: dy * (2 * x), with x = a - b recomputed by the same kernel
     return { x: () => tf.mul(dy, tf.mul(tf.sub(aSaved, bSaved), 2)) };
   };
@@ -270,13 +300,13 @@ function batchNorm(engine: Engine, tape: TapeNode[], node: TapeNode, attrs: Reco
   if (!util.arraysEqual(a.shape, sub.outputs[0].shape)) return;
   if (b.shape[b.rank - 1] !== c) return;
   // Passed: the node's mean / variance are the biased batch moments of x.
-  const [xs, ms, vs, ss] = saved;
   const inputs: Record<string, Tensor> = { x };
   if (scale != null) inputs.scale = scale;
   if (offset != null) inputs.offset = offset;
   node.inputs = inputs;
   node.gradient = (dys) => {
     const dy = dys[0]!;
+    const [xs, ms, vs, ss] = node.saved!;
     let outs: Tensor[] | null = null;
     const take = (i: number): Tensor => {
       if (outs === null) {
@@ -287,10 +317,12 @@ function batchNorm(engine: Engine, tape: TapeNode[], node: TapeNode, attrs: Reco
             { varianceEpsilon: eps },
           ) as Tensor[]
           : batchNormGradOps(xs, ms, vs, ss ?? null, dy, eps);
-        // Each input's gradient runs in its own tidy: keep the others until taken.
-        for (const t of outs) engine.keep(t);
         if (scale == null) outs[1].dispose();
         if (offset == null) outs[2].dispose();
+        // Each input's gradient runs in its own tidy: keep the others until taken (as clones: a kept tensor
+        // returned from a tidy would never be disposed).
+        for (let j = 0; j < outs.length; j++) if (j !== i && !outs[j].isDisposed) engine.keep(outs[j]);
+        return outs[i];
       }
       const t = outs[i];
       const r = t.clone();
