@@ -16,6 +16,7 @@ import { parseFlags, runCli, usage } from "../lib/config.ts";
 import { initEngine } from "../lib/engine/mod.ts";
 import { writeJsonAtomic } from "../lib/util/fs.ts";
 import { activationBytes, buildReferenceCnn, forwardFlops, REF_INPUT } from "./reference_cnn.ts";
+import { createClassifier } from "../lib/models/mod.ts";
 
 const SPEC = {
   backends: { type: "string", default: "onednn,wasm,webgpu,tensorflow,cpu", help: "backends to measure" },
@@ -24,6 +25,9 @@ const SPEC = {
   warmup: { type: "int", nonNegative: true, default: 2, help: "untimed steps first" },
   "cpu-batch": { type: "int", positive: true, default: 2, help: "batch for the (very slow) cpu backend's training" },
   "no-torch": { type: "boolean", default: false, help: "skip the PyTorch reference" },
+  models: { type: "string", default: "compact_cnn,face_resnet", help: "project models to measure too (registry names; empty for none)" },
+  "model-backends": { type: "string", default: "onednn,wasm", help: "backends for the project models" },
+  "model-steps": { type: "int", positive: true, default: 3, help: "timed steps for the project models" },
   out: { type: "string", default: "bench/results", help: "where the JSON result goes" },
 } as const;
 
@@ -65,15 +69,23 @@ function makeStep(model: tfl.LayersModel, opt: tf.Optimizer, x: tf.Tensor, y: tf
   };
 }
 
-async function measure(name: string, batch: number, steps: number, warmup: number, flops: number): Promise<BackendResult> {
+async function measure(
+  name: string,
+  batch: number,
+  steps: number,
+  warmup: number,
+  flops: number,
+  build: () => Promise<tfl.LayersModel> = () => Promise.resolve(buildReferenceCnn()),
+): Promise<BackendResult> {
   try {
     await initEngine({ backend: name, verbose: false });
   } catch (err) {
     return { backend: name, available: false, reason: (err as Error).message };
   }
-  const model = buildReferenceCnn();
+  const model = await build();
   const x = tf.randomNormal([batch, ...REF_INPUT], 0, 1, "float32", 1);
-  const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 2), "int32"), 2);
+  const classes = model.outputs[0].shape[1] as number;
+  const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % classes), "int32"), classes);
   const opt = tf.train.adam(1e-3);
   const step = makeStep(model, opt, x, y);
   const cpu = name === "cpu";
@@ -190,10 +202,34 @@ if (import.meta.main) {
         console.log(`${r.backend.padEnd(10)} ${((100 * r.trainGflops!) / peak).toFixed(0)}% of practical peak training, ${((100 * r.inferGflops!) / peak).toFixed(0)}% inference`);
       }
     }
+    // The project's own classifiers (gender head), same measurement.
+    const modelResults: (BackendResult & { model: string; params: number })[] = [];
+    for (const modelName of f.models.split(",").map((x) => x.trim()).filter(Boolean)) {
+      for (const name of f["model-backends"].split(",").map((x) => x.trim()).filter(Boolean)) {
+        let params = 0, mflops = 0;
+        const build = async () => {
+          const { model } = await createClassifier(modelName, ["gender"]);
+          params = model.countParams();
+          mflops = forwardFlops(model);
+          return model;
+        };
+        let r: BackendResult;
+        try {
+          r = await measure(name, f.batch, f["model-steps"], 1, 0, build);
+          if (r.available) r.trainGflops = (r.trainImgPerSec! * 3 * mflops) / 1e9, r.inferGflops = (r.inferImgPerSec! * mflops) / 1e9;
+        } catch (err) {
+          r = { backend: name, available: false, reason: `failed while measuring: ${(err as Error).message}` };
+        }
+        modelResults.push({ ...r, model: modelName, params });
+        console.log(r.available
+          ? `${modelName.padEnd(12)} ${name.padEnd(7)} train ${r.trainImgPerSec!.toFixed(1).padStart(6)} img/s  infer ${r.inferImgPerSec!.toFixed(1).padStart(6)} img/s  (${(params / 1e6).toFixed(2)} M parameters, conv+dense ${(mflops / 1e6).toFixed(0)} MFLOP/image, batch ${f.batch})`
+          : `${modelName.padEnd(12)} ${name.padEnd(7)} unavailable: ${r.reason}`);
+      }
+    }
     const torch = f["no-torch"] ? { error: "skipped (--no-torch)" } : await torchReference(f.batch, f.steps);
     if (torch.error) console.log(`pytorch    unavailable: ${torch.error}`);
     else console.log(`pytorch    train ${torch.train_img_s!.toFixed(1).padStart(7)} img/s  infer ${torch.infer_img_s!.toFixed(1).padStart(7)} img/s (torch ${torch.torch})`);
-    await writeJsonAtomic(join(f.out, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`), { flops, peak, results, torch });
+    await writeJsonAtomic(join(f.out, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`), { flops, peak, results, modelResults, torch });
     const one = results.find((r) => r.backend === "onednn" && r.available);
     if (one && !torch.error) {
       console.log(`ratio onednn/pytorch train=${(one.trainImgPerSec! / torch.train_img_s!).toFixed(2)} infer=${(one.inferImgPerSec! / torch.infer_img_s!).toFixed(2)}`);

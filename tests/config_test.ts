@@ -24,3 +24,10 @@ Deno.test("parseFlags() rejects wrong types, bad choices and unknown flags with 
   assert.throws(() => parseFlags("train", ["--task", "age"], SPEC), /expected --task to be one of gender, haircolor, got 'age'/);
   assert.throws(() => parseFlags("train", ["--epoch", "3"], SPEC), /train: Unknown option '--epoch'/);
 });
+
+Deno.test("--loss-weights parses per-head weights and names a bad head or value", async () => {
+  const { parseLossWeights } = await import("../lib/cli/train.ts");
+  assert.deepEqual(parseLossWeights("gender=1,hair_type=0.25"), { gender: 1, hair_type: 0.25 });
+  assert.throws(() => parseLossWeights("age=1"), /unknown head 'age'; expected gender, hair_color, hair_type/);
+  assert.throws(() => parseLossWeights("gender=x"), /expected gender=<non-negative number>, got 'gender=x'/);
+});

@@ -13,7 +13,8 @@ import { saveChart } from "../viz/vega.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 
 export async function runExploreStage(ctx: DemoContext): Promise<Record<string, unknown>> {
-  await initEngine({ backend: ctx.backend ?? "wasm" });
+  // face-api's detector (small depthwise convs, one image at a time) runs fastest on wasm here.
+  await initEngine({ backend: ctx.backend ?? "wasm", source: ctx.backend ? "--backend" : "the explore stage (face-api's detector is fastest on wasm)" });
   const out = join(ctx.out, "explore");
   const r = await runExploration({ dataroot: ctx.dataroot, attributes: ctx.attributes, out, outliers: { seed: ctx.seed } });
   const s = r.summary as Record<string, unknown>;

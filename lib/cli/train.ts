@@ -5,7 +5,8 @@
  * Trains a classifier into checkpoints/<exp>/ (config.json, metrics.csv, run.log,
  * learning curve, models/best, models/last). Creates the splits when missing.
  */
-import { parseFlags, runCli, usage } from "../config.ts";
+import { parseFlags, runCli, usage, UsageError } from "../config.ts";
+import { HEAD_NAMES, type HeadName } from "../data/schema.ts";
 import { initEngine } from "../engine/mod.ts";
 import { MODEL_NAMES } from "../models/mod.ts";
 import { SPLIT_TASKS, type SplitTask } from "../data/split.ts";
@@ -26,16 +27,31 @@ const SPEC = {
   preset: { type: "string", choices: Object.keys(PRESETS), help: "named preset (debug ≈ 1 minute)" },
   sampling: { type: "string", choices: ["weighted", "shuffle"], help: "class-balanced or plain batches" },
   "no-augment": { type: "boolean", default: false, help: "turn augmentation off" },
+  "loss-weights": { type: "string", help: "per-head loss weights, e.g. gender=1,hair_color=1,hair_type=0.5 (multitask)" },
   backend: { type: "string", help: "force a tfjs backend" },
   resume: { type: "boolean", default: false, help: "continue the run from models/last" },
   checkpoints: { type: "string", help: "checkpoints folder (default checkpoints)" },
 } as const;
+
+/** "gender=1,hair_color=0.5" → { gender: 1, hair_color: 0.5 }, with errors naming the bad part. */
+export function parseLossWeights(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of text.split(",")) {
+    const [name, value] = part.split("=").map((x) => x.trim());
+    if (!HEAD_NAMES.includes(name as HeadName)) throw new UsageError(`train: --loss-weights: unknown head '${name}'; expected ${HEAD_NAMES.join(", ")}`);
+    const v = Number(value);
+    if (!(value !== undefined && value !== "" && Number.isFinite(v) && v >= 0)) throw new UsageError(`train: --loss-weights: expected ${name}=<non-negative number>, got '${part}'`);
+    out[name] = v;
+  }
+  return out;
+}
 
 if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("train", Deno.args, SPEC);
     if (f.help) return void console.log(usage("train", SPEC));
     if (!f.dataroot || !f["exp-name"]) throw new Error("train: --dataroot DIR and --exp-name NAME are required\n" + usage("train", SPEC));
+    const lossWeights = f["loss-weights"] ? parseLossWeights(f["loss-weights"]) : undefined;
     await initEngine({ backend: f.backend });
     const cfg = resolveTrainConfig({ dataroot: f.dataroot, expName: f["exp-name"] }, f.preset, {
       attributes: f.attributes,
@@ -49,6 +65,7 @@ if (import.meta.main) {
       stepsPerEpoch: f["steps-per-epoch"],
       sampling: f.sampling as "weighted" | "shuffle" | undefined,
       augment: f["no-augment"] ? false : undefined,
+      lossWeights,
       resume: f.resume,
       checkpointsDir: f.checkpoints,
     });

@@ -40,6 +40,8 @@ export interface EngineOptions {
   backend?: string;
   /** Print the choice to stderr (default true). */
   verbose?: boolean;
+  /** Who forces `backend`, for the message (default "--backend"). */
+  source?: string;
 }
 
 const require = createRequire(import.meta.url);
@@ -136,7 +138,7 @@ export async function initEngine(opts: EngineOptions = {}): Promise<EngineChoice
     }
     if (reason === null) throw new Error(`backend '${name}' was requested but is not installed`);
     attempts.push({ backend: name, ok: true, reason });
-    choice = { backend: name, reason: `forced by ${opts.backend ? "--backend" : "TP_BACKEND"}: ${reason}`, forced: true, attempts };
+    choice = { backend: name, reason: `forced by ${opts.backend ? (opts.source ?? "--backend") : "TP_BACKEND"}: ${reason}`, forced: true, attempts };
   } else {
     for (const name of AUTO_ORDER) {
       try {
