@@ -99,7 +99,9 @@ export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {})
   });
   const heads = TASK_HEADS[cfg.task];
   const task = classificationTask(cfg.task, ds.attrs, splits.train, { lossWeights: cfg.lossWeights });
-  const created_ = await createClassifier(cfg.model, heads, cfg.modelOverrides, cfg.seed + 1);
+  // The face ResNet sees a face crop by default; hair needs the whole portrait.
+  const taskDefaults: Record<string, unknown> = cfg.model === "face_resnet" && heads.some((h) => h !== "gender") ? { crop: "portrait" } : {};
+  const created_ = await createClassifier(cfg.model, heads, { ...taskDefaults, ...cfg.modelOverrides }, cfg.seed + 1);
   const params = created_.model.countParams();
   const modelConfig = {
     model: created_.name,
