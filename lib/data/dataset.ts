@@ -6,7 +6,7 @@
 import { type Attributes, readAttributes } from "./attributes.ts";
 import { type CacheOptions, loadPixelCache, type PixelCache, type RowProblem } from "./cache.ts";
 import { type DatasetLayout, listImageFiles, resolveLayout } from "./layout.ts";
-import { writeFileAtomic } from "../util/fs.ts";
+import { csvField, writeFileAtomic } from "../util/fs.ts";
 
 export interface OpenOptions extends CacheOptions {
   dataroot: string;
@@ -50,9 +50,8 @@ export async function openDataset(opts: OpenOptions): Promise<Dataset> {
 
 /** CSV of every problem found (file, line, kind, message), written atomically. */
 export async function writeProblemsCsv(ds: Dataset, path: string): Promise<void> {
-  const esc = (s: string) => /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
   const lines = ["file,csv_line,image_index,kind,message"];
-  for (const p of ds.problems) lines.push([p.file, String(p.row + 2), String(p.index), p.kind, esc(p.message)].join(","));
+  for (const p of ds.problems) lines.push([p.file, String(p.row + 2), String(p.index), p.kind, csvField(p.message)].join(","));
   for (const f of ds.unlistedFiles) lines.push([f, "", "", "unlisted", "portrait file has no row in the attributes CSV"].join(","));
   await writeFileAtomic(path, lines.join("\n") + "\n");
 }

@@ -27,7 +27,7 @@ import { readJson, resolveCheckpoint } from "../train/checkpoint.ts";
 import { calibration, type ClassificationReport, classificationReport, confusionChart, formatReport, metricsJson, reliabilityChart, subgroupAccuracy, worstMistakes } from "./mod.ts";
 import { saveChart } from "../viz/vega.ts";
 import { mosaic } from "../viz/mosaic.ts";
-import { writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { appendFileAtomic, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 
 export interface RunModelConfig {
   model: string;
@@ -185,11 +185,7 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
     await writeJsonAtomic(files.metrics = join(opts.runDir, name), metrics);
     const text = lines.join("\n");
     const logPath = join(opts.runDir, "test.log");
-    let prev = "";
-    try {
-      prev = await Deno.readTextFile(logPath);
-    } catch { /* first */ }
-    await writeFileAtomic(logPath, prev + `${new Date().toISOString()}\n${text}\n\n`);
+    await appendFileAtomic(logPath, `${new Date().toISOString()}\n${text}\n\n`);
     files.log = logPath;
     return { reports, metrics, ece, text, files, subgroups, rows: rows.length, imgPerSec };
   } finally {

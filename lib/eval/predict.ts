@@ -13,7 +13,7 @@ import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { portraitFromImage } from "../faces/mod.ts";
 import { loadPredictor } from "./evaluate.ts";
 import { mosaic, type MosaicTile } from "../viz/mosaic.ts";
-import { writeFileAtomic } from "../util/fs.ts";
+import { appendFileAtomic, csvField, writeFileAtomic } from "../util/fs.ts";
 import { Progress } from "../util/progress.ts";
 
 export const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".bmp"];
@@ -89,9 +89,8 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
       return row;
     });
     const cols = ["filename", "face_found", ...heads.flatMap((h) => [h, `${h}_prob`])];
-    const esc = (v: unknown) => (/[",\n]/.test(String(v)) ? `"${String(v).replaceAll('"', '""')}"` : String(v));
     const csvPath = join(opts.runDir, `predictions_${config.task}.csv`);
-    await writeFileAtomic(csvPath, [cols.join(","), ...rows.map((r) => cols.map((c) => esc(r[c])).join(","))].join("\n") + "\n");
+    await writeFileAtomic(csvPath, [cols.join(","), ...rows.map((r) => cols.map((c) => csvField(r[c])).join(","))].join("\n") + "\n");
     let sheetPath: string | null = null;
     if (rows.length) {
       const tiles: MosaicTile[] = [];
@@ -110,11 +109,7 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
       ...rows.map((r) => `  ${r.filename}: ${r.face_found ? "" : "(no face, whole image) "}${heads.map((h) => `${h}=${r[h]} (${r[`${h}_prob`]})`).join(" ")}`),
       ...skipped.map((s) => `  SKIPPED ${s.filename}: ${s.reason}`),
     ];
-    let prev = "";
-    try {
-      prev = await Deno.readTextFile(logPath);
-    } catch { /* first */ }
-    await writeFileAtomic(logPath, prev + lines.join("\n") + "\n");
+    await appendFileAtomic(logPath, lines.join("\n") + "\n");
     if (!opts.quiet) console.log(lines.join("\n"));
     return { rows, skipped, csvPath, sheetPath, logPath };
   } finally {

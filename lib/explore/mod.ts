@@ -18,7 +18,7 @@ import { findOutliers, OUTLIER_DEFAULTS, OUTLIER_REASONS, type OutlierFlag, type
 import { classBalanceChart, crossTableChart, missingChart, outlierReasonsChart, pixelStatsChart } from "./charts.ts";
 import { saveChart, type VegaLiteSpec } from "../viz/vega.ts";
 import { mosaic, type MosaicTile } from "../viz/mosaic.ts";
-import { exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { csvField, exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 
 export * from "./describe.ts";
 export * from "./image_stats.ts";
@@ -58,9 +58,8 @@ export interface ExploreResult {
 }
 
 function csvOf(flags: OutlierFlag[]): string {
-  const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
   return "file,image_index,reason,score,detail\n" +
-    flags.map((f) => [f.file, f.index, f.reason, f.score.toFixed(4), esc(f.detail)].join(",")).join("\n") + "\n";
+    flags.map((f) => [f.file, f.index, f.reason, f.score.toFixed(4), csvField(f.detail)].join(",")).join("\n") + "\n";
 }
 
 /** Reads a bad-image list (file,…) written by the exploration: the set of Image_Index values. */

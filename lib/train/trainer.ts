@@ -20,7 +20,7 @@ import { fileIO } from "../models/io.ts";
 import { predictHeads } from "../models/inference.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import { writeFileAtomic } from "../util/fs.ts";
+import { appendFileAtomic, writeFileAtomic } from "../util/fs.ts";
 
 export interface HeadSpec {
   name: HeadName;
@@ -127,12 +127,7 @@ export class Trainer {
   }
 
   private async flushLog(): Promise<void> {
-    const path = join(this.opts.runDir, "run.log");
-    let prev = "";
-    try {
-      prev = await Deno.readTextFile(path);
-    } catch { /* first write */ }
-    await writeFileAtomic(path, prev + this.logLines.map((l) => l + "\n").join(""));
+    await appendFileAtomic(join(this.opts.runDir, "run.log"), this.logLines.map((l) => l + "\n").join(""));
     this.logLines = [];
   }
 

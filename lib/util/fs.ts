@@ -98,3 +98,20 @@ export async function mapLimit<T, R>(
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return out;
 }
+
+/** Appends text to a log file atomically (the whole new file replaces the old one). */
+export async function appendFileAtomic(path: string, text: string): Promise<void> {
+  let prev = "";
+  try {
+    prev = await Deno.readTextFile(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  await writeFileAtomic(path, prev + text);
+}
+
+/** One CSV field: quoted when it holds a comma, quote or newline. */
+export function csvField(v: unknown): string {
+  const s = String(v);
+  return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
