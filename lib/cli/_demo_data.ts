@@ -1,10 +1,11 @@
 /** Demo stage "data": dataset, validation, cache, mosaics, class balance, normalisation, augmentation preview. */
 import { dirname, join } from "node:path";
-import pl from "nodejs-polars";
 import type { DemoContext } from "./demo.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { ensureProceduralDataset, writeClassMosaic } from "../data/synthetic/mod.ts";
-import { HEAD_NAMES, HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
+import { IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
+import { describeAttributes } from "../explore/describe.ts";
+import { classBalanceChart } from "../explore/charts.ts";
 import { describeProblems, openDataset, writeProblemsCsv } from "../data/dataset.ts";
 import { channelStats, DEFAULT_AUGMENT, denormalize, makeTrainBatch, planEpoch } from "../data/batches.ts";
 import { saveChart } from "../viz/vega.ts";
@@ -22,24 +23,9 @@ export async function runDataStage(ctx: DemoContext): Promise<Record<string, unk
   console.log(describeProblems(ds));
   await writeProblemsCsv(ds, join(out, "problems.csv"));
 
-  // Class balance from the polars frame.
-  const values: { attribute: string; value: string; count: number }[] = [];
-  for (const head of HEAD_NAMES) {
-    const col = HEADS[head].column;
-    const vc = ds.attrs.frame.select(pl.col(col).fillNull("n/a")).getColumn(col).valueCounts().sort("count", true);
-    for (const r of vc.toRecords() as Record<string, unknown>[]) values.push({ attribute: col, value: String(r[col]), count: Number(r.count) });
-  }
-  const chart = await saveChart({
-    title: "Label counts per attribute (n/a = missing)",
-    data: { values },
-    facet: { field: "attribute", type: "nominal", title: null },
-    spec: { width: 200, height: 160, mark: { type: "bar", tooltip: true }, encoding: {
-      x: { field: "value", type: "nominal", sort: "-y", title: null },
-      y: { field: "count", type: "quantitative" },
-      color: { field: "value", type: "nominal", legend: null },
-    } },
-    resolve: { scale: { x: "independent" } },
-  }, join(out, "class_balance"));
+  // Class balance: the exploration's own table and chart.
+  const classCounts = describeAttributes(ds.attrs).classCounts;
+  const chart = await saveChart(classBalanceChart(classCounts), join(out, "class_balance"));
   console.log(`class balance chart: ${chart.png}`);
 
   if (ctx.synthetic) {
@@ -76,6 +62,6 @@ export async function runDataStage(ctx: DemoContext): Promise<Record<string, unk
     cacheSeconds: ds.cache.seconds,
     cacheBuilt: ds.cache.built,
     normalization: norm,
-    labelCounts: values,
+    labelCounts: classCounts.toRecords(),
   };
 }

@@ -24,7 +24,7 @@ import { ageGenderPredict } from "../faces/mod.ts";
 import "../models/mod.ts";
 import { fileIO } from "../models/io.ts";
 import { readJson, resolveCheckpoint } from "../train/checkpoint.ts";
-import { calibration, type ClassificationReport, classificationReport, confusionChart, formatReport, metricsJson, reliabilityChart, subgroupAccuracy, worstMistakes } from "./mod.ts";
+import { argmaxRows, calibration, type ClassificationReport, classificationReport, confusionChart, formatReport, metricsJson, reliabilityChart, subgroupAccuracy, worstMistakes } from "./mod.ts";
 import { saveChart } from "../viz/vega.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { appendFileAtomic, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
@@ -155,12 +155,7 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
       files[`confusion_${head}`] = (await saveChart(confusionChart(r, `${head}: confusion matrix (${opts.split})`), join(opts.runDir, `confusion_${head}`))).png;
       files[`reliability_${head}`] = (await saveChart(reliabilityChart(cal, `${head}: reliability (${opts.split})`), join(opts.runDir, `reliability_${head}`))).png;
       // Bias: accuracy of this head within each class of the other attributes.
-      const pred = new Int32Array(rows.length);
-      for (let i = 0; i < rows.length; i++) {
-        let best = 0;
-        for (let c = 1; c < k; c++) if (probs[head][i * k + c] > probs[head][i * k + best]) best = c;
-        pred[i] = best;
-      }
+      const pred = argmaxRows(probs[head], k);
       for (const other of HEAD_NAMES.filter((h) => h !== head)) {
         const groups = Int32Array.from(rows, (row) => ds.attrs.labels[other][row]);
         const df = subgroupAccuracy(yTrue, pred, groups, HEADS[other].labels);

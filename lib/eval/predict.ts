@@ -12,6 +12,7 @@ import sharp from "sharp";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { portraitFromImage } from "../faces/mod.ts";
 import { loadPredictor } from "./evaluate.ts";
+import { argmaxRows } from "./report.ts";
 import { mosaic, type MosaicTile } from "../viz/mosaic.ts";
 import { appendFileAtomic, csvField, writeFileAtomic } from "../util/fs.ts";
 import { Progress } from "../util/progress.ts";
@@ -76,15 +77,13 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
     crops.forEach((c, i) => pixels.set(c, i * IMAGE_BYTES));
     const heads = Object.keys(config.heads);
     const probs = crops.length ? await predictor.predict(pixels, Array.from(crops.keys())) : {};
+    const preds = Object.fromEntries(heads.map((h) => [h, crops.length ? argmaxRows(probs[h], config.heads[h].length) : new Int32Array(0)]));
     const rows: PredictionRow[] = kept.map((k, i) => {
       const row: PredictionRow = { filename: k.filename, face_found: k.faceFound };
       for (const h of heads) {
-        const labels = config.heads[h];
-        const p = probs[h].subarray(i * labels.length, (i + 1) * labels.length);
-        let best = 0;
-        for (let c = 1; c < labels.length; c++) if (p[c] > p[best]) best = c;
+        const labels = config.heads[h], best = preds[h][i];
         row[h] = labels[best];
-        row[`${h}_prob`] = Number(p[best].toFixed(4));
+        row[`${h}_prob`] = Number(probs[h][i * labels.length + best].toFixed(4));
       }
       return row;
     });
