@@ -1,7 +1,10 @@
 /**
- * deno task explore --dataroot DIR [--out DIR] [--no-descriptors] [--no-detector]
+ * deno task explore --dataroot DIR [--out DIR] [--screen-share 0.03] [--no-descriptors] [--no-detector]
  * Writes the exploration report (tables, charts, outliers, summary.json) to
- * --out (default reports/explore/<dataset>/).
+ * --out (default reports/explore/<dataset>/). The face detector and descriptors
+ * examine only the --screen-share least face-like images (face-space score; 1 =
+ * all); they run on the wasm backend unless --backend says otherwise
+ * (face-api's small depthwise convolutions, one image at a time, are fastest there).
  */
 import { join } from "node:path";
 import { parseFlags, runCli, usage } from "../config.ts";
@@ -16,6 +19,7 @@ const SPEC = {
   "cache-dir": { type: "string", help: "pixel cache folder" },
   "no-descriptors": { type: "boolean", default: false, help: "skip face descriptors (no non_face flags)" },
   "no-detector": { type: "boolean", default: false, help: "skip the face detector check" },
+  "screen-share": { type: "number", default: 0.03, help: "share of images (least face-like first) the detector and descriptors examine; 1 = all" },
   backend: { type: "string", help: "force a tfjs backend" },
   seed: { type: "int", nonNegative: true, default: 0, help: "seed for sampling" },
 } as const;
@@ -25,7 +29,8 @@ if (import.meta.main) {
     const f = parseFlags("explore", Deno.args, SPEC);
     if (f.help) return void console.log(usage("explore", SPEC));
     if (!f.dataroot) throw new Error("explore: --dataroot DIR is required\n" + usage("explore", SPEC));
-    await initEngine({ backend: f.backend });
+    if (!(f["screen-share"] > 0 && f["screen-share"] <= 1)) throw new Error(`explore: expected --screen-share in (0, 1], got ${f["screen-share"]}`);
+    await initEngine({ backend: f.backend ?? "wasm", source: f.backend ? "--backend" : "explore (face-api's detector is fastest on wasm)" });
     const layout = await resolveLayout({ dataroot: f.dataroot, attributes: f.attributes });
     const out = f.out ?? join("reports", "explore", datasetName(layout));
     const r = await runExploration({
@@ -33,10 +38,14 @@ if (import.meta.main) {
       attributes: f.attributes,
       cacheDir: f["cache-dir"],
       out,
-      outliers: { descriptors: !f["no-descriptors"], detector: !f["no-detector"], seed: f.seed },
+      outliers: { descriptors: !f["no-descriptors"], detector: !f["no-detector"], screenShare: f["screen-share"], seed: f.seed },
     });
     const s = r.summary as { rows: number; imagesFound: number; flagged: number; flaggedByReason: Record<string, number>; timings: Record<string, number> };
     console.log(`${s.rows} rows, ${s.imagesFound} images found, ${s.flagged} flags: ${JSON.stringify(s.flaggedByReason)}`);
+    const t = s.timings;
+    console.log(`timings (s): pixel cache ${t.cacheSeconds.toFixed(0)}${t.cacheBuilt ? " (built)" : " (loaded)"}, statistics ${t.statsSeconds.toFixed(0)}, ` +
+      `face space ${t.faceSpaceSeconds.toFixed(0)}, descriptors ${t.descriptorSeconds.toFixed(0)}, detector ${t.detectorSeconds.toFixed(0)} ` +
+      `(${(r.summary as { nonFaceCandidates: number }).nonFaceCandidates} candidates), total ${t.totalSeconds.toFixed(0)}`);
     console.log(r.description.classCounts.toString());
     if (r.groundTruth) {
       const g = r.groundTruth;

@@ -14,6 +14,7 @@ import { labelName } from "../data/attributes.ts";
 import { listImageFiles } from "../data/layout.ts";
 import { type Description, describeAttributes } from "./describe.ts";
 import { type ImageStats, imageStats } from "./image_stats.ts";
+import { eigenfaceImages } from "./face_space.ts";
 import { findOutliers, OUTLIER_DEFAULTS, OUTLIER_REASONS, type OutlierFlag, type OutlierOptions } from "./outliers.ts";
 import { classBalanceChart, crossTableChart, missingChart, outlierReasonsChart, pixelStatsChart } from "./charts.ts";
 import { saveChart, type VegaLiteSpec } from "../viz/vega.ts";
@@ -24,6 +25,7 @@ export * from "./describe.ts";
 export * from "./image_stats.ts";
 export * from "./outliers.ts";
 export * from "./knn.ts";
+export * from "./face_space.ts";
 export * from "./charts.ts";
 
 export const BAD_IMAGES_FILE = "bad_images.csv";
@@ -142,6 +144,7 @@ export async function runExploration(opts: ExploreOptions): Promise<ExploreResul
     mean_b: Array.from(stats.rows, (_, i) => stats.channelMean[i * 3 + 2]),
     nonface_z: Array.from(outliers.nonFaceZ, (v) => (Number.isFinite(v) ? v : null)),
     face_score: Array.from(outliers.faceScore, (v) => (Number.isFinite(v) ? v : null)),
+    face_space_z: Array.from(outliers.faceSpaceZ, (v) => (Number.isFinite(v) ? v : null)),
   });
   await writeFileAtomic(files.image_stats = join(out, "image_stats.csv"), statsFrame.writeCSV().toString());
 
@@ -199,6 +202,22 @@ export async function runExploration(opts: ExploreOptions): Promise<ExploreResul
     }));
   }
 
+  if (outliers.faceSpace) {
+    // The eigenfaces behind the face-space score, then the least face-like images by that score.
+    const eig = eigenfaceImages(outliers.faceSpace, 7).map((image, c) => ({
+      image,
+      caption: c === 0 ? "mean" : `PC${c} ${(outliers.faceSpace!.explained[c - 1] * 100).toFixed(1)}%`,
+    }));
+    const z = outliers.faceSpaceZ;
+    const far = Array.from(z.keys()).filter((i) => Number.isFinite(z[i])).sort((a, b) => z[b] - z[a]).slice(0, 16);
+    files.face_space_mosaic = join(out, "face_space_mosaic.png");
+    await writeFileAtomic(files.face_space_mosaic, await mosaic([...eig, ...far.map((i) => tile(ds, stats.rows[i], `z ${z[i].toFixed(1)}`))], {
+      columns: 8,
+      rowLabels: ["eigenfaces", "least face-like", ""],
+      title: `Face space (${outliers.faceSpace.basis.length / outliers.faceSpace.dim} components) and the images it explains worst`,
+    }));
+  }
+
   const gtPath = join(ds.layout.root, GROUND_TRUTH_FILE);
   const groundTruth = (await exists(gtPath)) ? await scoreGroundTruth(gtPath, flags) : null;
   const valueCounts: Record<string, Record<string, number>> = {};
@@ -218,6 +237,7 @@ export async function runExploration(opts: ExploreOptions): Promise<ExploreResul
     flagged: flags.length,
     flaggedImages: new Set(flags.map((f) => f.index)).size,
     flaggedByReason: Object.fromEntries(reasonCounts.map((r) => [r.reason, r.count])),
+    nonFaceCandidates: outliers.candidates,
     normalization,
     groundTruth,
     timings: {
@@ -226,6 +246,7 @@ export async function runExploration(opts: ExploreOptions): Promise<ExploreResul
       cacheBuilt: ds.cache.built,
       statsSeconds,
       outlierSeconds,
+      faceSpaceSeconds: outliers.faceSpaceSeconds,
       descriptorSeconds: outliers.descriptorSeconds,
       detectorSeconds: outliers.detectorSeconds,
     },

@@ -18,7 +18,7 @@ export interface SaveOptions {
   state?: Record<string, unknown>;
 }
 
-async function saveOptimizer(dir: string, opt: tf.Optimizer): Promise<void> {
+export async function saveOptimizer(dir: string, opt: tf.Optimizer): Promise<void> {
   const weights = await opt.getWeights();
   const specs = [];
   const chunks: Uint8Array[] = [];
@@ -50,19 +50,30 @@ export async function loadOptimizerState(dir: string, opt: tf.Optimizer): Promis
   return true;
 }
 
-/** Saves into `dir` atomically (dir.new → dir, the previous copy removed last). */
-export async function saveCheckpoint(dir: string, opts: SaveOptions): Promise<void> {
+/**
+ * Fills a fresh `dir.new` with `fill`, then swaps it in by renames (dir → dir.old,
+ * dir.new → dir, dir.old removed last): a kill at any moment leaves a complete copy
+ * in `dir` or `dir.old`.
+ */
+export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise<void>): Promise<void> {
   const fresh = `${dir}.new`, old = `${dir}.old`;
   await Deno.remove(fresh, { recursive: true }).catch(() => {});
   await Deno.mkdir(fresh, { recursive: true });
-  await opts.model.save(fileIO(fresh));
-  await writeJsonAtomic(join(fresh, "config.json"), opts.config);
-  if (opts.optimizer) await saveOptimizer(fresh, opts.optimizer);
-  if (opts.state) await writeJsonAtomic(join(fresh, "state.json"), opts.state);
+  await fill(fresh);
   await Deno.remove(old, { recursive: true }).catch(() => {});
   if (await exists(dir)) await Deno.rename(dir, old);
   await Deno.rename(fresh, dir);
   await Deno.remove(old, { recursive: true }).catch(() => {});
+}
+
+/** Saves into `dir` atomically (dir.new → dir, the previous copy removed last). */
+export async function saveCheckpoint(dir: string, opts: SaveOptions): Promise<void> {
+  await writeDirAtomic(dir, async (fresh) => {
+    await opts.model.save(fileIO(fresh));
+    await writeJsonAtomic(join(fresh, "config.json"), opts.config);
+    if (opts.optimizer) await saveOptimizer(fresh, opts.optimizer);
+    if (opts.state) await writeJsonAtomic(join(fresh, "state.json"), opts.state);
+  });
 }
 
 /**

@@ -664,6 +664,25 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "onednn Slice, PadV2 and LeakyRelu match the cpu backend bit for bit",
+  ignore,
+  async fn() {
+    resetKernelStats();
+    const x = data([4, 112, 88, 3]), v = data([50]), c = data([3, 5, 6]), p = data([2, 3, 4]);
+    await expectSame("crop", () => tf.slice(T(x), [0, 2, 2, 0], [4, 108, 84, 3]), 0);
+    await expectSame("one image, shifted", () => tf.slice(T(x), [2, 5, 0, 0], [1, 100, 88, 3]), 0);
+    await expectSame("size -1", () => tf.slice(T(x), [1, 0, 3, 1], [-1, -1, 80, 2]), 0);
+    await expectSame("1-D", () => tf.slice(T(v), [7], [20]), 0);
+    await expectSame("channels only", () => tf.slice(T(c), [0, 0, 2], [3, 5, 3]), 0);
+    await expectSame("pad", () => tf.pad(T(x), [[0, 0], [13, 13], [11, 11], [0, 0]]), 0);
+    await expectSame("pad value, all dims", () => tf.pad(T(p), [[1, 2], [0, 3], [2, 1]], 0.5), 0);
+    await expectSame("pad gradient of a crop", () => tf.grad((a: tf.Tensor) => tf.sum(tf.slice(a, [0, 2, 2, 0], [4, 108, 84, 3])))(T(x)), 0);
+    await expectSame("leakyRelu", () => tf.leakyRelu(T(x), 0.2), 0);
+    expectHandled("Slice", "PadV2", "LeakyRelu");
+  },
+});
+
 // ---- gradients (tape rewrites of _tape.ts) ----
 
 /** Training-mode batch norm as tfjs-layers' BatchNormalization computes it: tf.moments, then tf.batchNorm. */

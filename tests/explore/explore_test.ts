@@ -9,6 +9,8 @@ import { describeAttributes } from "../../lib/explore/describe.ts";
 import { hashDistance, imageStats, nearDuplicatePairs } from "../../lib/explore/image_stats.ts";
 import { knnScores, robustZ } from "../../lib/explore/knn.ts";
 import { findOutliers } from "../../lib/explore/outliers.ts";
+import { faceSpaceFeatures, faceSpaceResidual, fitFaceSpace } from "../../lib/explore/face_space.ts";
+import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
 import { IMAGE_BYTES, imageFileName } from "../../lib/data/schema.ts";
 import { csvText, makeDataset, withTempDir } from "../_fixtures.ts";
 import { Rng } from "../../lib/util/rng.ts";
@@ -112,5 +114,66 @@ Deno.test("findOutliers() flags broken, blank, badly exposed and duplicate image
     const nonFace = withDetector.flags.filter((fl) => fl.reason === "non_face").map((fl) => fl.row).sort((a, b) => a - b);
     assert.deepEqual(nonFace, [0, 1, 3, 5, 7, 9, 10, 11]);
     assert.match(withDetector.flags.find((fl) => fl.reason === "non_face")!.detail, /no face found \(best detector score/);
+  });
+});
+
+Deno.test("fitFaceSpace() recovers a low-rank set's subspace and gives an off-subspace row the largest residual", () => {
+  const rng = new Rng(5);
+  const dim = faceSpaceFeatures(new Uint8Array(IMAGE_BYTES), [0]).length; // 14×18×3 at the default block
+  const dirs = Array.from({ length: 5 }, () => Float32Array.from({ length: dim }, () => rng.normal()));
+  const n = 300;
+  const feats = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    const row = feats.subarray(i * dim, (i + 1) * dim);
+    for (const d of dirs) {
+      const a = rng.normal();
+      for (let q = 0; q < dim; q++) row[q] += a * d[q];
+    }
+    for (let q = 0; q < dim; q++) row[q] += 0.01 * rng.normal();
+  }
+  const odd = 123;
+  for (let q = 0; q < dim; q++) feats[odd * dim + q] = rng.normal(); // not in the span
+  for (let i = 0; i < n; i++) { // unit length, like faceSpaceFeatures
+    const row = feats.subarray(i * dim, (i + 1) * dim);
+    const norm = Math.hypot(...row);
+    for (let q = 0; q < dim; q++) row[q] /= norm;
+  }
+  // 300 rows allow 15 components (20 rows each); ask for more and get 15.
+  const space = fitFaceSpace(feats, { components: 64, sample: n });
+  assert.equal(space.basis.length, 15 * dim);
+  for (let a = 0; a < 8; a++) {
+    for (let b = 0; b < 8; b++) {
+      let dot = 0;
+      for (let q = 0; q < dim; q++) dot += space.basis[a * dim + q] * space.basis[b * dim + q];
+      assert.ok(Math.abs(dot - (a === b ? 1 : 0)) < 1e-3, `basis ${a}·${b} = ${dot}`);
+    }
+  }
+  for (let c = 1; c < 15; c++) assert.ok(space.explained[c] <= space.explained[c - 1] + 1e-6);
+  assert.ok(space.explained.subarray(0, 5).reduce((s, v) => s + v, 0) > 0.9, `top 5 explain ${space.explained.subarray(0, 5)}`);
+  // The odd row holds 1/300 of the energy, more than any noise direction: with 15
+  // components it earns one of them. Five components span the set; then it stands out.
+  const res = faceSpaceResidual(fitFaceSpace(feats, { components: 5, sample: n }), feats, { quiet: true });
+  const z = robustZ(res);
+  const others = Array.from(z).filter((_, i) => i !== odd);
+  assert.ok(z[odd] > Math.max(...others) + 3, `odd z ${z[odd]} vs max other ${Math.max(...others)}`);
+  assert.throws(() => faceSpaceFeatures(new Uint8Array(IMAGE_BYTES), [0], 0), /block to be an integer/);
+});
+
+Deno.test("findOutliers() screens by face space: only the least face-like images reach the detector, and a striped non-face is flagged", async () => {
+  await withTempDir(async (dir) => {
+    await generateSynthetic({ out: dir, count: 60, seed: 11 });
+    const ds0 = await openDataset({ dataroot: dir, quiet: true });
+    const target = 10;
+    const stripes = new Uint8Array(IMAGE_BYTES).map((_, i) => (((i / 3 | 0) % 84) % 12 < 6 ? 40 : 200));
+    await Deno.writeFile(join(dir, imageFileName(ds0.attrs.index[target])), await sharp(stripes, { raw: { width: 84, height: 108, channels: 3 } }).png().toBuffer());
+    const ds = await openDataset({ dataroot: dir, quiet: true });
+    const stats = imageStats(ds.cache.pixels, ds.goodRows, { quiet: true });
+    const r = await findOutliers(ds, stats, { descriptors: false, screenShare: 0.01, screenMin: 6, screenZ: 1e9, quiet: true });
+    assert.equal(r.candidates, 6);
+    assert.equal(Array.from(r.faceScore).filter(Number.isFinite).length, 6, "the detector ran on the candidates only");
+    const pos = Array.from(stats.rows).indexOf(target);
+    assert.ok(Number.isFinite(r.faceScore[pos]), "the stripes are a candidate");
+    assert.equal(Math.max(...Array.from(r.faceSpaceZ).filter(Number.isFinite)), r.faceSpaceZ[pos], "the stripes are the least face-like");
+    assert.ok(r.flags.some((f) => f.row === target && f.reason === "non_face"), JSON.stringify(r.flags));
   });
 });

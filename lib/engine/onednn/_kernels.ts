@@ -5,6 +5,7 @@ import * as mm from "./_matmul.ts";
 import * as pool from "./_pool.ts";
 import * as ew from "./_elementwise.ts";
 import * as red from "./_reduce.ts";
+import * as shape from "./_shape_ops.ts";
 
 export type { KernelArgs, Override };
 
@@ -46,4 +47,7 @@ export const OVERRIDES: Record<string, Override> = {
   Sigmoid: ew.sigmoid,
   Reciprocal: ew.reciprocal,
   Tile: ew.tile,
+  Slice: shape.slice,
+  PadV2: shape.padV2,
+  LeakyRelu: shape.leakyRelu,
 };

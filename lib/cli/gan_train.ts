@@ -1,0 +1,62 @@
+/**
+ * deno task gan:train --dataroot DIR --exp-name NAME --kimg N [--resume]
+ *   [--preset tiny|demo|full] [--condition none|gender|hair_color] [--batch-size N]
+ *   [--lr-g X] [--lr-d X] [--augment color,translation,cutout] [--snapshot-kimg N]
+ *   [--max-minutes M] [--metric-images N] [--seed N] [--backend NAME] [--checkpoints DIR]
+ * Trains a GAN on 108×84 portraits into checkpoints/<exp>/: run.log, fdd.csv + chart,
+ * samples/grid-*.png (fixed latents), snapshots/latest (resumable) and
+ * snapshots/network-* (EMA generator per snapshot, for gan:generate). See lib/train/gan.ts.
+ */
+import { parseFlags, runCli, usage } from "../config.ts";
+import { initEngine } from "../engine/mod.ts";
+import { GAN_CONDITIONS, GAN_PRESETS, type GanCondition, ganTrainRun, resolveGanConfig } from "../train/gan.ts";
+
+const SPEC = {
+  dataroot: { type: "string", help: "Tiny Portraits folder" },
+  attributes: { type: "string", help: "attributes CSV outside the dataroot" },
+  "exp-name": { type: "string", help: "run name: checkpoints/<exp-name>/" },
+  kimg: { type: "number", positive: true, help: "thousands of real images to show the discriminator" },
+  preset: { type: "string", choices: Object.keys(GAN_PRESETS), help: "named preset (tiny = seconds, demo = minutes)" },
+  condition: { type: "string", choices: GAN_CONDITIONS, help: "condition on a label (projection discriminator)" },
+  "batch-size": { type: "int", positive: true, help: "batch size" },
+  "lr-g": { type: "number", positive: true, help: "generator learning rate (Adam β1 0, β2 0.99)" },
+  "lr-d": { type: "number", positive: true, help: "discriminator learning rate" },
+  augment: { type: "string", help: "DiffAugment policy: comma-separated of color, translation, cutout; 'none' = off" },
+  "snapshot-kimg": { type: "number", positive: true, help: "kimg between snapshots (grid, metric, checkpoint)" },
+  "max-minutes": { type: "number", positive: true, help: "stop after this much training time (a CPU budget)" },
+  "metric-images": { type: "int", nonNegative: true, help: "images per side for the Fréchet descriptor distance (0 = off)" },
+  "ema-kimg": { type: "number", positive: true, help: "half-life of the generator weight average, kimg" },
+  seed: { type: "int", nonNegative: true, help: "seed" },
+  backend: { type: "string", help: "force a tfjs backend" },
+  resume: { type: "boolean", default: false, help: "continue from snapshots/latest" },
+  checkpoints: { type: "string", help: "checkpoints folder (default checkpoints)" },
+} as const;
+
+if (import.meta.main) {
+  await runCli(async () => {
+    const f = parseFlags("gan:train", Deno.args, SPEC);
+    if (f.help) return void console.log(usage("gan:train", SPEC));
+    if (!f.dataroot || !f["exp-name"]) throw new Error("gan:train: --dataroot DIR and --exp-name NAME are required\n" + usage("gan:train", SPEC));
+    await initEngine({ backend: f.backend });
+    const cfg = resolveGanConfig({ dataroot: f.dataroot, expName: f["exp-name"] }, f.preset, {
+      attributes: f.attributes,
+      kimg: f.kimg,
+      condition: f.condition as GanCondition | undefined,
+      batchSize: f["batch-size"],
+      lrG: f["lr-g"],
+      lrD: f["lr-d"],
+      augment: f.augment === "none" ? "" : f.augment,
+      snapshotKimg: f["snapshot-kimg"],
+      maxMinutes: f["max-minutes"],
+      metricImages: f["metric-images"],
+      emaKimg: f["ema-kimg"],
+      seed: f.seed,
+      resume: f.resume,
+      checkpointsDir: f.checkpoints,
+    });
+    const r = await ganTrainRun(cfg);
+    const last = r.state.snapshots.at(-1);
+    console.log(`${(r.state.imagesShown / 1000).toFixed(2)} kimg in ${(r.state.trainSeconds / 60).toFixed(1)} min` +
+      `${last?.fdd != null ? `, FDD ${last.fdd.toFixed(4)}` : ""}; run in ${r.runDir} (latest grid: ${r.runDir}/samples/grid-latest.png)`);
+  });
+}

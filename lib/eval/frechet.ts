@@ -1,0 +1,84 @@
+/**
+ * Fréchet distance between two sets of feature vectors, each summarised by a
+ * Gaussian (mean μ, covariance Σ):
+ *
+ *   d² = ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2 (Σ₁^½ Σ₂ Σ₁^½)^½)
+ *
+ * (the FID formula; Tr((Σ₁Σ₂)^½) is computed through the symmetric PSD matrix
+ * Σ₁^½ Σ₂ Σ₁^½, whose eigenvalues are those of Σ₁Σ₂). The eigen-decompositions
+ * are ml-matrix's. For generated portraits the features are face-api's 128-D
+ * face descriptors ("Fréchet descriptor distance", FDD): see `descriptorStats`.
+ */
+import { EigenvalueDecomposition, Matrix } from "ml-matrix";
+import { faceDescriptors } from "../faces/mod.ts";
+
+export interface GaussianStats {
+  dim: number;
+  count: number;
+  mean: Float64Array;
+  /** dim × dim, row-major. */
+  cov: Float64Array;
+}
+
+/** Mean and (unbiased) covariance of `count` rows of `dim` features. */
+export function gaussianStats(features: Float32Array | Float64Array, dim: number): GaussianStats {
+  const n = features.length / dim;
+  if (!Number.isInteger(n) || n < 2) throw new Error(`gaussianStats: expected at least 2 rows of ${dim} features, got ${features.length} values`);
+  const mean = new Float64Array(dim);
+  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) mean[j] += features[i * dim + j];
+  for (let j = 0; j < dim; j++) mean[j] /= n;
+  const cov = new Float64Array(dim * dim);
+  const c = new Float64Array(dim);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < dim; j++) c[j] = features[i * dim + j] - mean[j];
+    for (let a = 0; a < dim; a++) {
+      const ca = c[a];
+      if (ca === 0) continue;
+      const row = a * dim;
+      for (let b = a; b < dim; b++) cov[row + b] += ca * c[b];
+    }
+  }
+  for (let a = 0; a < dim; a++) {
+    for (let b = a; b < dim; b++) {
+      const v = cov[a * dim + b] / (n - 1);
+      cov[a * dim + b] = v;
+      cov[b * dim + a] = v;
+    }
+  }
+  return { dim, count: n, mean, cov };
+}
+
+function toMatrix(a: Float64Array, dim: number): Matrix {
+  return new Matrix(Array.from({ length: dim }, (_, i) => Array.from(a.subarray(i * dim, (i + 1) * dim))));
+}
+
+/** Symmetric PSD square root V·diag(√max(λ,0))·Vᵀ. */
+function sqrtPsd(m: Matrix): Matrix {
+  const e = new EigenvalueDecomposition(m, { assumeSymmetric: true });
+  const v = e.eigenvectorMatrix;
+  const d = Matrix.diag(e.realEigenvalues.map((l) => Math.sqrt(Math.max(l, 0))));
+  return v.mmul(d).mmul(v.transpose());
+}
+
+/** Fréchet distance (d², as FID reports it) between two Gaussians. */
+export function frechetDistance(a: GaussianStats, b: GaussianStats): number {
+  if (a.dim !== b.dim) throw new Error(`frechetDistance: dimensions differ (${a.dim} vs ${b.dim})`);
+  const dim = a.dim;
+  let meanTerm = 0;
+  for (let j = 0; j < dim; j++) meanTerm += (a.mean[j] - b.mean[j]) ** 2;
+  const s1 = toMatrix(a.cov, dim), s2 = toMatrix(b.cov, dim);
+  const r = sqrtPsd(s1);
+  const inner = r.mmul(s2).mmul(r);
+  // Symmetrise against round-off before the symmetric solver.
+  const sym = inner.add(inner.transpose()).div(2);
+  const eig = new EigenvalueDecomposition(sym, { assumeSymmetric: true }).realEigenvalues;
+  const trSqrt = eig.reduce((s, l) => s + Math.sqrt(Math.max(l, 0)), 0);
+  let tr = 0;
+  for (let j = 0; j < dim; j++) tr += a.cov[j * dim + j] + b.cov[j * dim + j];
+  return Math.max(0, meanTerm + tr - 2 * trSqrt);
+}
+
+/** Gaussian of face-api's 128-D descriptors (aligned crop) of rows of a 108×84 portrait buffer. */
+export async function descriptorStats(pixels: Uint8Array, rows: ArrayLike<number>): Promise<GaussianStats> {
+  return gaussianStats(await faceDescriptors(pixels, rows), 128);
+}

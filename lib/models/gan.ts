@@ -1,0 +1,170 @@
+/**
+ * A GAN for 108×84 portraits, sized for CPU training:
+ *
+ *   mapping      z (pixel-normalised) [+ class embedding] → MLP → w
+ *   synthesis    w → dense 14×11×c0 → [nearest ×2 → conv3×3 → lrelu → pixel norm] ×3
+ *                → 112×88 → conv3×3 → tanh → centre crop 108×84
+ *   discriminator  108×84×3 → conv3×3 → [conv3×3 stride 2 → lrelu (+ conv3×3)] ×4 → 7×6
+ *                → flatten → dense → score (+ projection ⟨embed(class), features⟩ when conditional)
+ *
+ * The generator has no batch norm (pixel norm instead, ProGAN), so it keeps no state
+ * that a discriminator step could change; the discriminator is kept 1-Lipschitz-ish by
+ * spectral normalisation of its kernels, applied as a projection after each of its steps
+ * (see lib/train/gan.ts). The generator is split into `mapping` and `synthesis` so the
+ * truncation trick can work in w space.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import * as tfl from "@tensorflow/tfjs-layers";
+import { IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
+
+export interface GanConfig {
+  /** Length of z and of w. */
+  latentDim: number;
+  wDim: number;
+  mappingLayers: number;
+  /** Generator channels at 14×11, 28×22, 56×44, 112×88. */
+  gWidths: [number, number, number, number];
+  /** Extra 3×3 convs at the two lowest generator resolutions (cheap, adds capacity). */
+  gExtraLowRes: boolean;
+  /** Discriminator channels: stem at 108×84, then at 54×42, 27×21, 14×11, 7×6. */
+  dWidths: [number, number, number, number, number];
+  /** Classes to condition on (0 = unconditional). */
+  numClasses: number;
+  seed: number;
+}
+
+export const DEFAULT_GAN_CONFIG: GanConfig = {
+  latentDim: 128,
+  wDim: 128,
+  mappingLayers: 2,
+  gWidths: [128, 64, 32, 16],
+  gExtraLowRes: true,
+  dWidths: [16, 32, 64, 128, 256],
+  numClasses: 0,
+  seed: 1,
+};
+
+/** Generated area before the centre crop: 112×88 = 8 × (14×11). */
+const GEN_H = 112, GEN_W = 88, BASE_H = 14, BASE_W = 11;
+
+/** x / sqrt(mean(x², channels) + ε) per pixel (ProGAN). No weights, no state. */
+export class PixelNorm extends tfl.layers.Layer {
+  static className = "PixelNorm";
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    return tf.tidy(() => tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-8))));
+  }
+  override computeOutputShape(shape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
+    return shape;
+  }
+}
+tf.serialization.registerClass(PixelNorm);
+
+type T = tfl.SymbolicTensor;
+
+export interface GanModels {
+  mapping: tfl.LayersModel;
+  synthesis: tfl.LayersModel;
+  discriminator: tfl.LayersModel;
+}
+
+function checkConfig(c: GanConfig): void {
+  const pos = (v: number) => Number.isInteger(v) && v > 0;
+  if (!pos(c.latentDim) || !pos(c.wDim) || !pos(c.mappingLayers)) {
+    throw new Error(`gan: expected positive integer latentDim, wDim, mappingLayers, got ${c.latentDim}, ${c.wDim}, ${c.mappingLayers}`);
+  }
+  if (c.gWidths.length !== 4 || !c.gWidths.every(pos)) throw new Error(`gan: expected gWidths to be 4 positive integers, got ${JSON.stringify(c.gWidths)}`);
+  if (c.dWidths.length !== 5 || !c.dWidths.every(pos)) throw new Error(`gan: expected dWidths to be 5 positive integers, got ${JSON.stringify(c.dWidths)}`);
+  if (!Number.isInteger(c.numClasses) || c.numClasses < 0) throw new Error(`gan: expected numClasses ≥ 0, got ${c.numClasses}`);
+}
+
+/** Builds mapping, synthesis and discriminator (uncompiled, seeded initialisers). */
+export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
+  checkConfig(config);
+  let seed = config.seed * 1000;
+  const init = (gain = 1) => tfl.initializers.varianceScaling({ scale: gain, mode: "fanIn", distribution: "normal", seed: seed++ });
+  const lrelu = (h: T, name: string) => tfl.layers.leakyReLU({ alpha: 0.2, name }).apply(h) as T;
+  const conv = (h: T, filters: number, strides: number, name: string, gain = 2) =>
+    tfl.layers.conv2d({ filters, kernelSize: 3, strides, padding: "same", kernelInitializer: init(gain), name }).apply(h) as T;
+  const cond = config.numClasses > 0;
+
+  // Mapping: z [+ class] → w.
+  const z = tfl.input({ shape: [config.latentDim], name: "z" });
+  const mapInputs: T[] = [z];
+  let h = new PixelNorm({ name: "z_norm" }).apply(z) as T;
+  if (cond) {
+    const c = tfl.input({ shape: [1], name: "class", dtype: "int32" });
+    mapInputs.push(c);
+    const e = tfl.layers.flatten({ name: "class_flat" }).apply(
+      tfl.layers.embedding({ inputDim: config.numClasses, outputDim: config.latentDim, embeddingsInitializer: tfl.initializers.randomNormal({ seed: seed++ }), name: "class_embed" }).apply(c) as T,
+    ) as T;
+    h = tfl.layers.concatenate({ name: "z_class" }).apply([h, new PixelNorm({ name: "class_norm" }).apply(e) as T]) as T;
+  }
+  for (let i = 0; i < config.mappingLayers; i++) {
+    h = tfl.layers.dense({ units: config.wDim, kernelInitializer: init(2), name: `map${i + 1}` }).apply(h) as T;
+    h = lrelu(h, `map${i + 1}_lrelu`);
+  }
+  const mapping = tfl.model({ inputs: mapInputs, outputs: h, name: "mapping" });
+
+  // Synthesis: w → 108×84×3 in [-1, 1].
+  const [c0, c1, c2, c3] = config.gWidths;
+  const w = tfl.input({ shape: [config.wDim], name: "w" });
+  let g = tfl.layers.dense({ units: BASE_H * BASE_W * c0, kernelInitializer: init(2), name: "const_dense" }).apply(w) as T;
+  g = tfl.layers.reshape({ targetShape: [BASE_H, BASE_W, c0], name: "const_reshape" }).apply(g) as T;
+  g = new PixelNorm({ name: "base_norm" }).apply(lrelu(g, "base_lrelu")) as T;
+  if (config.gExtraLowRes) g = new PixelNorm({ name: "base_conv_norm" }).apply(lrelu(conv(g, c0, 1, "base_conv"), "base_conv_lrelu")) as T;
+  [c1, c2, c3].forEach((ch, i) => {
+    const name = `up${i + 1}`; // 28×22, 56×44, 112×88
+    g = tfl.layers.upSampling2d({ size: [2, 2], name: `${name}_nearest` }).apply(g) as T;
+    g = new PixelNorm({ name: `${name}_norm` }).apply(lrelu(conv(g, ch, 1, `${name}_conv`), `${name}_lrelu`)) as T;
+    if (config.gExtraLowRes && i === 0) g = new PixelNorm({ name: `${name}_conv2_norm` }).apply(lrelu(conv(g, ch, 1, `${name}_conv2`), `${name}_conv2_lrelu`)) as T;
+  });
+  g = conv(g, IMAGE_CHANNELS, 1, "to_rgb", 1);
+  g = tfl.layers.activation({ activation: "tanh", name: "tanh" }).apply(g) as T;
+  const dy = (GEN_H - IMAGE_HEIGHT) / 2, dx = (GEN_W - IMAGE_WIDTH) / 2;
+  g = tfl.layers.cropping2D({ cropping: [[dy, dy], [dx, dx]], name: "crop" }).apply(g) as T;
+  const synthesis = tfl.model({ inputs: w, outputs: g, name: "synthesis" });
+
+  // Discriminator: image [+ class] → score.
+  const img = tfl.input({ shape: [IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS], name: "image" });
+  const dInputs: T[] = [img];
+  let d = lrelu(conv(img, config.dWidths[0], 1, "d_stem"), "d_stem_lrelu");
+  config.dWidths.slice(1).forEach((ch, i) => {
+    const name = `d${i + 1}`; // 54×42, 27×21, 14×11, 7×6
+    d = lrelu(conv(d, ch, 2, `${name}_down`), `${name}_down_lrelu`);
+    if (i === 1 || i === 2) d = lrelu(conv(d, ch, 1, `${name}_conv`), `${name}_conv_lrelu`);
+  });
+  const feat = lrelu(tfl.layers.dense({ units: config.dWidths[4], kernelInitializer: init(2), name: "d_features" }).apply(
+    tfl.layers.flatten({ name: "d_flatten" }).apply(d) as T,
+  ) as T, "d_features_lrelu");
+  let score = tfl.layers.dense({ units: 1, kernelInitializer: init(1), name: "d_score" }).apply(feat) as T;
+  if (cond) {
+    const c = tfl.input({ shape: [1], name: "class", dtype: "int32" });
+    dInputs.push(c);
+    const e = tfl.layers.flatten({ name: "d_class_flat" }).apply(
+      tfl.layers.embedding({ inputDim: config.numClasses, outputDim: config.dWidths[4], embeddingsInitializer: tfl.initializers.randomNormal({ stddev: 0.05, seed: seed++ }), name: "d_class_embed" }).apply(c) as T,
+    ) as T;
+    const proj = tfl.layers.dot({ axes: 1, name: "d_projection" }).apply([feat, e]) as T;
+    score = tfl.layers.add({ name: "d_score_cond" }).apply([score, proj]) as T;
+  }
+  const discriminator = tfl.model({ inputs: dInputs, outputs: score, name: "discriminator" });
+  return { mapping, synthesis, discriminator };
+}
+
+/** Parameter counts of the three nets. */
+export function ganParams(m: GanModels): { mapping: number; synthesis: number; discriminator: number } {
+  return { mapping: m.mapping.countParams(), synthesis: m.synthesis.countParams(), discriminator: m.discriminator.countParams() };
+}
+
+/** Generator forward pass: w = mapping(z[, class]); image = synthesis(w). `training` only matters for future stateful layers. */
+export function generate(m: Pick<GanModels, "mapping" | "synthesis">, z: tf.Tensor2D, cls?: tf.Tensor2D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const w = m.mapping.apply(cls ? [z, cls] : z) as tf.Tensor2D;
+    return m.synthesis.apply(w) as tf.Tensor4D;
+  });
+}
+
+/** Discriminator forward pass. */
+export function discriminate(d: tfl.LayersModel, x: tf.Tensor4D, cls?: tf.Tensor2D): tf.Tensor2D {
+  return d.apply(cls ? [x, cls] : x) as tf.Tensor2D;
+}

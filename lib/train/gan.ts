@@ -1,0 +1,586 @@
+/**
+ * GAN training (`deno task gan:train`): hinge loss, spectral normalisation of the
+ * discriminator (a projection after each of its steps), differentiable augmentation
+ * (DiffAugment: colour, translation, cutout — the same random transform family on real
+ * and generated images, so the discriminator cannot memorise a small set), an
+ * exponential moving average of the generator's weights (what is sampled and scored),
+ * optional class conditioning (projection discriminator).
+ *
+ * Every `snapshotKimg` thousand real images: an atomic snapshot (all nets, the EMA
+ * generator, both optimizers, the state) that `--resume` continues from, a sample grid
+ * from fixed latents, and the Fréchet descriptor distance (FDD: Fréchet distance in
+ * face-api's 128-D descriptor space) between `metricImages` real and generated
+ * portraits, logged to fdd.csv with the training time so far.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import * as tfl from "@tensorflow/tfjs-layers";
+import { join } from "node:path";
+import { openDataset } from "../data/dataset.ts";
+import { datasetName } from "../data/layout.ts";
+import { defaultBadImagesPath } from "../data/split.ts";
+import { HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
+import { readBadImages } from "../explore/mod.ts";
+import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, type GanModels, generate } from "../models/gan.ts";
+import { mergeDefined } from "../models/mod.ts";
+import { fileIO } from "../models/io.ts";
+import { descriptorStats, frechetDistance, type GaussianStats } from "../eval/frechet.ts";
+import { loadOptimizerState, readJson, saveOptimizer, writeDirAtomic } from "./checkpoint.ts";
+import { mosaic } from "../viz/mosaic.ts";
+import { saveChart } from "../viz/vega.ts";
+import { appendFileAtomic, exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { mixSeed, Rng } from "../util/rng.ts";
+import { Progress } from "../util/progress.ts";
+import { engineChoice } from "../engine/mod.ts";
+
+export const GAN_CONDITIONS = ["none", "gender", "hair_color"] as const;
+export type GanCondition = typeof GAN_CONDITIONS[number];
+
+export interface GanTrainConfig {
+  dataroot: string;
+  attributes?: string;
+  expName: string;
+  checkpointsDir: string;
+  /** Thousands of real images shown to the discriminator in all. */
+  kimg: number;
+  batchSize: number;
+  lrG: number;
+  lrD: number;
+  beta1: number;
+  beta2: number;
+  /** Half-life of the generator's weight average, in thousands of images. */
+  emaKimg: number;
+  /** DiffAugment policy: comma-separated of color, translation, cutout; "" = none. */
+  augment: string;
+  condition: GanCondition;
+  snapshotKimg: number;
+  /** Stop (with a snapshot) after this many minutes of training, whatever kimg says. */
+  maxMinutes: number | null;
+  /** Real and generated images per Fréchet descriptor distance (0 = no metric). */
+  metricImages: number;
+  gridRows: number;
+  gridCols: number;
+  seed: number;
+  resume: boolean;
+  badImages?: string;
+  model: Partial<GanConfig>;
+  quiet?: boolean;
+}
+
+export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
+  checkpointsDir: "checkpoints",
+  kimg: 50,
+  batchSize: 32,
+  lrG: 2e-4,
+  lrD: 2e-4,
+  beta1: 0,
+  beta2: 0.99,
+  emaKimg: 1,
+  augment: "color,translation,cutout",
+  condition: "none",
+  snapshotKimg: 2,
+  maxMinutes: null,
+  metricImages: 500,
+  gridRows: 4,
+  gridCols: 8,
+  seed: 0,
+  resume: false,
+  model: {},
+};
+
+/** `tiny` is for tests and the notebook (seconds); `demo` is the demo's stage; `full` a long CPU run. */
+export const GAN_PRESETS: Record<string, Partial<GanTrainConfig>> = {
+  tiny: {
+    kimg: 0.064,
+    batchSize: 8,
+    snapshotKimg: 0.032,
+    metricImages: 24,
+    emaKimg: 0.01,
+    gridRows: 2,
+    gridCols: 4,
+    model: { latentDim: 32, wDim: 32, gWidths: [32, 16, 8, 8], dWidths: [8, 8, 16, 16, 32], gExtraLowRes: false },
+  },
+  demo: { kimg: 3, snapshotKimg: 1, metricImages: 256, emaKimg: 0.3 },
+  full: { kimg: 200, snapshotKimg: 5, metricImages: 1000, emaKimg: 2 },
+};
+
+export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expName">, preset: string | undefined, overrides: Partial<GanTrainConfig>): GanTrainConfig {
+  if (preset !== undefined && !(preset in GAN_PRESETS)) throw new Error(`gan:train: unknown preset '${preset}'; expected one of ${Object.keys(GAN_PRESETS).join(", ")}`);
+  const p = preset ? GAN_PRESETS[preset] : {};
+  const merged = mergeDefined(mergeDefined({ ...DEFAULT_GAN_TRAIN, ...base } as GanTrainConfig, p), overrides);
+  merged.model = { ...(p.model ?? {}), ...(overrides.model ?? {}) };
+  const c = merged;
+  const bad = (what: string, v: unknown) => new Error(`gan:train: expected ${what}, got ${JSON.stringify(v)}`);
+  if (!(c.kimg > 0)) throw bad("--kimg > 0", c.kimg);
+  if (!(Number.isInteger(c.batchSize) && c.batchSize >= 2)) throw bad("--batch-size ≥ 2", c.batchSize);
+  if (!(c.snapshotKimg > 0)) throw bad("--snapshot-kimg > 0", c.snapshotKimg);
+  if (!GAN_CONDITIONS.includes(c.condition)) throw bad(`--condition one of ${GAN_CONDITIONS.join(", ")}`, c.condition);
+  for (const p of c.augment.split(",").filter(Boolean)) if (!AUGMENTS.includes(p as Augment)) throw bad(`--augment of ${AUGMENTS.join(", ")}`, p);
+  if (!(Number.isInteger(c.metricImages) && (c.metricImages === 0 || c.metricImages >= 16))) throw bad("--metric-images 0 or ≥ 16", c.metricImages);
+  return c;
+}
+
+// ---------------------------------------------------------------- DiffAugment
+
+export const AUGMENTS = ["color", "translation", "cutout"] as const;
+type Augment = typeof AUGMENTS[number];
+
+/**
+ * DiffAugment (Zhao et al. 2020) on a batch in [-1, 1]: differentiable in x, random
+ * parameters drawn from `rng` (so a step is reproducible). Call inside a tidy.
+ */
+export function diffAugment(x: tf.Tensor4D, policy: string, rng: Rng): tf.Tensor4D {
+  const [b, h, w] = x.shape;
+  const per = (f: () => number) => tf.tensor4d(Float32Array.from({ length: b }, f), [b, 1, 1, 1]);
+  for (const p of policy.split(",").filter(Boolean) as Augment[]) {
+    if (p === "color") {
+      x = tf.add(x, per(() => rng.uniform(-0.5, 0.5))); // brightness (±0.25 of the 0..1 range)
+      const gray = tf.mean(x, 3, true);
+      x = tf.add(tf.mul(tf.sub(x, gray), per(() => rng.uniform(0, 2))), gray); // saturation
+      const mean = tf.mean(x, [1, 2, 3], true);
+      x = tf.add(tf.mul(tf.sub(x, mean), per(() => rng.uniform(0.5, 1.5))), mean); // contrast
+    } else if (p === "translation") {
+      const sy = Math.round(h / 8), sx = Math.round(w / 8);
+      const padded = tf.pad(x, [[0, 0], [sy, sy], [sx, sx], [0, 0]]);
+      const parts = Array.from({ length: b }, (_, i) =>
+        tf.slice(padded, [i, sy + rng.int(-sy, sy), sx + rng.int(-sx, sx), 0], [1, h, w, x.shape[3]]));
+      x = tf.concat(parts, 0) as tf.Tensor4D;
+    } else if (p === "cutout") {
+      const ch = Math.round(h / 2), cw = Math.round(w / 2);
+      const mask = new Float32Array(b * h * w).fill(1);
+      for (let i = 0; i < b; i++) {
+        const y0 = rng.int(0, h - ch), x0 = rng.int(0, w - cw);
+        for (let y = y0; y < y0 + ch; y++) mask.fill(0, i * h * w + y * w + x0, i * h * w + y * w + x0 + cw);
+      }
+      x = tf.mul(x, tf.tensor4d(mask, [b, h, w, 1]));
+    }
+  }
+  return x;
+}
+
+// ---------------------------------------------------------- spectral norm
+
+/**
+ * Spectral normalisation as a projection: after each discriminator step every conv and
+ * dense kernel W (as a [fan-in, out] matrix) is divided by its largest singular value σ,
+ * estimated by power iteration with a persistent vector per kernel (Miyato et al. 2018
+ * run the same iteration inside the forward pass).
+ */
+export class SpectralNorm {
+  /** Power-iteration vector per kernel, by position in kernels() (names change between processes). */
+  private us: (tf.Tensor2D | null)[] = [];
+  constructor(private readonly model: tfl.LayersModel, private readonly seed = 0) {}
+
+  private kernels(): tfl.LayerVariable[] {
+    return this.model.trainableWeights.filter((w) => /kernel/.test(w.originalName) && w.shape.length >= 2);
+  }
+
+  /** Projects every kernel to spectral norm 1; returns the σ found per kernel (before the projection). */
+  project(iterations = 1): number[] {
+    const out: number[] = [];
+    this.kernels().forEach((v, k) => {
+      const shape = v.shape as number[];
+      const cols = shape[shape.length - 1], rows = shape.reduce((a, b) => a * b, 1) / cols;
+      let u = this.us[k] ?? null;
+      let its = iterations;
+      if (!u) {
+        u = tf.tidy(() => tf.randomNormal([cols, 1], 0, 1, "float32", mixSeed(this.seed, k)) as tf.Tensor2D);
+        its = Math.max(its, 5);
+      }
+      const [uNew, sigma] = tf.tidy(() => {
+        const wm = tf.reshape(v.read(), [rows, cols]) as tf.Tensor2D;
+        let uu = u!;
+        let vv = tf.zeros([rows, 1]) as tf.Tensor2D;
+        for (let i = 0; i < its; i++) {
+          const wu = tf.matMul(wm, uu);
+          vv = tf.div(wu, tf.add(tf.norm(wu), 1e-12));
+          const wv = tf.matMul(wm, vv, true, false);
+          uu = tf.div(wv, tf.add(tf.norm(wv), 1e-12));
+        }
+        const s = tf.sum(tf.mul(vv, tf.matMul(wm, uu)));
+        v.write(tf.div(v.read(), tf.maximum(s, 1e-6)));
+        return [uu, s];
+      });
+      u.dispose();
+      this.us[k] = uNew as tf.Tensor2D;
+      out.push((sigma.dataSync() as Float32Array)[0]);
+      sigma.dispose();
+    });
+    return out;
+  }
+
+  /** The power-iteration vectors (saved in snapshots so a resumed run continues exactly). */
+  getState(): number[][] {
+    return this.us.map((u) => (u ? Array.from(u.dataSync()) : []));
+  }
+
+  setState(state: number[][]): void {
+    this.dispose();
+    this.us = state.map((a) => (a.length ? tf.tensor2d(a, [a.length, 1]) : null));
+  }
+
+  dispose(): void {
+    for (const u of this.us) u?.dispose();
+    this.us = [];
+  }
+}
+
+// ------------------------------------------------------------------ steps
+
+export interface GanNets extends GanModels {
+  mappingEma: tfl.LayersModel;
+  synthesisEma: tfl.LayersModel;
+}
+
+export interface StepInput {
+  real: tf.Tensor4D;
+  realClass?: tf.Tensor2D;
+  z: tf.Tensor2D;
+  fakeClass?: tf.Tensor2D;
+}
+
+const gVarsOf = (n: GanModels) => [...n.mapping.trainableWeights, ...n.synthesis.trainableWeights].map((w) => w.read() as tf.Variable);
+const dVarsOf = (n: GanModels) => n.discriminator.trainableWeights.map((w) => w.read() as tf.Variable);
+
+/** One discriminator step (hinge loss); only the discriminator's weights change. Returns the loss. */
+export function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp: StepInput, augment: string, rng: Rng): number {
+  const loss = opt.minimize(() => {
+    const fake = generate(nets, inp.z, inp.fakeClass);
+    const dReal = discriminate(nets.discriminator, diffAugment(inp.real, augment, rng), inp.realClass);
+    const dFake = discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass);
+    return tf.add(tf.mean(tf.relu(tf.sub(1, dReal))), tf.mean(tf.relu(tf.add(1, dFake)))) as tf.Scalar;
+  }, true, dVarsOf(nets)) as tf.Scalar;
+  const v = (loss.dataSync() as Float32Array)[0];
+  loss.dispose();
+  return v;
+}
+
+/** One generator step (−D(G(z))); only the generator's weights change. Returns the loss. */
+export function generatorStep(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass">, augment: string, rng: Rng): number {
+  const loss = opt.minimize(() => {
+    const fake = generate(nets, inp.z, inp.fakeClass);
+    return tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass))) as tf.Scalar;
+  }, true, gVarsOf(nets)) as tf.Scalar;
+  const v = (loss.dataSync() as Float32Array)[0];
+  loss.dispose();
+  return v;
+}
+
+/** ema ← β·ema + (1−β)·current for every weight of the generator. */
+export function updateEma(nets: GanNets, beta: number): void {
+  const pairs: [tfl.LayersModel, tfl.LayersModel][] = [[nets.mappingEma, nets.mapping], [nets.synthesisEma, nets.synthesis]];
+  for (const [ema, cur] of pairs) {
+    const ew = ema.weights, cw = cur.weights;
+    for (let i = 0; i < ew.length; i++) {
+      tf.tidy(() => {
+        ew[i].write(tf.add(tf.mul(ew[i].read(), beta), tf.mul(cw[i].read(), 1 - beta)));
+      });
+    }
+  }
+}
+
+/** Builds the nets plus the EMA copy of the generator (same start weights). */
+export function buildGanNets(config: GanConfig): GanNets {
+  const nets = buildGan(config);
+  const copy = buildGan(config);
+  copy.mapping.setWeights(nets.mapping.getWeights());
+  copy.synthesis.setWeights(nets.synthesis.getWeights());
+  copy.discriminator.dispose();
+  return { ...nets, mappingEma: copy.mapping, synthesisEma: copy.synthesis };
+}
+
+export function disposeGanNets(n: GanNets): void {
+  for (const m of [n.mapping, n.synthesis, n.discriminator, n.mappingEma, n.synthesisEma]) m.dispose();
+}
+
+// -------------------------------------------------------------- data / latents
+
+/** Seeded standard-normal latents: row i from seeds[i] (same seed → same latent, any batch). */
+export function latentsForSeeds(seeds: ArrayLike<number>, dim: number): tf.Tensor2D {
+  const z = new Float32Array(seeds.length * dim);
+  for (let i = 0; i < seeds.length; i++) {
+    const rng = new Rng(mixSeed(0x6a7, seeds[i]));
+    for (let j = 0; j < dim; j++) z[i * dim + j] = rng.normal();
+  }
+  return tf.tensor2d(z, [seeds.length, dim]);
+}
+
+/** Real batch in [-1, 1], randomly mirrored. */
+function realBatch(pixels: Uint8Array, rows: ArrayLike<number>, rng: Rng): tf.Tensor4D {
+  const b = rows.length;
+  const out = new Float32Array(b * IMAGE_BYTES);
+  const rowLen = IMAGE_WIDTH * 3;
+  for (let i = 0; i < b; i++) {
+    const src = rows[i] * IMAGE_BYTES, dst = i * IMAGE_BYTES;
+    const flip = rng.chance(0.5);
+    for (let y = 0; y < IMAGE_HEIGHT; y++) {
+      for (let x = 0; x < IMAGE_WIDTH; x++) {
+        const s = src + y * rowLen + (flip ? IMAGE_WIDTH - 1 - x : x) * 3, d = dst + y * rowLen + x * 3;
+        out[d] = pixels[s] / 127.5 - 1;
+        out[d + 1] = pixels[s + 1] / 127.5 - 1;
+        out[d + 2] = pixels[s + 2] / 127.5 - 1;
+      }
+    }
+  }
+  return tf.tensor4d(out, [b, IMAGE_HEIGHT, IMAGE_WIDTH, 3]);
+}
+
+/** Generated images [-1, 1] → uint8 RGB rows. */
+export async function toPixels(x: tf.Tensor4D): Promise<Uint8Array> {
+  const t = tf.tidy(() => tf.cast(tf.clipByValue(tf.round(tf.mul(tf.add(x, 1), 127.5)), 0, 255), "int32"));
+  const data = await t.data();
+  t.dispose();
+  return Uint8Array.from(data as Int32Array);
+}
+
+/** Renders images from latents with the EMA generator, in batches. */
+export async function renderLatents(map: tfl.LayersModel, syn: tfl.LayersModel, z: tf.Tensor2D, cls?: tf.Tensor2D, batch = 64): Promise<Uint8Array> {
+  const n = z.shape[0];
+  const out = new Uint8Array(n * IMAGE_BYTES);
+  for (let s = 0; s < n; s += batch) {
+    const k = Math.min(batch, n - s);
+    const img = tf.tidy(() => generate({ mapping: map, synthesis: syn }, tf.slice(z, [s, 0], [k, -1]), cls ? tf.slice(cls, [s, 0], [k, -1]) : undefined));
+    out.set(await toPixels(img), s * IMAGE_BYTES);
+    img.dispose();
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ runner
+
+export interface GanSnapshotRecord {
+  kimg: number;
+  step: number;
+  train_seconds: number;
+  loss_d: number;
+  loss_g: number;
+  fdd: number | null;
+  img_per_s: number;
+}
+
+interface GanState {
+  step: number;
+  /** Spectral-norm power-iteration vectors. */
+  sn?: number[][];
+  imagesShown: number;
+  trainSeconds: number;
+  snapshots: GanSnapshotRecord[];
+}
+
+export interface GanRunResult {
+  runDir: string;
+  config: GanTrainConfig;
+  state: GanState;
+  params: { mapping: number; synthesis: number; discriminator: number };
+  resumedFrom: number | null;
+  /** Class names when conditional. */
+  classes: string[];
+}
+
+const NETS = ["mapping", "synthesis", "discriminator", "mappingEma", "synthesisEma"] as const;
+export const LATEST = join("snapshots", "latest");
+
+/** What a generator folder holds besides its two models: everything gan:generate needs. */
+export interface GeneratorMeta {
+  model: GanConfig;
+  condition: GanCondition;
+  classes: string[];
+  kimg: number;
+  dataset: string;
+}
+
+async function saveSnapshot(dir: string, nets: GanNets, opts: { optG: tf.Optimizer; optD: tf.Optimizer; state: GanState; meta: GeneratorMeta }): Promise<void> {
+  await writeDirAtomic(dir, async (tmp) => {
+    for (const k of NETS) {
+      await Deno.mkdir(join(tmp, k));
+      await nets[k].save(fileIO(join(tmp, k)));
+    }
+    await Deno.mkdir(join(tmp, "opt_g"));
+    await Deno.mkdir(join(tmp, "opt_d"));
+    await saveOptimizer(join(tmp, "opt_g"), opts.optG);
+    await saveOptimizer(join(tmp, "opt_d"), opts.optD);
+    await writeJsonAtomic(join(tmp, "state.json"), opts.state);
+    await writeJsonAtomic(join(tmp, "generator.json"), opts.meta);
+  });
+}
+
+/** Saves only the EMA generator (what gan:generate loads) as `dir` (atomic). */
+async function saveGenerator(dir: string, nets: GanNets, meta: GeneratorMeta): Promise<void> {
+  await writeDirAtomic(dir, async (tmp) => {
+    await Deno.mkdir(join(tmp, "mappingEma"));
+    await Deno.mkdir(join(tmp, "synthesisEma"));
+    await nets.mappingEma.save(fileIO(join(tmp, "mappingEma")));
+    await nets.synthesisEma.save(fileIO(join(tmp, "synthesisEma")));
+    await writeJsonAtomic(join(tmp, "generator.json"), meta);
+  });
+}
+
+function fddChart(records: GanSnapshotRecord[]) {
+  const values = records.filter((r) => r.fdd !== null).map((r) => ({ kimg: r.kimg, minutes: r.train_seconds / 60, fdd: r.fdd }));
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title: "Fréchet descriptor distance (lower = closer to the real portraits)",
+    width: 420,
+    height: 220,
+    data: { values },
+    mark: { type: "line", point: true },
+    encoding: {
+      x: { field: "kimg", type: "quantitative", title: "thousands of real images shown" },
+      y: { field: "fdd", type: "quantitative", title: "FDD", scale: { zero: false } },
+      tooltip: [{ field: "kimg" }, { field: "minutes", format: ".1f" }, { field: "fdd", format: ".4f" }],
+    },
+  };
+}
+
+/** Trains (or resumes) a GAN run under checkpoints/<exp>/. */
+export async function ganTrainRun(cfg: GanTrainConfig): Promise<GanRunResult> {
+  const runDir = join(cfg.checkpointsDir, cfg.expName);
+  const latest = join(runDir, LATEST);
+  const log = async (line: string) => {
+    if (!cfg.quiet) console.log(line);
+    await appendFileAtomic(join(runDir, "run.log"), `${new Date().toISOString()} ${line}\n`);
+  };
+  const hasRun = (await exists(join(latest, "state.json"))) || (await exists(join(`${latest}.old`, "state.json")));
+  if (!cfg.resume && hasRun) throw new Error(`gan:train: ${runDir} already holds a run; pass --resume to continue it or pick another --exp-name`);
+  if (cfg.resume && !hasRun) throw new Error(`gan:train: --resume but no snapshot in ${latest}; train without --resume first`);
+  await Deno.mkdir(join(runDir, "samples"), { recursive: true });
+
+  const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, quiet: cfg.quiet });
+  const name = datasetName(ds.layout);
+  const badPath = cfg.badImages ?? defaultBadImagesPath(name);
+  const exclude = (await exists(badPath)) ? await readBadImages(badPath) : new Set<number>();
+  const labels = cfg.condition === "none" ? null : ds.attrs.labels[cfg.condition];
+  const classes = cfg.condition === "none" ? [] : [...HEADS[cfg.condition].labels];
+  const rows = Int32Array.from(ds.goodRows).filter((r) => !exclude.has(ds.attrs.index[r]) && (!labels || labels[r] >= 0));
+  if (rows.length < cfg.batchSize) throw new Error(`gan:train: ${rows.length} usable images in ${cfg.dataroot}, fewer than one batch of ${cfg.batchSize}`);
+  const modelConfig: GanConfig = { ...DEFAULT_GAN_CONFIG, ...cfg.model, numClasses: classes.length, seed: cfg.seed + 1 };
+  const meta: GeneratorMeta = { model: modelConfig, condition: cfg.condition, classes, kimg: 0, dataset: name };
+
+  const nets = buildGanNets(modelConfig);
+  const optG = tf.train.adam(cfg.lrG, cfg.beta1, cfg.beta2, 1e-8);
+  const optD = tf.train.adam(cfg.lrD, cfg.beta1, cfg.beta2, 1e-8);
+  const sn = new SpectralNorm(nets.discriminator, cfg.seed);
+  let state: GanState = { step: 0, imagesShown: 0, trainSeconds: 0, snapshots: [] };
+  let resumedFrom: number | null = null;
+  if (cfg.resume) {
+    const dir = (await exists(join(latest, "state.json"))) ? latest : `${latest}.old`;
+    for (const k of NETS) {
+      const saved = await tfl.loadLayersModel(fileIO(join(dir, k)));
+      nets[k].setWeights(saved.getWeights());
+      saved.dispose();
+    }
+    await loadOptimizerState(join(dir, "opt_g"), optG);
+    await loadOptimizerState(join(dir, "opt_d"), optD);
+    state = await readJson<GanState>(join(dir, "state.json"));
+    if (state.sn) sn.setState(state.sn);
+    resumedFrom = state.imagesShown / 1000;
+    await log(`resumed from ${dir} at ${(state.imagesShown / 1000).toFixed(3)} kimg (step ${state.step})`);
+  }
+  await writeJsonAtomic(join(runDir, "config.json"), { ...cfg, model: modelConfig, classes, backend: engineChoice()?.backend ?? tf.getBackend() });
+
+  // Fixed latents for the grids and the metric (same every snapshot and after resume).
+  const gridN = cfg.gridRows * cfg.gridCols;
+  const gridZ = latentsForSeeds(Array.from({ length: gridN }, (_, i) => i), modelConfig.latentDim);
+  const classTensor = (codes: ArrayLike<number>) => tf.tensor2d(Int32Array.from(codes), [codes.length, 1], "int32");
+  const gridCls = classes.length ? classTensor(Array.from({ length: gridN }, (_, i) => Math.floor(i / cfg.gridCols) % classes.length)) : undefined;
+  const metricZ = cfg.metricImages ? latentsForSeeds(Array.from({ length: cfg.metricImages }, (_, i) => 1_000_000 + i), modelConfig.latentDim) : null;
+  const metricRng = new Rng(mixSeed(cfg.seed, 77));
+  const metricRows = cfg.metricImages ? metricRng.shuffle(Int32Array.from(rows)).subarray(0, Math.min(cfg.metricImages, rows.length)) : new Int32Array(0);
+  const metricCls = classes.length && metricZ ? classTensor(Array.from({ length: cfg.metricImages }, (_, i) => labels![metricRows[i % metricRows.length]])) : undefined;
+  let realStats: GaussianStats | null = null;
+  if (cfg.metricImages) {
+    const t0 = performance.now();
+    realStats = await descriptorStats(ds.cache.pixels, metricRows);
+    await log(`real descriptor statistics: ${metricRows.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+
+  const total = Math.round(cfg.kimg * 1000);
+  const snapEvery = Math.max(cfg.batchSize, Math.round(cfg.snapshotKimg * 1000));
+  const budget = cfg.maxMinutes !== null ? cfg.maxMinutes * 60 : Infinity;
+  const p = (gp: { mapping: tfl.LayersModel; synthesis: tfl.LayersModel; discriminator: tfl.LayersModel }) => ({
+    mapping: gp.mapping.countParams(),
+    synthesis: gp.synthesis.countParams(),
+    discriminator: gp.discriminator.countParams(),
+  });
+  const params = p(nets);
+  await log(`GAN ${cfg.expName}: ${rows.length} images, condition ${cfg.condition}, params G ${params.mapping + params.synthesis} D ${params.discriminator}, ` +
+    `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}', backend ${tf.getBackend()}`);
+
+  const snapshot = async (lossD: number, lossG: number, rate: number) => {
+    const kimg = state.imagesShown / 1000;
+    const tag = `kimg${kimg.toFixed(3).replace(".", "_").padStart(9, "0")}`;
+    const grid = await renderLatents(nets.mappingEma, nets.synthesisEma, gridZ, gridCls);
+    const tiles = Array.from({ length: gridN }, (_, i) => ({ image: { raw: grid.subarray(i * IMAGE_BYTES, (i + 1) * IMAGE_BYTES), width: IMAGE_WIDTH, height: IMAGE_HEIGHT, channels: 3 as const } }));
+    const png = await mosaic(tiles, {
+      columns: cfg.gridCols,
+      rowLabels: classes.length ? Array.from({ length: cfg.gridRows }, (_, r) => classes[r % classes.length]) : undefined,
+      title: `${cfg.expName} — ${kimg.toFixed(2)} kimg, ${(state.trainSeconds / 60).toFixed(1)} min (EMA generator, fixed latents)`,
+    });
+    await writeFileAtomic(join(runDir, "samples", `grid-${tag}.png`), png);
+    await writeFileAtomic(join(runDir, "samples", "grid-latest.png"), png);
+    let fdd: number | null = null;
+    if (metricZ && realStats) {
+      const fake = await renderLatents(nets.mappingEma, nets.synthesisEma, metricZ, metricCls);
+      const fakeStats = await descriptorStats(fake, Int32Array.from({ length: cfg.metricImages }, (_, i) => i));
+      fdd = frechetDistance(realStats, fakeStats);
+    }
+    const rec: GanSnapshotRecord = { kimg, step: state.step, train_seconds: state.trainSeconds, loss_d: lossD, loss_g: lossG, fdd, img_per_s: rate };
+    state.snapshots.push(rec);
+    meta.kimg = kimg;
+    state.sn = sn.getState();
+    await saveSnapshot(latest, nets, { optG, optD, state, meta });
+    await saveGenerator(join(runDir, "snapshots", `network-${tag}`), nets, meta);
+    const cols = Object.keys(rec) as (keyof GanSnapshotRecord)[];
+    await writeFileAtomic(join(runDir, "fdd.csv"), [cols.join(","), ...state.snapshots.map((r) => cols.map((c) => r[c] ?? "").join(","))].join("\n") + "\n");
+    if (state.snapshots.some((r) => r.fdd !== null)) await saveChart(fddChart(state.snapshots), join(runDir, "fdd"));
+    await log(`snapshot ${kimg.toFixed(3)} kimg, ${(state.trainSeconds / 60).toFixed(1)} min: loss D ${lossD.toFixed(3)} G ${lossG.toFixed(3)}` +
+      `${fdd !== null ? `, FDD ${fdd.toFixed(4)}` : ""}, ${rate.toFixed(1)} img/s → ${join(runDir, "samples", `grid-${tag}.png`)}`);
+  };
+
+  const progress = new Progress(`GAN ${cfg.expName}`, total, { unit: "img", quiet: cfg.quiet });
+  progress.tick(Math.min(state.imagesShown, total));
+  let lossDSum = 0, lossGSum = 0, steps = 0, windowImages = 0, windowSeconds = 0;
+  try {
+    while (state.imagesShown < total && state.trainSeconds < budget) {
+      const t0 = performance.now();
+      const rng = new Rng(mixSeed(cfg.seed, state.step, 0x9a));
+      const batchRows = Int32Array.from({ length: cfg.batchSize }, () => rows[rng.int(0, rows.length - 1)]);
+      const fakeRows = Int32Array.from({ length: cfg.batchSize }, () => rows[rng.int(0, rows.length - 1)]);
+      const zData = () => tf.tidy(() => tf.randomNormal([cfg.batchSize, modelConfig.latentDim], 0, 1, "float32", rng.int(0, 2 ** 30)) as tf.Tensor2D);
+      const real = realBatch(ds.cache.pixels, batchRows, rng);
+      const realClass = labels ? classTensor(Array.from(batchRows, (r) => labels[r])) : undefined;
+      const fakeClass = labels ? classTensor(Array.from(fakeRows, (r) => labels[r])) : undefined;
+      const z1 = zData(), z2 = zData();
+      try {
+        const ld = discriminatorStep(nets, optD, { real, realClass, z: z1, fakeClass }, cfg.augment, rng);
+        sn.project();
+        const lg = generatorStep(nets, optG, { z: z2, fakeClass }, cfg.augment, rng);
+        if (!Number.isFinite(ld) || !Number.isFinite(lg)) throw new Error(`GAN training diverged at step ${state.step}: loss D ${ld}, G ${lg}; lower --lr-g/--lr-d`);
+        state.imagesShown += cfg.batchSize;
+        const beta = Math.pow(0.5, cfg.batchSize / Math.max(1e-9, cfg.emaKimg * 1000));
+        updateEma(nets, Math.min(beta, (1 + state.step) / (10 + state.step)));
+        state.step++;
+        lossDSum += ld, lossGSum += lg, steps++;
+      } finally {
+        tf.dispose([real, z1, z2, ...(realClass ? [realClass] : []), ...(fakeClass ? [fakeClass] : [])]);
+      }
+      const dt = (performance.now() - t0) / 1000;
+      state.trainSeconds += dt;
+      windowImages += cfg.batchSize, windowSeconds += dt;
+      progress.tick(cfg.batchSize, `loss D ${(lossDSum / steps).toFixed(3)} G ${(lossGSum / steps).toFixed(3)}`);
+      const crossed = Math.floor(state.imagesShown / snapEvery) > Math.floor((state.imagesShown - cfg.batchSize) / snapEvery);
+      if (crossed || state.imagesShown >= total || state.trainSeconds >= budget) {
+        await snapshot(lossDSum / steps, lossGSum / steps, windowImages / windowSeconds);
+        lossDSum = lossGSum = steps = windowImages = windowSeconds = 0;
+      }
+    }
+    progress.finish();
+    if (state.trainSeconds >= budget && state.imagesShown < total) await log(`stopped at the ${cfg.maxMinutes}-minute budget (${(state.imagesShown / 1000).toFixed(2)} kimg)`);
+  } finally {
+    sn.dispose();
+    tf.dispose([gridZ, ...(gridCls ? [gridCls] : []), ...(metricZ ? [metricZ] : []), ...(metricCls ? [metricCls] : [])]);
+    optG.dispose();
+    optD.dispose();
+    disposeGanNets(nets);
+  }
+  return { runDir, config: cfg, state, params, resumedFrom, classes };
+}

@@ -1,0 +1,178 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import { Matrix, SingularValueDecomposition } from "ml-matrix";
+import { initEngine } from "../../lib/engine/mod.ts";
+import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, generate } from "../../lib/models/gan.ts";
+import {
+  buildGanNets,
+  diffAugment,
+  discriminatorStep,
+  disposeGanNets,
+  GAN_PRESETS,
+  ganTrainRun,
+  generatorStep,
+  latentsForSeeds,
+  resolveGanConfig,
+  SpectralNorm,
+} from "../../lib/train/gan.ts";
+import { frechetDistance, gaussianStats } from "../../lib/eval/frechet.ts";
+import { generateImages, parseSeeds } from "../../lib/models/gan_generate.ts";
+import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
+import { Rng } from "../../lib/util/rng.ts";
+import { withTempDir } from "../_fixtures.ts";
+
+await initEngine({ verbose: false });
+
+const TINY: GanConfig = { ...DEFAULT_GAN_CONFIG, ...GAN_PRESETS.tiny.model! };
+const snapshotOf = (vars: { read(): tf.Tensor }[]) => vars.map((v) => Float32Array.from(v.read().dataSync() as Float32Array));
+const same = (a: Float32Array[], b: Float32Array[]) => a.length === b.length && a.every((x, i) => x.length === b[i].length && x.every((v, j) => v === b[i][j]));
+
+Deno.test("GAN nets: 108×84×3 images in [-1, 1] from z, one score per image, conditional inputs", () => {
+  for (const numClasses of [0, 3]) {
+    const m = buildGan({ ...TINY, numClasses });
+    const z = latentsForSeeds([1, 2, 3, 4], TINY.latentDim);
+    const cls = numClasses ? tf.tensor2d([0, 1, 2, 0], [4, 1], "int32") : undefined;
+    const img = generate(m, z, cls);
+    assert.deepEqual(img.shape, [4, 108, 84, 3]);
+    const v = img.dataSync();
+    assert.ok(v.every((x) => x >= -1 && x <= 1));
+    const score = discriminate(m.discriminator, img, cls);
+    assert.deepEqual(score.shape, [4, 1]);
+    if (numClasses) {
+      // The class changes the image for the same z.
+      const other = generate(m, z, tf.tensor2d([1, 2, 0, 1], [4, 1], "int32"));
+      assert.ok(tf.max(tf.abs(tf.sub(other, img))).dataSync()[0] > 1e-4);
+    }
+    tf.dispose([z, img, score, ...(cls ? [cls] : [])]);
+    for (const k of ["mapping", "synthesis", "discriminator"] as const) m[k].dispose();
+  }
+  assert.throws(() => buildGan({ ...TINY, gWidths: [1, 2, 3] as unknown as GanConfig["gWidths"] }), /gWidths to be 4 positive integers/);
+});
+
+Deno.test("GAN steps: the discriminator step leaves the generator unchanged and vice versa; no tensor leaks", () => {
+  const nets = buildGanNets(TINY);
+  const optG = tf.train.adam(1e-3, 0, 0.99), optD = tf.train.adam(1e-3, 0, 0.99);
+  const sn = new SpectralNorm(nets.discriminator);
+  const rng = new Rng(3);
+  const real = tf.randomUniform([4, 108, 84, 3], -1, 1, "float32", 1) as tf.Tensor4D;
+  const z = latentsForSeeds([5, 6, 7, 8], TINY.latentDim);
+  const gVars = [...nets.mapping.weights, ...nets.synthesis.weights];
+  const dVars = nets.discriminator.weights;
+  const round = () => {
+    const g0 = snapshotOf(gVars), d0 = snapshotOf(dVars);
+    discriminatorStep(nets, optD, { real, z }, "color,translation,cutout", rng);
+    sn.project();
+    assert.ok(same(snapshotOf(gVars), g0), "a discriminator step changed the generator");
+    assert.ok(!same(snapshotOf(dVars), d0), "a discriminator step did not change the discriminator");
+    const g1 = snapshotOf(gVars), d1 = snapshotOf(dVars);
+    generatorStep(nets, optG, { z }, "color,translation,cutout", rng);
+    assert.ok(same(snapshotOf(dVars), d1), "a generator step changed the discriminator");
+    assert.ok(!same(snapshotOf(gVars), g1), "a generator step did not change the generator");
+  };
+  round(); // creates the optimizers' slots and the spectral-norm vectors
+  const before = tf.memory().numTensors;
+  round();
+  round();
+  assert.equal(tf.memory().numTensors, before, "tensors leaked across GAN steps");
+  sn.dispose();
+  optG.dispose();
+  optD.dispose();
+  tf.dispose([real, z]);
+  disposeGanNets(nets);
+});
+
+Deno.test("spectral normalisation brings every discriminator kernel's largest singular value to 1", () => {
+  const m = buildGan(TINY);
+  const sn = new SpectralNorm(m.discriminator);
+  sn.project(30);
+  const sigmas = sn.project(30); // measured before this second projection: the state after the first
+  for (const s of sigmas) assert.ok(Math.abs(s - 1) < 0.02, `σ ${s}`);
+  // Independent check with ml-matrix's SVD on one conv kernel.
+  const k = m.discriminator.trainableWeights.find((w) => w.originalName.includes("d2_down/kernel"))!;
+  const shape = k.shape as number[];
+  const cols = shape.at(-1)!, rows = k.read().size / cols;
+  const data = k.read().dataSync();
+  const mat = new Matrix(Array.from({ length: rows }, (_, r) => Array.from(data.subarray(r * cols, (r + 1) * cols))));
+  const top = new SingularValueDecomposition(mat).diagonal[0];
+  assert.ok(Math.abs(top - 1) < 0.02, `largest singular value ${top}`);
+  sn.dispose();
+  for (const key of ["mapping", "synthesis", "discriminator"] as const) m[key].dispose();
+});
+
+Deno.test("DiffAugment keeps the shape, passes gradients and repeats under the same seed", () => {
+  const x = tf.randomUniform([3, 108, 84, 3], -1, 1, "float32", 2) as tf.Tensor4D;
+  const a = diffAugment(x, "color,translation,cutout", new Rng(9));
+  const b = diffAugment(x, "color,translation,cutout", new Rng(9));
+  assert.deepEqual(a.shape, x.shape);
+  assert.deepEqual(Array.from(a.dataSync()), Array.from(b.dataSync()));
+  assert.ok(tf.max(tf.abs(tf.sub(a, x))).dataSync()[0] > 0.01, "augmentation changed nothing");
+  const g = tf.grad((t: tf.Tensor) => tf.sum(diffAugment(t as tf.Tensor4D, "color,translation,cutout", new Rng(1))))(x);
+  assert.ok(tf.sum(tf.abs(g)).dataSync()[0] > 0);
+  tf.dispose([x, a, b, g]);
+});
+
+Deno.test("Fréchet distance: exact on known Gaussians, ≈ 0 for a set against itself, large against noise", () => {
+  // Diagonal covariances: d² = ‖μ1−μ2‖² + Σ (σ1 − σ2)².
+  const mk = (mean: number[], sd: number[], n: number, seed: number) => {
+    const rng = new Rng(seed), out = new Float64Array(n * mean.length);
+    for (let i = 0; i < n; i++) for (let j = 0; j < mean.length; j++) out[i * mean.length + j] = mean[j] + sd[j] * rng.normal();
+    return out;
+  };
+  const a = gaussianStats(mk([0, 0, 0], [1, 2, 0.5], 20000, 1), 3);
+  const b = gaussianStats(mk([1, -1, 0], [2, 2, 1], 20000, 2), 3);
+  const expected = 1 + 1 + 0 + (1 - 2) ** 2 + 0 + (0.5 - 1) ** 2;
+  assert.ok(Math.abs(frechetDistance(a, b) - expected) < 0.1, `got ${frechetDistance(a, b)}, expected ${expected}`);
+  assert.ok(frechetDistance(a, a) < 1e-6);
+  const feats = mk(new Array(16).fill(0.1), new Array(16).fill(0.05), 400, 3);
+  const noise = mk(new Array(16).fill(0), new Array(16).fill(1), 400, 4);
+  const fa = gaussianStats(feats, 16);
+  assert.ok(frechetDistance(fa, fa) < 1e-9);
+  assert.ok(frechetDistance(fa, gaussianStats(noise, 16)) > 10);
+  assert.throws(() => gaussianStats(new Float32Array(3), 3), /at least 2 rows/);
+});
+
+Deno.test("gan:train runs, snapshots, resumes exactly where a fresh run would be, and gan:generate is deterministic per seed", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await generateSynthetic({ out: data, count: 40, seed: 5 });
+    const base = (name: string, kimg: number, resume = false) =>
+      resolveGanConfig({ dataroot: data, expName: name }, "tiny", { checkpointsDir: join(dir, "ck"), kimg, snapshotKimg: 0.016, metricImages: 16, resume, quiet: true });
+    const straight = await ganTrainRun(base("straight", 0.032));
+    assert.equal(straight.state.snapshots.length, 2);
+    assert.ok(straight.state.snapshots.every((s) => s.fdd !== null && s.fdd > 0));
+    for (const f of ["fdd.csv", "fdd.png", "samples/grid-latest.png", "snapshots/latest/state.json", "snapshots/network-kimg00000_032/generator.json"]) {
+      assert.ok((await Deno.stat(join(straight.runDir, f))).isFile, f);
+    }
+    await assert.rejects(() => ganTrainRun(base("straight", 0.032)), /already holds a run; pass --resume/);
+    // Half, then resume to the end: same weights as the straight run.
+    await ganTrainRun(base("halves", 0.016));
+    const resumed = await ganTrainRun(base("halves", 0.032, true));
+    assert.equal(resumed.resumedFrom, 0.016);
+    assert.equal(resumed.state.step, straight.state.step);
+    // Equal up to float rounding: tfjs' Adam keeps β2^t as a running product, and a restored optimizer
+    // recomputes it as a power, so the resumed updates can differ in the last bits.
+    const w = async (run: string) => {
+      const b = await Deno.readFile(join(dir, "ck", run, "snapshots", "latest", "synthesisEma", "weights.bin"));
+      return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+    };
+    const [wh, ws] = [await w("halves"), await w("straight")];
+    assert.equal(wh.length, ws.length);
+    let maxDiff = 0;
+    for (let i = 0; i < wh.length; i++) maxDiff = Math.max(maxDiff, Math.abs(wh[i] - ws[i]));
+    assert.ok(maxDiff < 1e-4, `resumed run differs from the uninterrupted one by ${maxDiff}`);
+    assert.deepEqual(resumed.state.snapshots.map((r) => r.loss_d), straight.state.snapshots.map((r) => r.loss_d));
+
+    const out1 = join(dir, "gen1"), out2 = join(dir, "gen2");
+    const r1 = await generateImages({ network: straight.runDir, seeds: [85, 265, 297], trunc: 1, out: out1, interpSteps: 4 });
+    const r2 = await generateImages({ network: join(straight.runDir, "snapshots", "latest"), seeds: [265], trunc: 1, out: out2, interpSteps: 0 });
+    assert.equal(r1.files.length, 3);
+    assert.ok(r1.interpolation && (await Deno.stat(r1.interpolation)).isFile);
+    assert.deepEqual(await Deno.readFile(r1.files[1]), await Deno.readFile(r2.files[0]), "same seed, different image");
+    assert.notDeepEqual(await Deno.readFile(r1.files[0]), await Deno.readFile(r1.files[1]));
+    const t0 = await generateImages({ network: straight.runDir, seeds: [1, 2], trunc: 0, out: join(dir, "gen3"), interpSteps: 0 });
+    assert.deepEqual(await Deno.readFile(t0.files[0]), await Deno.readFile(t0.files[1]), "ψ = 0 must give the mean face for every seed");
+    assert.deepEqual(parseSeeds("3,5-7"), [3, 5, 6, 7]);
+    assert.throws(() => parseSeeds("a"), /comma-separated integers/);
+  });
+});
