@@ -18,3 +18,8 @@ export * from "./eval/evaluate.ts";
 export * from "./eval/predict.ts";
 export { detectFaces, faceDescriptors, portraitFromImage, sampleImagesDir } from "./faces/mod.ts";
 export { writeFileAtomic, writeJsonAtomic } from "./util/fs.ts";
+export { buildGan, DEFAULT_GAN_CONFIG, type GanConfig, ganParams } from "./models/gan.ts";
+export { GAN_PRESETS, ganTrainRun, type GanTrainConfig, resolveGanConfig } from "./train/gan.ts";
+export { generateImages, loadGenerator, parseSeeds } from "./models/gan_generate.ts";
+export { descriptorStats, frechetDistance, gaussianStats } from "./eval/frechet.ts";
+export { judgeGenerated } from "./eval/gan_eval.ts";

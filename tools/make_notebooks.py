@@ -241,3 +241,57 @@ await tp.showTable(tp.pl.DataFrame(pred.rows));
 if (pred.sheetPath) await tp.showImage(pred.sheetPath);
 '''),
 ], "05_multitask.ipynb")
+
+nb([
+("markdown", '''
+# 06 — Generating portraits from scratch: a GAN at 108×84
+
+A generator (mapping network → 14×11 → three 4×4 transposed convolutions → 112×88 → centre crop 108×84) against a
+discriminator with spectral normalisation, hinge loss, DiffAugment (colour, translation, cutout) and an exponential
+moving average of the generator weights. Everything lives in `lib/models/gan.ts` and `lib/train/gan.ts`; this
+notebook trains briefly, then shows the sample grid (fixed latents), an interpolation strip, the truncation trick and
+the Fréchet descriptor distance (FDD: Fréchet distance between real and generated portraits in face-api's 128-D face
+descriptor space) per snapshot. `TP_GAN_PRESET` picks the preset (`tiny` seconds, `demo` minutes, `full` hours).
+'''),
+("code", setup + '''
+const ckpts = Deno.env.get("TP_CHECKPOINTS") ?? "../checkpoints";
+const preset = Deno.env.get("TP_GAN_PRESET") ?? (Deno.env.get("TP_PRESET") === "debug" ? "tiny" : "demo");
+'''),
+("markdown", "## Train (a short run; `deno task gan:train` for long ones, with `--resume`)"),
+("code", '''
+const expName = `nb_gan_${preset}`;
+await Deno.remove(`${ckpts}/${expName}`, { recursive: true }).catch(() => {});
+const cfg = tp.resolveGanConfig({ dataroot, expName }, preset, { checkpointsDir: ckpts, quiet: true });
+const run = await tp.ganTrainRun(cfg);
+console.log(`${(run.state.imagesShown / 1000).toFixed(2)} kimg in ${(run.state.trainSeconds / 60).toFixed(1)} min; parameters`, run.params);
+await tp.showTable(tp.pl.DataFrame(run.state.snapshots.map(({ kimg, train_seconds, loss_d, loss_g, fdd, img_per_s }) => ({ kimg, train_seconds, loss_d, loss_g, fdd, img_per_s }))), { title: "Snapshots" });
+'''),
+("markdown", "## Samples from fixed latents at the last snapshot (EMA generator)"),
+("code", '''
+await tp.showImage(`${run.runDir}/samples/grid-latest.png`);
+'''),
+("markdown", "## Seeds, truncation and interpolation\nSame seed → same image; ψ < 1 pulls w towards the mean face (less variety, fewer failures)."),
+("code", '''
+for (const trunc of [1, 0.5]) {
+  const g = await tp.generateImages({ network: run.runDir, seeds: [85, 265, 297, 849], trunc, out: `${outRoot}/06_gan/trunc${trunc}`, interpSteps: trunc === 1 ? 8 : 0 });
+  await tp.showImage(g.grid);
+  if (g.interpolation) await tp.showImage(g.interpolation);
+}
+'''),
+("markdown", "## Fréchet descriptor distance per snapshot (lower = closer to the real portraits)"),
+("code", '''
+await tp.showImage(`${run.runDir}/fdd.png`);
+'''),
+("markdown", "## Sanity of the metric: a real set against itself and against noise"),
+("code", '''
+const ds = await tp.openDataset({ dataroot, quiet: true });
+const a = ds.goodRows.slice(0, 64), b = ds.goodRows.slice(64, 128);
+const noise = new Uint8Array(64 * tp.IMAGE_BYTES).map(() => Math.floor(Math.random() * 256));
+const sa = await tp.descriptorStats(ds.cache.pixels, a);
+await tp.showTable(tp.pl.DataFrame([
+  { pair: "real A vs real A", fdd: tp.frechetDistance(sa, sa) },
+  { pair: "real A vs real B", fdd: tp.frechetDistance(sa, await tp.descriptorStats(ds.cache.pixels, b)) },
+  { pair: "real A vs noise", fdd: tp.frechetDistance(sa, await tp.descriptorStats(noise, Array.from({ length: 64 }, (_, i) => i))) },
+]));
+'''),
+], "06_gan.ipynb")

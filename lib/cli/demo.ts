@@ -18,6 +18,10 @@
  *           train the compact CNN and the pretrained face-api ResNet (short
  *           `demo` preset), evaluate on the test split, predict on outside
  *           photos; gender also scores face-api's age/gender net as a baseline
+ *   gan     a short GAN run (preset from --train-preset: debug→tiny, demo→demo,
+ *           full→full): sample grids per snapshot, Fréchet descriptor distance
+ *           curve, seeds + interpolation strip, and the attributes of generated
+ *           portraits vs real ones as judged by the multitask classifier
  */
 import { join, resolve } from "node:path";
 import { parseFlags, runCli, usage } from "../config.ts";
@@ -25,10 +29,11 @@ import { runDataStage } from "./_demo_data.ts";
 import { runEngineStage } from "./_demo_engine.ts";
 import { runExploreStage, runSplitStage } from "./_demo_explore.ts";
 import { runClassifyStage } from "./_demo_classify.ts";
+import { runGanStage } from "./_demo_gan.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { formatDuration } from "../util/progress.ts";
 
-export const STAGES = ["data", "engine", "explore", "split", "gender", "haircolor", "multitask"] as const;
+export const STAGES = ["data", "engine", "explore", "split", "gender", "haircolor", "multitask", "gan"] as const;
 export type StageName = typeof STAGES[number];
 
 const SPEC = {
@@ -94,6 +99,7 @@ if (import.meta.main) {
       else if (s === "engine") ctx.results.engine = await runEngineStage(ctx);
       else if (s === "explore") ctx.results.explore = await runExploreStage(ctx);
       else if (s === "split") ctx.results.split = await runSplitStage(ctx);
+      else if (s === "gan") ctx.results.gan = await runGanStage(ctx);
       else ctx.results[s] = await runClassifyStage(ctx, s);
       console.log(`== stage ${s} done in ${formatDuration((performance.now() - ts) / 1000)} ==`);
     }

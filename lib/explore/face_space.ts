@@ -63,9 +63,10 @@ function thumbSize(block: number): { width: number; height: number; dim: number 
  * Features of the given rows of a pixel buffer: block-averaged colour
  * thumbnails, centred and scaled to unit length (a flat image stays all zero).
  */
-export function faceSpaceFeatures(pixels: Uint8Array, rows: ArrayLike<number>, block: number = FACE_SPACE_DEFAULTS.block): Float32Array {
+export function faceSpaceFeatures(pixels: Uint8Array, rows: ArrayLike<number>, block: number = FACE_SPACE_DEFAULTS.block, opts: { quiet?: boolean } = {}): Float32Array {
   const { width: tw, height: th, dim } = thumbSize(block);
   const n = rows.length;
+  const progress = new Progress("face-space thumbnails", n, { unit: "img", quiet: opts.quiet ?? n < 10000 });
   const out = new Float32Array(n * dim);
   const colOf = Int32Array.from({ length: tw * block }, (_, x) => Math.floor(x / block));
   for (let i = 0; i < n; i++) {
@@ -91,7 +92,9 @@ export function faceSpaceFeatures(pixels: Uint8Array, rows: ArrayLike<number>, b
     }
     const inv = ss > 1e-9 ? 1 / Math.sqrt(ss) : 0;
     for (let q = 0; q < dim; q++) f[q] *= inv;
+    progress.tick();
   }
+  progress.finish();
   return out;
 }
 

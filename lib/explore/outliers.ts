@@ -169,7 +169,7 @@ export async function findOutliers(ds: Dataset, stats: ImageStats, opts: Partial
   if (o.faceSpace && open.length > 8) {
     const t0 = performance.now();
     const openRows = Int32Array.from(open, (i) => rows[i]);
-    const feats = faceSpaceFeatures(ds.cache.pixels, openRows);
+    const feats = faceSpaceFeatures(ds.cache.pixels, openRows, undefined, { quiet: o.quiet });
     faceSpace = fitFaceSpace(feats, { seed: o.seed });
     const z = robustZ(faceSpaceResidual(faceSpace, feats, { quiet: o.quiet }));
     open.forEach((i, k) => (spaceZ[i] = z[k]));

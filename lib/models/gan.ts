@@ -2,7 +2,7 @@
  * A GAN for 108×84 portraits, sized for CPU training:
  *
  *   mapping      z (pixel-normalised) [+ class embedding] → MLP → w
- *   synthesis    w → dense 14×11×c0 → [nearest ×2 → conv3×3 → lrelu → pixel norm] ×3
+ *   synthesis    w → dense 14×11×c0 → [4×4 transposed conv stride 2 → relu → pixel norm] ×3
  *                → 112×88 → conv3×3 → tanh → centre crop 108×84
  *   discriminator  108×84×3 → conv3×3 → [conv3×3 stride 2 → lrelu (+ conv3×3)] ×4 → 7×6
  *                → flatten → dense → score (+ projection ⟨embed(class), features⟩ when conditional)
@@ -84,6 +84,8 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
   let seed = config.seed * 1000;
   const init = (gain = 1) => tfl.initializers.varianceScaling({ scale: gain, mode: "fanIn", distribution: "normal", seed: seed++ });
   const lrelu = (h: T, name: string) => tfl.layers.leakyReLU({ alpha: 0.2, name }).apply(h) as T;
+  // The generator uses ReLU (DCGAN): its kernel and gradient run on oneDNN; leaky ReLU stays in the discriminator.
+  const act = (h: T, name: string) => tfl.layers.reLU({ name }).apply(h) as T;
   const conv = (h: T, filters: number, strides: number, name: string, gain = 2) =>
     tfl.layers.conv2d({ filters, kernelSize: 3, strides, padding: "same", kernelInitializer: init(gain), name }).apply(h) as T;
   const cond = config.numClasses > 0;
@@ -111,13 +113,15 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
   const w = tfl.input({ shape: [config.wDim], name: "w" });
   let g = tfl.layers.dense({ units: BASE_H * BASE_W * c0, kernelInitializer: init(2), name: "const_dense" }).apply(w) as T;
   g = tfl.layers.reshape({ targetShape: [BASE_H, BASE_W, c0], name: "const_reshape" }).apply(g) as T;
-  g = new PixelNorm({ name: "base_norm" }).apply(lrelu(g, "base_lrelu")) as T;
-  if (config.gExtraLowRes) g = new PixelNorm({ name: "base_conv_norm" }).apply(lrelu(conv(g, c0, 1, "base_conv"), "base_conv_lrelu")) as T;
+  g = new PixelNorm({ name: "base_norm" }).apply(act(g, "base_act")) as T;
+  if (config.gExtraLowRes) g = new PixelNorm({ name: "base_conv_norm" }).apply(act(conv(g, c0, 1, "base_conv"), "base_conv_act")) as T;
   [c1, c2, c3].forEach((ch, i) => {
     const name = `up${i + 1}`; // 28×22, 56×44, 112×88
-    g = tfl.layers.upSampling2d({ size: [2, 2], name: `${name}_nearest` }).apply(g) as T;
-    g = new PixelNorm({ name: `${name}_norm` }).apply(lrelu(conv(g, ch, 1, `${name}_conv`), `${name}_lrelu`)) as T;
-    if (config.gExtraLowRes && i === 0) g = new PixelNorm({ name: `${name}_conv2_norm` }).apply(lrelu(conv(g, ch, 1, `${name}_conv2`), `${name}_conv2_lrelu`)) as T;
+    // Transposed 4×4 stride-2 convolution (kernel divisible by the stride: no checkerboard by construction);
+    // oneDNN runs it and both its gradients, where nearest-upsampling + 3×3 conv costs 2.25× the multiply-adds.
+    g = tfl.layers.conv2dTranspose({ filters: ch, kernelSize: 4, strides: 2, padding: "same", kernelInitializer: init(2), name: `${name}_deconv` }).apply(g) as T;
+    g = new PixelNorm({ name: `${name}_norm` }).apply(act(g, `${name}_act`)) as T;
+    if (config.gExtraLowRes && i === 0) g = new PixelNorm({ name: `${name}_conv2_norm` }).apply(act(conv(g, ch, 1, `${name}_conv2`), `${name}_conv2_act`)) as T;
   });
   g = conv(g, IMAGE_CHANNELS, 1, "to_rgb", 1);
   g = tfl.layers.activation({ activation: "tanh", name: "tanh" }).apply(g) as T;

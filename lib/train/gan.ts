@@ -99,7 +99,7 @@ export const GAN_PRESETS: Record<string, Partial<GanTrainConfig>> = {
     gridCols: 4,
     model: { latentDim: 32, wDim: 32, gWidths: [32, 16, 8, 8], dWidths: [8, 8, 16, 16, 32], gExtraLowRes: false },
   },
-  demo: { kimg: 3, snapshotKimg: 1, metricImages: 256, emaKimg: 0.3 },
+  demo: { kimg: 2, snapshotKimg: 0.5, metricImages: 256, emaKimg: 0.3 },
   full: { kimg: 200, snapshotKimg: 5, metricImages: 1000, emaKimg: 2 },
 };
 
