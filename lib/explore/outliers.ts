@@ -22,7 +22,7 @@
  */
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH, imageFileName } from "../data/schema.ts";
 import type { Dataset } from "../data/dataset.ts";
-import { type ImageStats, nearDuplicatePairs } from "./image_stats.ts";
+import { alignedDifference, coarseDifference, type ImageStats, nearDuplicatePairs } from "./image_stats.ts";
 import { knnScores, knnScoresAgainst, robustScale, robustZ } from "./knn.ts";
 import { faceSpaceFeatures, faceSpaceResidual, type FaceSpace, fitFaceSpace } from "./face_space.ts";
 import { Rng } from "../util/rng.ts";
@@ -52,8 +52,12 @@ export interface OutlierOptions {
   maxClipped: number;
   /** Robust z of log sharpness above this = noise. */
   noiseZ: number;
-  /** dHash Hamming distance ≤ this = near duplicate. */
+  /** dHash Hamming distance ≤ this = duplicate candidate. */
   duplicateBits: number;
+  /** Candidates whose plain mean abs difference (0..255, every 3rd pixel) exceeds this are not duplicates. */
+  duplicateCoarse: number;
+  /** Mean abs difference (0..255) after the best ±2 px shift and brightness gain ≤ this = duplicate. */
+  duplicateDiff: number;
   /** Best detector score below this = non-face (face-api tiny detector, padded, input 320). */
   faceScoreMin: number;
   /** Descriptor kNN robust z above zHigh = non-face; above zLow = non-face when the face score is below faceScoreWeak. */
@@ -88,6 +92,8 @@ export const OUTLIER_DEFAULTS: OutlierOptions = {
   maxClipped: 0.6,
   noiseZ: 8,
   duplicateBits: 3,
+  duplicateCoarse: 20,
+  duplicateDiff: 8,
   faceScoreMin: 0.04,
   nonFaceZLow: 3.5,
   nonFaceZHigh: 6,
@@ -148,16 +154,16 @@ export async function findOutliers(ds: Dataset, stats: ImageStats, opts: Partial
         `mean luma ${b.toFixed(3)}, clipped ${(clip * 100).toFixed(1)}%`);
     } else if (sharpZ[i] > o.noiseZ) add(i, "noise", clamp01(0.5 + (sharpZ[i] - o.noiseZ) / (2 * o.noiseZ)), `sharpness robust z ${sharpZ[i].toFixed(1)} > ${o.noiseZ}`);
   }
-  // Duplicates: flag the later image of each pair (the first stays usable).
+  // Duplicates: pairs within a few dHash bits, confirmed on pixels after the best small shift and
+  // brightness gain; the later image of each pair is flagged (the first stays usable).
   for (const { i, j, bits } of nearDuplicatePairs(stats.hash, o.duplicateBits)) {
     if (flagged[j] || flagged[i]) continue;
     const a = ds.cache.pixels.subarray(rows[i] * IMAGE_BYTES, (rows[i] + 1) * IMAGE_BYTES);
     const b = ds.cache.pixels.subarray(rows[j] * IMAGE_BYTES, (rows[j] + 1) * IMAGE_BYTES);
-    let diff = 0;
-    for (let p = 0; p < IMAGE_BYTES; p++) diff += Math.abs(a[p] - b[p]);
-    const mad = diff / IMAGE_BYTES;
-    if (mad > 12) continue; // same coarse structure, different pixels: not a duplicate
-    add(j, "duplicate", 1 - bits / 16 - mad / 100, `${mad === 0 ? "exact" : "near"} duplicate of ${fileOf(i)} (${bits} hash bits, mean abs diff ${mad.toFixed(2)})`);
+    if (coarseDifference(a, b) > o.duplicateCoarse) continue; // same hash, clearly different pixels
+    const diff = alignedDifference(a, b);
+    if (diff > o.duplicateDiff) continue;
+    add(j, "duplicate", 1 - bits / 16 - diff / 50, `${diff === 0 ? "exact" : "near"} duplicate of ${fileOf(i)} (${bits} hash bits, aligned mean abs diff ${diff.toFixed(2)})`);
   }
   // Non-face, step 1: distance from the set's face space, for every image.
   const nonFaceZ = new Float32Array(n).fill(NaN);

@@ -6,7 +6,7 @@ import sharp from "sharp";
 import { readAttributes } from "../../lib/data/attributes.ts";
 import { openDataset } from "../../lib/data/dataset.ts";
 import { describeAttributes } from "../../lib/explore/describe.ts";
-import { hashDistance, imageStats, nearDuplicatePairs } from "../../lib/explore/image_stats.ts";
+import { alignedDifference, hashDistance, imageStats, nearDuplicatePairs } from "../../lib/explore/image_stats.ts";
 import { knnScores, robustZ } from "../../lib/explore/knn.ts";
 import { findOutliers } from "../../lib/explore/outliers.ts";
 import { faceSpaceFeatures, faceSpaceResidual, fitFaceSpace } from "../../lib/explore/face_space.ts";
@@ -175,5 +175,31 @@ Deno.test("findOutliers() screens by face space: only the least face-like images
     assert.ok(Number.isFinite(r.faceScore[pos]), "the stripes are a candidate");
     assert.equal(Math.max(...Array.from(r.faceSpaceZ).filter(Number.isFinite)), r.faceSpaceZ[pos], "the stripes are the least face-like");
     assert.ok(r.flags.some((f) => f.row === target && f.reason === "non_face"), JSON.stringify(r.flags));
+  });
+});
+
+Deno.test("duplicates: re-encoded, shifted or brightened copies are found after alignment; look-alike portraits are not", async () => {
+  await withTempDir(async (dir) => {
+    await generateSynthetic({ out: dir, count: 80, seed: 21, duplicateFraction: 0.1, badFraction: 0 });
+    const ds = await openDataset({ dataroot: dir, quiet: true });
+    const stats = imageStats(ds.cache.pixels, ds.goodRows, { quiet: true });
+    const gt = (await Deno.readTextFile(join(dir, "synthetic_ground_truth.csv"))).trim().split("\n").slice(1).map((l) => l.split(","));
+    const rowOf = new Map(Array.from(ds.attrs.index, (idx, r) => [idx, r]));
+    const planted = gt.filter((f) => f[2] === "near_duplicate").map((f) => ({ copy: rowOf.get(Number(f[1]))!, original: rowOf.get(Number(/(\d+)/.exec(f[3])![1]))! }));
+    assert.ok(planted.length >= 6);
+    const img = (r: number) => ds.cache.pixels.subarray(r * IMAGE_BYTES, (r + 1) * IMAGE_BYTES);
+    for (const p of planted) assert.ok(alignedDifference(img(p.copy), img(p.original)) < 5, `planted pair ${p.copy}/${p.original}`);
+    // Distinct portraits of the set: far apart after alignment.
+    const plantedRows = new Set(planted.flatMap((p) => [p.copy, p.original]));
+    const others = Array.from(ds.goodRows).filter((r) => !plantedRows.has(r)).slice(0, 10);
+    for (let k = 1; k < others.length; k++) assert.ok(alignedDifference(img(others[0]), img(others[k])) > 8);
+    const { flags } = await findOutliers(ds, stats, { descriptors: false, detector: false, faceSpace: false, quiet: true });
+    const dupRows = new Set(flags.filter((f) => f.reason === "duplicate").map((f) => f.row));
+    const pos = new Map(Array.from(stats.rows, (r, i) => [r, i]));
+    for (const p of planted) {
+      const bits = hashDistance(stats.hash, pos.get(p.copy)!, pos.get(p.original)!);
+      if (bits <= 3) assert.ok(dupRows.has(Math.max(p.copy, p.original)), `planted pair within ${bits} bits not flagged`);
+    }
+    for (const r of dupRows) assert.ok(plantedRows.has(r), `row ${r} flagged as a duplicate but nothing was planted`);
   });
 });
