@@ -2,15 +2,14 @@
  * A GAN for 108×84 portraits, sized for CPU training:
  *
  *   mapping      z (pixel-normalised) [+ class embedding] → MLP → w
- *   synthesis    w → dense 14×11×c0 → [4×4 transposed conv stride 2 → relu → pixel norm] ×3
+ *   synthesis    w → dense 14×11×c0 → [4×4 transposed conv stride 2 → batch norm → relu] ×3
  *                → 112×88 → conv3×3 → tanh → centre crop 108×84
  *   discriminator  108×84×3 → conv3×3 → [conv3×3 stride 2 → lrelu (+ conv3×3)] ×4 → 7×6
  *                → flatten → dense → score (+ projection ⟨embed(class), features⟩ when conditional)
  *
- * The generator has no batch norm (pixel norm instead, ProGAN), so it keeps no state
- * that a discriminator step could change; the discriminator is kept 1-Lipschitz-ish by
- * spectral normalisation of its kernels, applied as a projection after each of its steps
- * (see lib/train/gan.ts). The generator is split into `mapping` and `synthesis` so the
+ * The generator's batch norms keep running statistics (buffers, updated by every
+ * training-mode pass, used for sampling); the discriminator has no normalisation (optional
+ * spectral normalisation, see lib/train/gan.ts). The generator is split into `mapping` and `synthesis` so the
  * truncation trick can work in w space.
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -86,8 +85,8 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
   const lrelu = (h: T, name: string) => tfl.layers.leakyReLU({ alpha: 0.2, name }).apply(h) as T;
   // The generator uses ReLU (DCGAN): its kernel and gradient run on oneDNN; leaky ReLU stays in the discriminator.
   const act = (h: T, name: string) => tfl.layers.reLU({ name }).apply(h) as T;
-  const conv = (h: T, filters: number, strides: number, name: string, gain = 2) =>
-    tfl.layers.conv2d({ filters, kernelSize: 3, strides, padding: "same", kernelInitializer: init(gain), name }).apply(h) as T;
+  const conv = (h: T, filters: number, strides: number, name: string, gain = 2, useBias = true) =>
+    tfl.layers.conv2d({ filters, kernelSize: 3, strides, padding: "same", useBias, kernelInitializer: init(gain), name }).apply(h) as T;
   const cond = config.numClasses > 0;
 
   // Mapping: z [+ class] → w.
@@ -108,20 +107,23 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
   }
   const mapping = tfl.model({ inputs: mapInputs, outputs: h, name: "mapping" });
 
-  // Synthesis: w → 108×84×3 in [-1, 1].
+  // Synthesis: w → 108×84×3 in [-1, 1]. Batch norm before each ReLU (DCGAN): its batch statistics keep the
+  // samples of a batch apart, where pixel norm let every sample collapse to one flat image within ~60 steps
+  // (measured). Sampling uses the running statistics.
   const [c0, c1, c2, c3] = config.gWidths;
+  const bnRelu = (h: T, name: string) => act(tfl.layers.batchNormalization({ momentum: 0.9, name: `${name}_bn` }).apply(h) as T, `${name}_act`);
   const w = tfl.input({ shape: [config.wDim], name: "w" });
-  let g = tfl.layers.dense({ units: BASE_H * BASE_W * c0, kernelInitializer: init(2), name: "const_dense" }).apply(w) as T;
+  let g = tfl.layers.dense({ units: BASE_H * BASE_W * c0, useBias: false, kernelInitializer: init(2), name: "const_dense" }).apply(w) as T;
   g = tfl.layers.reshape({ targetShape: [BASE_H, BASE_W, c0], name: "const_reshape" }).apply(g) as T;
-  g = new PixelNorm({ name: "base_norm" }).apply(act(g, "base_act")) as T;
-  if (config.gExtraLowRes) g = new PixelNorm({ name: "base_conv_norm" }).apply(act(conv(g, c0, 1, "base_conv"), "base_conv_act")) as T;
+  g = bnRelu(g, "base");
+  if (config.gExtraLowRes) g = bnRelu(conv(g, c0, 1, "base_conv", 2, false), "base_conv");
   [c1, c2, c3].forEach((ch, i) => {
     const name = `up${i + 1}`; // 28×22, 56×44, 112×88
     // Transposed 4×4 stride-2 convolution (kernel divisible by the stride: no checkerboard by construction);
     // oneDNN runs it and both its gradients, where nearest-upsampling + 3×3 conv costs 2.25× the multiply-adds.
-    g = tfl.layers.conv2dTranspose({ filters: ch, kernelSize: 4, strides: 2, padding: "same", kernelInitializer: init(2), name: `${name}_deconv` }).apply(g) as T;
-    g = new PixelNorm({ name: `${name}_norm` }).apply(act(g, `${name}_act`)) as T;
-    if (config.gExtraLowRes && i === 0) g = new PixelNorm({ name: `${name}_conv2_norm` }).apply(act(conv(g, ch, 1, `${name}_conv2`), `${name}_conv2_act`)) as T;
+    g = tfl.layers.conv2dTranspose({ filters: ch, kernelSize: 4, strides: 2, padding: "same", useBias: false, kernelInitializer: init(2), name: `${name}_deconv` }).apply(g) as T;
+    g = bnRelu(g, name);
+    if (config.gExtraLowRes && i === 0) g = bnRelu(conv(g, ch, 1, `${name}_conv2`, 2, false), `${name}_conv2`);
   });
   g = conv(g, IMAGE_CHANNELS, 1, "to_rgb", 1);
   g = tfl.layers.activation({ activation: "tanh", name: "tanh" }).apply(g) as T;
@@ -160,11 +162,14 @@ export function ganParams(m: GanModels): { mapping: number; synthesis: number; d
   return { mapping: m.mapping.countParams(), synthesis: m.synthesis.countParams(), discriminator: m.discriminator.countParams() };
 }
 
-/** Generator forward pass: w = mapping(z[, class]); image = synthesis(w). `training` only matters for future stateful layers. */
-export function generate(m: Pick<GanModels, "mapping" | "synthesis">, z: tf.Tensor2D, cls?: tf.Tensor2D): tf.Tensor4D {
+/**
+ * Generator forward pass: w = mapping(z[, class]); image = synthesis(w). `training` = batch statistics in
+ * the batch norms (and their running statistics updated); otherwise the running statistics (sampling).
+ */
+export function generate(m: Pick<GanModels, "mapping" | "synthesis">, z: tf.Tensor2D, cls?: tf.Tensor2D, training = false): tf.Tensor4D {
   return tf.tidy(() => {
     const w = m.mapping.apply(cls ? [z, cls] : z) as tf.Tensor2D;
-    return m.synthesis.apply(w) as tf.Tensor4D;
+    return m.synthesis.apply(w, { training }) as tf.Tensor4D;
   });
 }
 

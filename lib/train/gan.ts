@@ -1,5 +1,5 @@
 /**
- * GAN training (`deno task gan:train`): hinge loss, spectral normalisation of the
+ * GAN training (`deno task gan:train`): hinge loss, optional spectral normalisation of the
  * discriminator (a projection after each of its steps), differentiable augmentation
  * (DiffAugment: colour, translation, cutout — the same random transform family on real
  * and generated images, so the discriminator cannot memorise a small set), an
@@ -251,7 +251,7 @@ const dVarsOf = (n: GanModels) => n.discriminator.trainableWeights.map((w) => w.
 /** One discriminator step (hinge loss); only the discriminator's weights change. Returns the loss. */
 export function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp: StepInput, augment: string, rng: Rng): number {
   const loss = opt.minimize(() => {
-    const fake = generate(nets, inp.z, inp.fakeClass);
+    const fake = generate(nets, inp.z, inp.fakeClass, true);
     const dReal = discriminate(nets.discriminator, diffAugment(inp.real, augment, rng), inp.realClass);
     const dFake = discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass);
     return tf.add(tf.mean(tf.relu(tf.sub(1, dReal))), tf.mean(tf.relu(tf.add(1, dFake)))) as tf.Scalar;
@@ -264,7 +264,7 @@ export function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp: StepI
 /** One generator step (−D(G(z))); only the generator's weights change. Returns the loss. */
 export function generatorStep(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass">, augment: string, rng: Rng): number {
   const loss = opt.minimize(() => {
-    const fake = generate(nets, inp.z, inp.fakeClass);
+    const fake = generate(nets, inp.z, inp.fakeClass, true);
     return tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass))) as tf.Scalar;
   }, true, gVarsOf(nets)) as tf.Scalar;
   const v = (loss.dataSync() as Float32Array)[0];

@@ -50,15 +50,17 @@ Deno.test("GAN nets: 108×84×3 images in [-1, 1] from z, one score per image, c
   assert.throws(() => buildGan({ ...TINY, gWidths: [1, 2, 3] as unknown as GanConfig["gWidths"] }), /gWidths to be 4 positive integers/);
 });
 
-Deno.test("GAN steps: the discriminator step leaves the generator unchanged and vice versa; no tensor leaks", () => {
+Deno.test("GAN steps: the discriminator step leaves the generator's weights unchanged and vice versa; no tensor leaks", () => {
   const nets = buildGanNets(TINY);
   const optG = tf.train.adam(1e-3, 0, 0.99), optD = tf.train.adam(1e-3, 0, 0.99);
   const sn = new SpectralNorm(nets.discriminator);
   const rng = new Rng(3);
   const real = tf.randomUniform([4, 108, 84, 3], -1, 1, "float32", 1) as tf.Tensor4D;
   const z = latentsForSeeds([5, 6, 7, 8], TINY.latentDim);
-  const gVars = [...nets.mapping.weights, ...nets.synthesis.weights];
-  const dVars = nets.discriminator.weights;
+  // The generator's trainable weights; its batch-norm running statistics are buffers that every
+  // training-mode forward pass updates (the discriminator step runs the generator too).
+  const gVars = [...nets.mapping.trainableWeights, ...nets.synthesis.trainableWeights];
+  const dVars = nets.discriminator.weights; // no buffers: every weight
   const round = () => {
     const g0 = snapshotOf(gVars), d0 = snapshotOf(dVars);
     discriminatorStep(nets, optD, { real, z }, "color,translation,cutout", rng);
