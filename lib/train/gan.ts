@@ -20,7 +20,7 @@ import { datasetName } from "../data/layout.ts";
 import { defaultBadImagesPath } from "../data/split.ts";
 import { HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { readBadImages } from "../explore/mod.ts";
-import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, type GanModels, generate } from "../models/gan.ts";
+import { DEFAULT_GAN_CONFIG, type GanConfig, generate } from "../models/gan.ts";
 import { mergeDefined } from "../models/mod.ts";
 import { fileIO } from "../models/io.ts";
 import { descriptorStats, frechetDistance, type GaussianStats } from "../eval/frechet.ts";
@@ -126,190 +126,20 @@ export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expNam
   return c;
 }
 
-// ---------------------------------------------------------------- DiffAugment
-
-export const AUGMENTS = ["color", "translation", "cutout"] as const;
-type Augment = typeof AUGMENTS[number];
-
-/**
- * DiffAugment (Zhao et al. 2020) on a batch in [-1, 1]: differentiable in x, random
- * parameters drawn from `rng` (so a step is reproducible). Call inside a tidy.
- */
-export function diffAugment(x: tf.Tensor4D, policy: string, rng: Rng): tf.Tensor4D {
-  const [b, h, w] = x.shape;
-  const per = (f: () => number) => tf.tensor4d(Float32Array.from({ length: b }, f), [b, 1, 1, 1]);
-  for (const p of policy.split(",").filter(Boolean) as Augment[]) {
-    if (p === "color") {
-      x = tf.add(x, per(() => rng.uniform(-0.5, 0.5))); // brightness (±0.25 of the 0..1 range)
-      const gray = tf.mean(x, 3, true);
-      x = tf.add(tf.mul(tf.sub(x, gray), per(() => rng.uniform(0, 2))), gray); // saturation
-      const mean = tf.mean(x, [1, 2, 3], true);
-      x = tf.add(tf.mul(tf.sub(x, mean), per(() => rng.uniform(0.5, 1.5))), mean); // contrast
-    } else if (p === "translation") {
-      const sy = Math.round(h / 8), sx = Math.round(w / 8);
-      const padded = tf.pad(x, [[0, 0], [sy, sy], [sx, sx], [0, 0]]);
-      const parts = Array.from({ length: b }, (_, i) =>
-        tf.slice(padded, [i, sy + rng.int(-sy, sy), sx + rng.int(-sx, sx), 0], [1, h, w, x.shape[3]]));
-      x = tf.concat(parts, 0) as tf.Tensor4D;
-    } else if (p === "cutout") {
-      const ch = Math.round(h / 2), cw = Math.round(w / 2);
-      const mask = new Float32Array(b * h * w).fill(1);
-      for (let i = 0; i < b; i++) {
-        const y0 = rng.int(0, h - ch), x0 = rng.int(0, w - cw);
-        for (let y = y0; y < y0 + ch; y++) mask.fill(0, i * h * w + y * w + x0, i * h * w + y * w + x0 + cw);
-      }
-      x = tf.mul(x, tf.tensor4d(mask, [b, h, w, 1]));
-    }
-  }
-  return x;
-}
-
-// ---------------------------------------------------------- spectral norm
-
-/**
- * Spectral normalisation as a projection: after each discriminator step every conv and
- * dense kernel W (as a [fan-in, out] matrix) is divided by its largest singular value σ,
- * estimated by power iteration with a persistent vector per kernel (Miyato et al. 2018
- * run the same iteration inside the forward pass).
- */
-export class SpectralNorm {
-  /** Power-iteration vector per kernel, by position in kernels() (names change between processes). */
-  private us: (tf.Tensor2D | null)[] = [];
-  constructor(private readonly model: tfl.LayersModel, private readonly seed = 0) {}
-
-  private kernels(): tfl.LayerVariable[] {
-    return this.model.trainableWeights.filter((w) => /kernel/.test(w.originalName) && w.shape.length >= 2);
-  }
-
-  /** Projects every kernel to spectral norm 1; returns the σ found per kernel (before the projection). */
-  project(iterations = 1): number[] {
-    const out: number[] = [];
-    this.kernels().forEach((v, k) => {
-      const shape = v.shape as number[];
-      const cols = shape[shape.length - 1], rows = shape.reduce((a, b) => a * b, 1) / cols;
-      let u = this.us[k] ?? null;
-      let its = iterations;
-      if (!u) {
-        u = tf.tidy(() => tf.randomNormal([cols, 1], 0, 1, "float32", mixSeed(this.seed, k)) as tf.Tensor2D);
-        its = Math.max(its, 5);
-      }
-      const [uNew, sigma] = tf.tidy(() => {
-        const wm = tf.reshape(v.read(), [rows, cols]) as tf.Tensor2D;
-        let uu = u!;
-        let vv = tf.zeros([rows, 1]) as tf.Tensor2D;
-        for (let i = 0; i < its; i++) {
-          const wu = tf.matMul(wm, uu);
-          vv = tf.div(wu, tf.add(tf.norm(wu), 1e-12));
-          const wv = tf.matMul(wm, vv, true, false);
-          uu = tf.div(wv, tf.add(tf.norm(wv), 1e-12));
-        }
-        const s = tf.sum(tf.mul(vv, tf.matMul(wm, uu)));
-        v.write(tf.div(v.read(), tf.maximum(s, 1e-6)));
-        return [uu, s];
-      });
-      u.dispose();
-      this.us[k] = uNew as tf.Tensor2D;
-      out.push((sigma.dataSync() as Float32Array)[0]);
-      sigma.dispose();
-    });
-    return out;
-  }
-
-  /** The power-iteration vectors (saved in snapshots so a resumed run continues exactly). */
-  getState(): number[][] {
-    return this.us.map((u) => (u ? Array.from(u.dataSync()) : []));
-  }
-
-  setState(state: number[][]): void {
-    this.dispose();
-    this.us = state.map((a) => (a.length ? tf.tensor2d(a, [a.length, 1]) : null));
-  }
-
-  dispose(): void {
-    for (const u of this.us) u?.dispose();
-    this.us = [];
-  }
-}
-
-// ------------------------------------------------------------------ steps
-
-export interface GanNets extends GanModels {
-  mappingEma: tfl.LayersModel;
-  synthesisEma: tfl.LayersModel;
-}
-
-export interface StepInput {
-  real: tf.Tensor4D;
-  realClass?: tf.Tensor2D;
-  z: tf.Tensor2D;
-  fakeClass?: tf.Tensor2D;
-}
-
-const gVarsOf = (n: GanModels) => [...n.mapping.trainableWeights, ...n.synthesis.trainableWeights].map((w) => w.read() as tf.Variable);
-const dVarsOf = (n: GanModels) => n.discriminator.trainableWeights.map((w) => w.read() as tf.Variable);
-
-/** One discriminator step (hinge loss); only the discriminator's weights change. Returns the loss. */
-export function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp: StepInput, augment: string, rng: Rng): number {
-  const loss = opt.minimize(() => {
-    const fake = generate(nets, inp.z, inp.fakeClass, true);
-    const dReal = discriminate(nets.discriminator, diffAugment(inp.real, augment, rng), inp.realClass);
-    const dFake = discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass);
-    return tf.add(tf.mean(tf.relu(tf.sub(1, dReal))), tf.mean(tf.relu(tf.add(1, dFake)))) as tf.Scalar;
-  }, true, dVarsOf(nets)) as tf.Scalar;
-  const v = (loss.dataSync() as Float32Array)[0];
-  loss.dispose();
-  return v;
-}
-
-/** One generator step (−D(G(z))); only the generator's weights change. Returns the loss. */
-export function generatorStep(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass">, augment: string, rng: Rng): number {
-  const loss = opt.minimize(() => {
-    const fake = generate(nets, inp.z, inp.fakeClass, true);
-    return tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass))) as tf.Scalar;
-  }, true, gVarsOf(nets)) as tf.Scalar;
-  const v = (loss.dataSync() as Float32Array)[0];
-  loss.dispose();
-  return v;
-}
-
-/** ema ← β·ema + (1−β)·current for every weight of the generator. */
-export function updateEma(nets: GanNets, beta: number): void {
-  const pairs: [tfl.LayersModel, tfl.LayersModel][] = [[nets.mappingEma, nets.mapping], [nets.synthesisEma, nets.synthesis]];
-  for (const [ema, cur] of pairs) {
-    const ew = ema.weights, cw = cur.weights;
-    for (let i = 0; i < ew.length; i++) {
-      tf.tidy(() => {
-        ew[i].write(tf.add(tf.mul(ew[i].read(), beta), tf.mul(cw[i].read(), 1 - beta)));
-      });
-    }
-  }
-}
-
-/** Builds the nets plus the EMA copy of the generator (same start weights). */
-export function buildGanNets(config: GanConfig): GanNets {
-  const nets = buildGan(config);
-  const copy = buildGan(config);
-  copy.mapping.setWeights(nets.mapping.getWeights());
-  copy.synthesis.setWeights(nets.synthesis.getWeights());
-  copy.discriminator.dispose();
-  return { ...nets, mappingEma: copy.mapping, synthesisEma: copy.synthesis };
-}
-
-export function disposeGanNets(n: GanNets): void {
-  for (const m of [n.mapping, n.synthesis, n.discriminator, n.mappingEma, n.synthesisEma]) m.dispose();
-}
-
-// -------------------------------------------------------------- data / latents
-
-/** Seeded standard-normal latents: row i from seeds[i] (same seed → same latent, any batch). */
-export function latentsForSeeds(seeds: ArrayLike<number>, dim: number): tf.Tensor2D {
-  const z = new Float32Array(seeds.length * dim);
-  for (let i = 0; i < seeds.length; i++) {
-    const rng = new Rng(mixSeed(0x6a7, seeds[i]));
-    for (let j = 0; j < dim; j++) z[i * dim + j] = rng.normal();
-  }
-  return tf.tensor2d(z, [seeds.length, dim]);
-}
+export {
+  AUGMENTS,
+  buildGanNets,
+  diffAugment,
+  discriminatorStep,
+  disposeGanNets,
+  type GanNets,
+  generatorStep,
+  latentsForSeeds,
+  SpectralNorm,
+  type StepInput,
+  updateEma,
+} from "./gan_steps.ts";
+import { AUGMENTS, type Augment, buildGanNets, discriminatorStep, disposeGanNets, type GanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "./gan_steps.ts";
 
 /** Real batch in [-1, 1], randomly mirrored. */
 function realBatch(pixels: Uint8Array, rows: ArrayLike<number>, rng: Rng): tf.Tensor4D {
@@ -558,9 +388,9 @@ export async function ganTrainRun(cfg: GanTrainConfig): Promise<GanRunResult> {
       const fakeClass = labels ? classTensor(Array.from(fakeRows, (r) => labels[r])) : undefined;
       const z1 = zData(), z2 = zData();
       try {
-        const ld = discriminatorStep(nets, optD, { real, realClass, z: z1, fakeClass }, cfg.augment, rng);
+        const ld = await discriminatorStep(nets, optD, { real, realClass, z: z1, fakeClass }, cfg.augment, rng);
         if (cfg.spectralNorm) sn.project();
-        const lg = generatorStep(nets, optG, { z: z2, fakeClass }, cfg.augment, rng);
+        const lg = await generatorStep(nets, optG, { z: z2, fakeClass }, cfg.augment, rng);
         if (!Number.isFinite(ld) || !Number.isFinite(lg)) throw new Error(`GAN training diverged at step ${state.step}: loss D ${ld}, G ${lg}; lower --lr-g/--lr-d`);
         state.imagesShown += cfg.batchSize;
         const beta = Math.pow(0.5, cfg.batchSize / Math.max(1e-9, cfg.emaKimg * 1000));

@@ -50,7 +50,7 @@ Deno.test("GAN nets: 108×84×3 images in [-1, 1] from z, one score per image, c
   assert.throws(() => buildGan({ ...TINY, gWidths: [1, 2, 3] as unknown as GanConfig["gWidths"] }), /gWidths to be 4 positive integers/);
 });
 
-Deno.test("GAN steps: the discriminator step leaves the generator's weights unchanged and vice versa; no tensor leaks", () => {
+Deno.test("GAN steps: the discriminator step leaves the generator's weights unchanged and vice versa; no tensor leaks", async () => {
   const nets = buildGanNets(TINY);
   const optG = tf.train.adam(1e-3, 0, 0.99), optD = tf.train.adam(1e-3, 0, 0.99);
   const sn = new SpectralNorm(nets.discriminator);
@@ -61,21 +61,21 @@ Deno.test("GAN steps: the discriminator step leaves the generator's weights unch
   // training-mode forward pass updates (the discriminator step runs the generator too).
   const gVars = [...nets.mapping.trainableWeights, ...nets.synthesis.trainableWeights];
   const dVars = nets.discriminator.weights; // no buffers: every weight
-  const round = () => {
+  const round = async () => {
     const g0 = snapshotOf(gVars), d0 = snapshotOf(dVars);
-    discriminatorStep(nets, optD, { real, z }, "color,translation,cutout", rng);
+    await discriminatorStep(nets, optD, { real, z }, "color,translation,cutout", rng);
     sn.project();
     assert.ok(same(snapshotOf(gVars), g0), "a discriminator step changed the generator");
     assert.ok(!same(snapshotOf(dVars), d0), "a discriminator step did not change the discriminator");
     const g1 = snapshotOf(gVars), d1 = snapshotOf(dVars);
-    generatorStep(nets, optG, { z }, "color,translation,cutout", rng);
+    await generatorStep(nets, optG, { z }, "color,translation,cutout", rng);
     assert.ok(same(snapshotOf(dVars), d1), "a generator step changed the discriminator");
     assert.ok(!same(snapshotOf(gVars), g1), "a generator step did not change the generator");
   };
-  round(); // creates the optimizers' slots and the spectral-norm vectors
+  await round(); // creates the optimizers' slots and the spectral-norm vectors
   const before = tf.memory().numTensors;
-  round();
-  round();
+  await round();
+  await round();
   assert.equal(tf.memory().numTensors, before, "tensors leaked across GAN steps");
   sn.dispose();
   optG.dispose();
