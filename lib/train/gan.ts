@@ -29,7 +29,7 @@ import { mosaic } from "../viz/mosaic.ts";
 import { saveChart } from "../viz/vega.ts";
 import { appendFileAtomic, exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
-import { Progress } from "../util/progress.ts";
+import { formatDuration, Progress } from "../util/progress.ts";
 import { engineChoice } from "../engine/mod.ts";
 
 export const GAN_CONDITIONS = ["none", "gender", "hair_color"] as const;
@@ -403,7 +403,8 @@ export async function ganTrainRun(cfg: GanTrainConfig): Promise<GanRunResult> {
       const dt = (performance.now() - t0) / 1000;
       state.trainSeconds += dt;
       windowImages += cfg.batchSize, windowSeconds += dt;
-      progress.tick(cfg.batchSize, `loss D ${(lossDSum / steps).toFixed(3)} G ${(lossGSum / steps).toFixed(3)}`);
+      const budgetLeft = Number.isFinite(budget) ? `, budget left ${formatDuration(Math.max(0, budget - state.trainSeconds))}` : "";
+      progress.tick(cfg.batchSize, `loss D ${(lossDSum / steps).toFixed(3)} G ${(lossGSum / steps).toFixed(3)}${budgetLeft}`);
       const crossed = Math.floor(state.imagesShown / snapEvery) > Math.floor((state.imagesShown - cfg.batchSize) / snapEvery);
       if (crossed || state.imagesShown >= total || state.trainSeconds >= budget) {
         await snapshot(lossDSum / steps, lossGSum / steps, windowImages / windowSeconds);
