@@ -47,26 +47,22 @@ export async function judgeGenerated(o: { network: string; judgeRun: string; dat
     }
     const table = pl.DataFrame(rows);
     const long = rows.flatMap((r) => [
-      { head: r.head, class: r.class, images: "real", share: r.real_share },
-      { head: r.head, class: r.class, images: "generated", share: r.generated_share },
+      { label: `${r.head}: ${r.class}`, images: "real", share: r.real_share },
+      { label: `${r.head}: ${r.class}`, images: "generated", share: r.generated_share },
     ]);
     const chart: VegaLiteSpec = {
       $schema: "https://vega.github.io/schema/vega-lite/v5.json",
       title: `Attributes of ${o.count} generated vs real portraits, as judged by ${predictor.config.model} (${predictor.config.task})`,
       data: { values: long },
-      facet: { column: { field: "head", type: "nominal", title: null } },
-      spec: {
-        width: 160,
-        height: 160,
-        mark: "bar",
-        encoding: {
-          x: { field: "class", type: "nominal", title: null },
-          xOffset: { field: "images" },
-          y: { field: "share", type: "quantitative", axis: { format: "%" } },
-          color: { field: "images", type: "nominal" },
-        },
+      width: { step: 36 },
+      height: 200,
+      mark: "bar",
+      encoding: {
+        x: { field: "label", type: "nominal", title: null, sort: null },
+        xOffset: { field: "images", type: "nominal" },
+        y: { field: "share", type: "quantitative", axis: { format: "%" }, title: "share of images" },
+        color: { field: "images", type: "nominal" },
       },
-      resolve: { scale: { x: "independent" } },
     };
     return { table, chart, judge: o.judgeRun };
   } finally {
