@@ -71,23 +71,37 @@ export async function readBadImages(path: string): Promise<Set<number>> {
   return new Set((df.getColumn("image_index").toArray() as string[]).map(Number));
 }
 
-async function scoreGroundTruth(path: string, flags: OutlierFlag[]): Promise<GroundTruthScore> {
+/**
+ * Scores flags against the procedural set's planted ground truth. Which image of a duplicate pair is
+ * flagged is arbitrary (the exploration flags the later file), so a planted near-duplicate counts as
+ * found when either it or its original is flagged, and a flagged original is not a false positive.
+ */
+export async function scoreGroundTruth(path: string, flags: OutlierFlag[]): Promise<GroundTruthScore> {
   const gt = pl.readCSV(await Deno.readTextFile(path), { inferSchemaLength: 0 }).toRecords() as Record<string, string>[];
   const planted = new Map<number, string>();
-  for (const r of gt) planted.set(Number(r.image_index), r.kind === "bad" ? r.detail : r.kind);
+  const originalOf = new Map<number, number>();
+  for (const r of gt) {
+    const idx = Number(r.image_index);
+    planted.set(idx, r.kind === "bad" ? r.detail : r.kind);
+    const m = r.kind === "near_duplicate" ? /(\d+)/.exec(r.detail) : null;
+    if (m) originalOf.set(idx, Number(m[1]));
+  }
   const flagged = new Set(flags.map((f) => f.index));
+  const partners = new Set(originalOf.values());
   let tp = 0;
   const hitsByKind: Record<string, [number, number]> = {};
   for (const [idx, kind] of planted) {
     hitsByKind[kind] ??= [0, 0];
     hitsByKind[kind][1]++;
-    if (flagged.has(idx)) tp++, hitsByKind[kind][0]++;
+    const orig = originalOf.get(idx);
+    if (flagged.has(idx) || (orig !== undefined && flagged.has(orig))) tp++, hitsByKind[kind][0]++;
   }
+  const correct = [...flagged].filter((i) => planted.has(i) || partners.has(i)).length;
   return {
     planted: planted.size,
     flagged: flagged.size,
     truePositives: tp,
-    precision: flagged.size ? tp / flagged.size : 1,
+    precision: flagged.size ? correct / flagged.size : 1,
     recall: planted.size ? tp / planted.size : 1,
     recallByKind: Object.fromEntries(Object.entries(hitsByKind).map(([k, [h, t]]) => [k, h / t])),
   };

@@ -9,6 +9,7 @@ import { describeAttributes } from "../../lib/explore/describe.ts";
 import { alignedDifference, hashDistance, imageStats, nearDuplicatePairs } from "../../lib/explore/image_stats.ts";
 import { knnScores, robustZ } from "../../lib/explore/knn.ts";
 import { findOutliers } from "../../lib/explore/outliers.ts";
+import { scoreGroundTruth } from "../../lib/explore/mod.ts";
 import { faceSpaceFeatures, faceSpaceResidual, fitFaceSpace } from "../../lib/explore/face_space.ts";
 import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
 import { IMAGE_BYTES, imageFileName } from "../../lib/data/schema.ts";
@@ -201,5 +202,21 @@ Deno.test("duplicates: re-encoded, shifted or brightened copies are found after 
       if (bits <= 3) assert.ok(dupRows.has(Math.max(p.copy, p.original)), `planted pair within ${bits} bits not flagged`);
     }
     for (const r of dupRows) assert.ok(plantedRows.has(r), `row ${r} flagged as a duplicate but nothing was planted`);
+  });
+});
+
+Deno.test("scoreGroundTruth() counts a planted near-duplicate as found when either image of the pair is flagged", async () => {
+  await withTempDir(async (dir) => {
+    const p = join(dir, "gt.csv");
+    await Deno.writeTextFile(p, "file,image_index,kind,detail\nTiny_Portrait_000005.png,5,near_duplicate,Tiny_Portrait_000003.png\nTiny_Portrait_000007.png,7,bad,text\n");
+    const flag = (index: number, reason: "duplicate" | "non_face") => ({ row: index, index, file: imageFileName(index), reason, score: 1, detail: "" });
+    const s = await scoreGroundTruth(p, [flag(3, "duplicate"), flag(7, "non_face"), flag(9, "non_face")]);
+    assert.equal(s.truePositives, 2);
+    assert.equal(s.recall, 1);
+    assert.ok(Math.abs(s.precision - 2 / 3) < 1e-9);
+    assert.deepEqual(s.recallByKind, { near_duplicate: 1, text: 1 });
+    const none = await scoreGroundTruth(p, [flag(9, "non_face")]);
+    assert.equal(none.recall, 0);
+    assert.equal(none.precision, 0);
   });
 });
