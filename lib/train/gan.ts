@@ -373,8 +373,8 @@ export async function ganTrainRun(cfg: GanTrainConfig): Promise<GanRunResult> {
       `${fdd !== null ? `, FDD ${fdd.toFixed(4)}` : ""}, ${rate.toFixed(1)} img/s → ${join(runDir, "samples", `grid-${tag}.png`)}`);
   };
 
-  const progress = new Progress(`GAN ${cfg.expName}`, total, { unit: "img", quiet: cfg.quiet });
-  progress.tick(Math.min(state.imagesShown, total));
+  // Counts this session's images only (a resumed run's rate and ETA would otherwise include the earlier ones).
+  const progress = new Progress(`GAN ${cfg.expName}${state.imagesShown ? ` (from ${(state.imagesShown / 1000).toFixed(2)} kimg)` : ""}`, Math.max(0, total - state.imagesShown), { unit: "img", quiet: cfg.quiet });
   let lossDSum = 0, lossGSum = 0, steps = 0, windowImages = 0, windowSeconds = 0;
   try {
     while (state.imagesShown < total && state.trainSeconds < budget) {
