@@ -19,7 +19,7 @@ Deno.test("deno task demo runs every stage end to end and leaves its reports beh
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
     assert.equal(out.code, 0, text.slice(-3000));
     const summary = JSON.parse(await Deno.readTextFile(join(tmp, "reports", "summary.json")));
-    assert.deepEqual(summary.stages, ["data", "engine", "explore", "split", "gender", "haircolor", "multitask"]);
+    assert.deepEqual(summary.stages, ["data", "engine", "explore", "split", "gender", "haircolor", "multitask", "gan"]);
     assert.equal(summary.data.rows, 160);
     assert.equal(summary.data.imagesOk, 160);
     assert.ok(summary.engine.backend);
@@ -46,6 +46,10 @@ Deno.test("deno task demo runs every stage end to end and leaves its reports beh
       await Deno.stat(join(tmp, "reports", task, "comparison.png"));
     }
     assert.ok(summary.gender.faceapi_agegender.metrics.gender.accuracy >= 0);
+    // The GAN stage: a tiny run with its metric, samples, interpolation and the attribute check by the multitask model.
+    assert.ok(summary.gan.snapshots.length >= 1 && summary.gan.snapshots.every((s: { fdd: number }) => s.fdd > 0));
+    for (const f of ["gan/grid.png", "gan/interpolation.png", "gan/attributes.csv", "gan/attributes.png"]) assert.ok((await Deno.stat(join(tmp, "reports", f))).size > 0, f);
+    await Deno.stat(join(tmp, "checkpoints", "demo_gan", "fdd.csv"));
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
