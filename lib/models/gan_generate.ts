@@ -14,7 +14,7 @@ import sharp from "sharp";
 import { exists, writeFileAtomic } from "../util/fs.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { readJson } from "../train/checkpoint.ts";
-import { latentsForSeeds, LATEST, toPixels } from "../train/gan.ts";
+import { classTensor, latentsForSeeds, LATEST, toPixels } from "../train/gan.ts";
 import type { GeneratorMeta } from "../train/gan.ts";
 
 export interface LoadedGenerator {
@@ -69,10 +69,6 @@ export function classCode(g: LoadedGenerator, name: string | undefined): number 
   const c = g.meta.classes.indexOf(name);
   if (c < 0) throw new Error(`gan:generate: unknown --class '${name}'; this generator knows ${g.meta.classes.join(", ")}`);
   return c;
-}
-
-function classTensor(codes: number[]): tf.Tensor2D {
-  return tf.tensor2d(Int32Array.from(codes), [codes.length, 1], "int32");
 }
 
 /** Mean w of 4,096 fixed latents (per class for a conditional generator). */

@@ -20,7 +20,7 @@ import { datasetName } from "../data/layout.ts";
 import { defaultBadImagesPath } from "../data/split.ts";
 import { HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { readBadImages } from "../explore/mod.ts";
-import { DEFAULT_GAN_CONFIG, type GanConfig, generate } from "../models/gan.ts";
+import { DEFAULT_GAN_CONFIG, type GanConfig, ganParams, generate } from "../models/gan.ts";
 import { mergeDefined } from "../models/mod.ts";
 import { fileIO } from "../models/io.ts";
 import { descriptorStats, frechetDistance, type GaussianStats } from "../eval/frechet.ts";
@@ -129,6 +129,7 @@ export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expNam
 export {
   AUGMENTS,
   buildGanNets,
+  classTensor,
   diffAugment,
   discriminatorStep,
   disposeGanNets,
@@ -139,7 +140,7 @@ export {
   type StepInput,
   updateEma,
 } from "./gan_steps.ts";
-import { AUGMENTS, type Augment, buildGanNets, discriminatorStep, disposeGanNets, type GanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "./gan_steps.ts";
+import { AUGMENTS, type Augment, buildGanNets, classTensor, discriminatorStep, disposeGanNets, type GanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "./gan_steps.ts";
 
 /** Real batch in [-1, 1], randomly mirrored. */
 function realBatch(pixels: Uint8Array, rows: ArrayLike<number>, rng: Rng): tf.Tensor4D {
@@ -317,7 +318,6 @@ export async function ganTrainRun(cfg: GanTrainConfig): Promise<GanRunResult> {
   // Fixed latents for the grids and the metric (same every snapshot and after resume).
   const gridN = cfg.gridRows * cfg.gridCols;
   const gridZ = latentsForSeeds(Array.from({ length: gridN }, (_, i) => i), modelConfig.latentDim);
-  const classTensor = (codes: ArrayLike<number>) => tf.tensor2d(Int32Array.from(codes), [codes.length, 1], "int32");
   const gridCls = classes.length ? classTensor(Array.from({ length: gridN }, (_, i) => Math.floor(i / cfg.gridCols) % classes.length)) : undefined;
   const metricZ = cfg.metricImages ? latentsForSeeds(Array.from({ length: cfg.metricImages }, (_, i) => 1_000_000 + i), modelConfig.latentDim) : null;
   const metricRng = new Rng(mixSeed(cfg.seed, 77));
@@ -333,12 +333,7 @@ export async function ganTrainRun(cfg: GanTrainConfig): Promise<GanRunResult> {
   const total = Math.round(cfg.kimg * 1000);
   const snapEvery = Math.max(cfg.batchSize, Math.round(cfg.snapshotKimg * 1000));
   const budget = cfg.maxMinutes !== null ? cfg.maxMinutes * 60 : Infinity;
-  const p = (gp: { mapping: tfl.LayersModel; synthesis: tfl.LayersModel; discriminator: tfl.LayersModel }) => ({
-    mapping: gp.mapping.countParams(),
-    synthesis: gp.synthesis.countParams(),
-    discriminator: gp.discriminator.countParams(),
-  });
-  const params = p(nets);
+  const params = ganParams(nets);
   await log(`GAN ${cfg.expName}: ${rows.length} images, condition ${cfg.condition}, params G ${params.mapping + params.synthesis} D ${params.discriminator}, ` +
     `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}', backend ${tf.getBackend()}`);
 

@@ -193,3 +193,8 @@ export function latentsForSeeds(seeds: ArrayLike<number>, dim: number): tf.Tenso
   return tf.tensor2d(z, [seeds.length, dim]);
 }
 
+
+/** Class codes as the [n, 1] int32 tensor the conditional nets take. */
+export function classTensor(codes: ArrayLike<number>): tf.Tensor2D {
+  return tf.tensor2d(Int32Array.from(codes), [codes.length, 1], "int32");
+}
