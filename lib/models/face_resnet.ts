@@ -84,16 +84,23 @@ export type FaceResnetBlock = typeof FACE_RESNET_BLOCKS[number];
  * How the portrait becomes the net's 150×150 square:
  * - "aligned": the face square lib/faces uses for descriptors (face-api's dlib alignment placed where
  *   Tiny Portraits put eyes and mouth: ~50 px from (17, 35) in a 108×84 portrait), resized;
- * - "portrait": the whole portrait, padded to a square with black (as lib/faces crop "portrait"), resized.
+ * - "portrait": the whole portrait, padded to a square with black (as lib/faces crop "portrait"), resized;
+ * - "both": two views through the same (shared) ResNet, the aligned face and the whole portrait, their
+ *   embeddings concatenated ([b,256]): the face for gender, the hair for hair colour and type, at twice
+ *   the compute of one view and no extra weights.
  */
-export type FaceResnetCrop = "aligned" | "portrait";
-export const FACE_RESNET_CROPS: readonly FaceResnetCrop[] = ["aligned", "portrait"];
+export type FaceResnetCrop = "aligned" | "portrait" | "both";
+export const FACE_RESNET_CROPS: readonly FaceResnetCrop[] = ["aligned", "portrait", "both"];
+/** The single views a crop is made of. */
+export function cropViews(crop: FaceResnetCrop): ("aligned" | "portrait")[] {
+  return crop === "both" ? ["aligned", "portrait"] : [crop];
+}
 
 export interface FaceResnetConfig {
   /** Input portrait size (108 × 84). Other sizes scale the crop proportionally. */
   inputHeight: number;
   inputWidth: number;
-  /** Region of the portrait fed to the net (default "aligned", what the pretrained weights expect). */
+  /** Region(s) of the portrait fed to the net (default "aligned", what the pretrained weights expect). */
   crop: FaceResnetCrop;
   /** Per-channel mean / std (0..1) the input batches were normalised with; undone inside the model. */
   normalization: Normalization;
@@ -158,6 +165,7 @@ export function faceResnetConfig(overrides: Partial<FaceResnetConfig> = {}): Fac
 
 /** The crop as a tf.image.cropAndResize box [y1, x1, y2, x2] on an inputHeight × inputWidth image. */
 export function faceResnetCropBox(c: Pick<FaceResnetConfig, "crop" | "inputHeight" | "inputWidth">): [number, number, number, number] {
+  if (c.crop === "both") throw new Error(`faceResnetCropBox: crop 'both' is two boxes; ask for 'aligned' and 'portrait' (cropViews)`);
   const H = c.inputHeight, W = c.inputWidth, S = FACE_RESNET_INPUT_SIZE;
   let x: number, y: number, sw: number, sh: number;
   if (c.crop === "aligned") {
@@ -228,14 +236,33 @@ export function buildFaceResnetBackbone(config: FaceResnetConfig = DEFAULT_FACE_
   validateFaceResnetConfig(config);
   const { inputHeight: H, inputWidth: W } = config;
   const input = tfl.input({ shape: [H, W, 3], name: "portrait" });
-  let x = new FaceResnetInput({
-    name: "face_input",
-    mean: [...config.normalization.mean],
-    std: [...config.normalization.std],
-    box: faceResnetCropBox(config),
-    size: FACE_RESNET_INPUT_SIZE,
-    meanRgb: [...FACE_API_MEAN_RGB],
-  }).apply(input) as Sym; // [b,150,150,3]
+  const views = cropViews(config.crop).map((view, i) =>
+    new FaceResnetInput({
+      name: i === 0 ? "face_input" : `face_input_${view}`,
+      mean: [...config.normalization.mean],
+      std: [...config.normalization.std],
+      box: faceResnetCropBox({ ...config, crop: view }),
+      size: FACE_RESNET_INPUT_SIZE,
+      meanRgb: [...FACE_API_MEAN_RGB],
+    }).apply(input) as Sym // [b,150,150,3]
+  );
+  let out: Sym;
+  if (views.length === 1) out = faceResnetBody(views[0], config);
+  else {
+    // One body, applied to each view (shared weights): a nested model, so the layers exist once.
+    const square = tfl.input({ shape: [FACE_RESNET_INPUT_SIZE, FACE_RESNET_INPUT_SIZE, 3], name: "face_square" });
+    const body = tfl.model({ inputs: square, outputs: faceResnetBody(square, config), name: "face_resnet_body" });
+    out = tfl.layers.concatenate({ name: "views" }).apply(views.map((v) => body.apply(v) as Sym)) as Sym; // [b,2·embeddingDim]
+  }
+  if (config.dropout > 0) out = tfl.layers.dropout({ name: "embedding_dropout", rate: config.dropout }).apply(out) as Sym;
+  const model = tfl.model({ inputs: input, outputs: out, name: "face_resnet" });
+  setTrainableFrom(model, config.trainableFrom);
+  return model;
+}
+
+/** The ResNet from its 150×150 input to the embedding [b,embeddingDim]. */
+function faceResnetBody(square: Sym, config: FaceResnetConfig): Sym {
+  let x = square;
 
   x = conv("conv32_down.conv", 32, 7, 2, "valid", true).apply(x) as Sym; // [b,72,72,32]
   x = tfl.layers.maxPooling2d({ name: "conv32_down.pool", poolSize: 3, strides: 2, padding: "valid" }).apply(x) as Sym; // [b,35,35,32]
@@ -254,11 +281,7 @@ export function buildFaceResnetBackbone(config: FaceResnetConfig = DEFAULT_FACE_
   x = residual(x, "conv256_2");
   x = residualDown(x, "conv256_down_out", 256); // [b,2,2,256] (conv path 1×1, zero-padded)
   x = tfl.layers.globalAveragePooling2d({ name: "pool" }).apply(x) as Sym; // [b,256]
-  x = tfl.layers.dense({ name: "fc", units: config.embeddingDim, useBias: false }).apply(x) as Sym; // [b,128]
-  if (config.dropout > 0) x = tfl.layers.dropout({ name: "embedding_dropout", rate: config.dropout }).apply(x) as Sym;
-  const model = tfl.model({ inputs: input, outputs: x, name: "face_resnet" });
-  setTrainableFrom(model, config.trainableFrom);
-  return model;
+  return tfl.layers.dense({ name: "fc", units: config.embeddingDim, useBias: false }).apply(x) as Sym; // [b,128]
 }
 
 /** Builds the backbone and, when config.pretrained, loads face-api's weights into it. */

@@ -23,8 +23,9 @@ export function attachHeads(backbone: tfl.LayersModel, config: HeadsConfig): tfl
     let h = features;
     if (config.hidden > 0) {
       h = tfl.layers.dense({ units: config.hidden, activation: "relu", name: `${head}_hidden`, kernelInitializer: tfl.initializers.heNormal({ seed: seed++ }) }).apply(h) as tfl.SymbolicTensor;
-      if (config.dropout > 0) h = tfl.layers.dropout({ rate: config.dropout, seed: seed++, name: `${head}_dropout` }).apply(h) as tfl.SymbolicTensor;
     }
+    // Dropout on what the classifier sees: the hidden layer, or the backbone's features for a linear head.
+    if (config.dropout > 0) h = tfl.layers.dropout({ rate: config.dropout, seed: seed++, name: `${head}_dropout` }).apply(h) as tfl.SymbolicTensor;
     return tfl.layers.dense({
       units: HEADS[head].labels.length,
       name: head,

@@ -6,8 +6,14 @@ import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { makeBatch, type Normalization } from "../data/batches.ts";
 
+/** Test-time augmentation: "none", or "flip" (mean of the softmax of the portrait and of its mirror image). */
+export const TTA_MODES = ["none", "flip"] as const;
+export type TtaMode = typeof TTA_MODES[number];
+
 export interface PredictOptions {
   norm: Normalization;
+  /** Test-time augmentation (default "none"). */
+  tta?: TtaMode;
   batchSize?: number;
   /** Head names in the order wanted (default: the model's output order). */
   heads?: string[];
@@ -29,9 +35,15 @@ export async function predictHeads(model: tfl.LayersModel, pixels: Uint8Array, r
     const batch = Array.from({ length: Math.min(bs, rows.length - s) }, (_, i) => rows[s + i]);
     const x = makeBatch(pixels, batch, { norm: opts.norm });
     const probs = tf.tidy(() => {
-      const y = model.apply(x, { training: false }) as tf.Tensor | tf.Tensor[];
-      const ys = Array.isArray(y) ? y : [y];
-      return order.map((i) => tf.softmax(ys[i]));
+      const run = (input: tf.Tensor) => {
+        const y = model.apply(input, { training: false }) as tf.Tensor | tf.Tensor[];
+        const ys = Array.isArray(y) ? y : [y];
+        return order.map((i) => tf.softmax(ys[i]));
+      };
+      const plain = run(x);
+      if (opts.tta !== "flip") return plain;
+      const mirrored = run(tf.reverse(x, 2)); // [b,H,W,3]: axis 2 is the width
+      return plain.map((p, j) => tf.mul(tf.add(p, mirrored[j]), 0.5));
     });
     for (let j = 0; j < heads.length; j++) out[heads[j]].set(await probs[j].data(), s * sizes[j]);
     tf.dispose([x, ...probs]);

@@ -15,11 +15,15 @@ export interface SaveOptions {
   /** Preprocessing, labels, task, model name and config: everything evaluate/predict need. */
   config: Record<string, unknown>;
   optimizer?: tf.Optimizer;
+  /** More optimizers by file stem (e.g. the backbone's own Adam), saved as `<stem>.{json,bin}`. */
+  extraOptimizers?: Record<string, tf.Optimizer>;
   state?: Record<string, unknown>;
 }
 
-export async function saveOptimizer(dir: string, opt: tf.Optimizer): Promise<void> {
+export async function saveOptimizer(dir: string, opt: tf.Optimizer, stem = "optimizer"): Promise<void> {
   const weights = await opt.getWeights();
+  // getWeights() makes a fresh scalar for the iteration count ("iter"); the rest are the optimizer's own variables.
+  const fresh = weights.filter((w) => w.name === "iter").map((w) => w.tensor);
   const specs = [];
   const chunks: Uint8Array[] = [];
   let offset = 0;
@@ -33,20 +37,26 @@ export async function saveOptimizer(dir: string, opt: tf.Optimizer): Promise<voi
   const all = new Uint8Array(offset);
   let o = 0;
   for (const c of chunks) all.set(c, o), o += c.length;
-  await writeFileAtomic(join(dir, "optimizer.bin"), all);
-  await writeJsonAtomic(join(dir, "optimizer.json"), { className: opt.getClassName(), config: opt.getConfig(), weights: specs });
+  tf.dispose(fresh);
+  await writeFileAtomic(join(dir, `${stem}.bin`), all);
+  await writeJsonAtomic(join(dir, `${stem}.json`), { className: opt.getClassName(), config: opt.getConfig(), weights: specs });
 }
 
 /** Restores an optimizer's state (moments, iteration count) saved by saveCheckpoint. */
-export async function loadOptimizerState(dir: string, opt: tf.Optimizer): Promise<boolean> {
-  if (!(await exists(join(dir, "optimizer.json")))) return false;
-  const meta = JSON.parse(await Deno.readTextFile(join(dir, "optimizer.json"))) as { weights: { name: string; shape: number[]; offset: number; length: number }[] };
-  const bin = await Deno.readFile(join(dir, "optimizer.bin"));
+export async function loadOptimizerState(dir: string, opt: tf.Optimizer, stem = "optimizer"): Promise<boolean> {
+  if (!(await exists(join(dir, `${stem}.json`)))) return false;
+  const meta = JSON.parse(await Deno.readTextFile(join(dir, `${stem}.json`))) as { weights: { name: string; shape: number[]; offset: number; length: number }[] };
+  const bin = await Deno.readFile(join(dir, `${stem}.bin`));
   const named = meta.weights.map((w) => ({
     name: w.name,
     tensor: tf.tensor(new Float32Array(bin.slice(w.offset, w.offset + w.length * 4).buffer), w.shape),
   }));
-  await opt.setWeights(named);
+  try {
+    await opt.setWeights(named);
+  } finally {
+    // setWeights keeps its own references (variables share the data), so the inputs go.
+    tf.dispose(named.map((w) => w.tensor));
+  }
   return true;
 }
 
@@ -72,6 +82,7 @@ export async function saveCheckpoint(dir: string, opts: SaveOptions): Promise<vo
     await opts.model.save(fileIO(fresh));
     await writeJsonAtomic(join(fresh, "config.json"), opts.config);
     if (opts.optimizer) await saveOptimizer(fresh, opts.optimizer);
+    for (const [stem, opt] of Object.entries(opts.extraOptimizers ?? {})) await saveOptimizer(fresh, opt, stem);
     if (opts.state) await writeJsonAtomic(join(fresh, "state.json"), opts.state);
   });
 }

@@ -8,13 +8,17 @@ import * as tf from "@tensorflow/tfjs-core";
 /**
  * Mean softmax cross-entropy over the rows whose label is present.
  * labels: int32 [b] with -1 = missing. Returns 0 when no label is present.
+ * `labelSmoothing` ε spreads ε of the target's mass evenly over the k classes
+ * (target = (1 − ε)·onehot + ε/k), as PyTorch's CrossEntropyLoss does.
  */
-export function maskedSoftmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, classWeights?: tf.Tensor1D): tf.Scalar {
+export function maskedSoftmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, classWeights?: tf.Tensor1D, labelSmoothing = 0): tf.Scalar {
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw new Error(`maskedSoftmaxCrossEntropy: label smoothing must be in [0, 1), got ${labelSmoothing}`);
   return tf.tidy(() => {
     const k = logits.shape[1];
     const present = tf.cast(tf.greaterEqual(labels, 0), "float32"); // [b]
     const safe = tf.maximum(labels, tf.zerosLike(labels)); // int32, missing → class 0 (masked below)
-    const onehot = tf.oneHot(safe, k); // [b,k]
+    let onehot: tf.Tensor = tf.oneHot(safe, k); // [b,k]
+    if (labelSmoothing > 0) onehot = tf.add(tf.mul(onehot, 1 - labelSmoothing), labelSmoothing / k);
     const logp = tf.logSoftmax(logits); // [b,k]
     const nll = tf.neg(tf.sum(tf.mul(onehot, logp), 1)); // [b]
     let w = present;

@@ -17,10 +17,13 @@ import { loadOptimizerState, readJson, resolveCheckpoint, saveCheckpoint } from 
 import { classificationReport, learningCurveChart } from "../eval/mod.ts";
 import { saveChart } from "../viz/vega.ts";
 import { fileIO } from "../models/io.ts";
-import { predictHeads } from "../models/inference.ts";
+import { predictHeads, type TtaMode } from "../models/inference.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
 import { appendFileAtomic, writeFileAtomic } from "../util/fs.ts";
+
+/** File stem of the backbone's optimizer state in a checkpoint (models/last/optimizer_backbone.{json,bin}). */
+export const BACKBONE_OPTIMIZER = "optimizer_backbone";
 
 export interface HeadSpec {
   name: HeadName;
@@ -47,6 +50,18 @@ export interface TrainerOptions {
   warmupEpochs: number;
   /** Minimum lr at the end of the cosine, as a fraction of lr. */
   minLrFraction: number;
+  /**
+   * Learning rate of the backbone (every trainable weight outside the heads) as a multiple of `lr`
+   * (discriminative fine-tuning: the heads learn at lr, a pretrained backbone at lr × this). 1 = one
+   * optimizer for everything. The backbone gets its own Adam, saved beside the heads' one.
+   */
+  backboneLrMult?: number;
+  /** Epochs at the start during which only the heads train (the backbone is held fixed). */
+  freezeEpochs?: number;
+  /** Label smoothing ε of every head's cross-entropy (0 = none). */
+  labelSmoothing?: number;
+  /** Test-time augmentation of the validation predictions (as evaluation will use). */
+  tta?: TtaMode;
   /** Stop after this many epochs without a better validation macro-F1. */
   patience: number;
   seed: number;
@@ -106,6 +121,8 @@ export class Trainer {
   readonly opts: TrainerOptions;
   readonly pixels: Uint8Array;
   readonly optimizer: tf.AdamOptimizer;
+  /** The backbone's optimizer when it learns at its own rate (backboneLrMult ≠ 1 or freezeEpochs > 0). */
+  readonly backboneOptimizer: tf.AdamOptimizer | null;
   private logLines: string[] = [];
 
   constructor(model: tfl.LayersModel, task: TrainTask, pixels: Uint8Array, opts: TrainerOptions) {
@@ -118,6 +135,19 @@ export class Trainer {
     this.pixels = pixels;
     this.opts = opts;
     this.optimizer = tf.train.adam(opts.lr);
+    const mult = opts.backboneLrMult ?? 1;
+    if (!(mult >= 0 && Number.isFinite(mult))) throw new Error(`Trainer: backboneLrMult must be a non-negative number, got ${mult}`);
+    this.backboneOptimizer = mult !== 1 || (opts.freezeEpochs ?? 0) > 0 ? tf.train.adam(opts.lr * mult) : null;
+  }
+
+  /** Trainable weights split into the heads' (layers named after a head, or `<head>_hidden`) and the rest. */
+  private weightGroups(): { head: tf.Variable[]; backbone: tf.Variable[] } {
+    const headLayers = new Set(this.task.heads.flatMap((h) => [h.name, `${h.name}_hidden`]));
+    const headIds = new Set<number>();
+    for (const l of this.model.layers) if (headLayers.has(l.name)) for (const w of l.trainableWeights) headIds.add(w.id);
+    const head: tf.Variable[] = [], backbone: tf.Variable[] = [];
+    for (const w of this.model.trainableWeights) (headIds.has(w.id) ? head : backbone).push(w.read() as tf.Variable);
+    return { head, backbone };
   }
 
   private log(line: string): void {
@@ -135,7 +165,7 @@ export class Trainer {
   private lossOf(outputs: tf.Tensor[], labels: tf.Tensor1D[], classWeights: (tf.Tensor1D | undefined)[]): tf.Scalar {
     let total: tf.Scalar = tf.scalar(0);
     this.task.heads.forEach((h, i) => {
-      const l = maskedSoftmaxCrossEntropy(outputs[i] as tf.Tensor2D, labels[i], classWeights[i]);
+      const l = maskedSoftmaxCrossEntropy(outputs[i] as tf.Tensor2D, labels[i], classWeights[i], this.opts.labelSmoothing ?? 0);
       total = tf.add(total, tf.mul(l, h.lossWeight));
     });
     return total;
@@ -155,7 +185,7 @@ export class Trainer {
   /** Probabilities per head ([n×k] row-major, task head order) and the mean masked loss over `rows`. */
   async predict(rows: Int32Array): Promise<{ probs: Float32Array[]; loss: number }> {
     const heads = this.task.heads.map((h) => h.name);
-    const byHead = await predictHeads(this.model, this.pixels, rows, { norm: this.opts.norm, batchSize: this.opts.evalBatchSize, heads });
+    const byHead = await predictHeads(this.model, this.pixels, rows, { norm: this.opts.norm, batchSize: this.opts.evalBatchSize, heads, tta: this.opts.tta });
     const probs = heads.map((h) => byHead[h]);
     // Loss from the probabilities: mean over heads' present labels of −log p, weighted like training (no class weights).
     let loss = 0;
@@ -185,6 +215,7 @@ export class Trainer {
       this.model.setWeights(saved.getWeights());
       saved.dispose();
       await loadOptimizerState(dir, this.optimizer);
+      if (this.backboneOptimizer) await loadOptimizerState(dir, this.backboneOptimizer, BACKBONE_OPTIMIZER);
       state = await readJson<TrainerState>(join(dir, "state.json"));
       resumedFrom = state.epoch;
       this.log(`resumed from ${dir} after epoch ${state.epoch} (best macro-F1 ${state.bestScore.toFixed(4)} at epoch ${state.bestEpoch})`);
@@ -192,7 +223,9 @@ export class Trainer {
     const samplingLabels = this.task.labels[o.samplingHead ?? this.task.heads[0].name];
     const weights = o.sampling === "weighted" ? classBalanceWeights(samplingLabels, train) : undefined;
     const classWeights = this.task.heads.map((h) => (h.classWeights ? tf.tensor1d(h.classWeights) : undefined));
-    const varList = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const allVars = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const groups = this.weightGroups();
+    const mult = o.backboneLrMult ?? 1;
     const order = this.headOrder();
     const rng = new Rng(o.seed * 31 + state.epoch);
     let stoppedEarly = false;
@@ -200,6 +233,10 @@ export class Trainer {
       for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
         const lr = learningRate(o, epoch);
         (this.optimizer as unknown as { learningRate: number }).learningRate = lr;
+        const frozen = epoch < (o.freezeEpochs ?? 0) || mult === 0;
+        if (this.backboneOptimizer) (this.backboneOptimizer as unknown as { learningRate: number }).learningRate = lr * mult;
+        // One optimizer for everything, or the heads' and the backbone's apart (nothing for a frozen backbone).
+        const varList = !this.backboneOptimizer ? allVars : frozen ? groups.head : [...groups.head, ...groups.backbone];
         const samples = o.stepsPerEpoch ? Math.min(train.length, o.stepsPerEpoch * o.batchSize) : train.length;
         const plan = planEpoch(train, { batchSize: o.batchSize, seed: o.seed, epoch, weights, samples, dropLast: train.length > o.batchSize });
         const progress = new Progress(`epoch ${epoch + 1}/${o.epochs}`, plan.reduce((a, b) => a + b.length, 0), { unit: "img", quiet: o.quiet });
@@ -212,14 +249,24 @@ export class Trainer {
           next = bi + 1 < plan.length ? makeTrainBatch(this.pixels, plan[bi + 1], { norm: o.norm, augment: o.augment, rng }) : null;
           const labels = this.labelTensors(rows);
           let firstLogits: tf.Tensor | null = null;
-          const loss = this.optimizer.minimize(() => {
+          const lossFn = () => {
             const out = this.model.apply(x, { training: true }) as tf.Tensor | tf.Tensor[];
             const outs = Array.isArray(out) ? out : [out];
             const ordered = order.map((i) => outs[i]);
             firstLogits = tf.keep(tf.argMax(ordered[0], 1));
             const reg = this.model.losses.length ? tf.addN(this.model.losses.map((f) => f())) : tf.scalar(0);
             return tf.add(this.lossOf(ordered, labels, classWeights), reg) as tf.Scalar;
-          }, true, varList) as tf.Scalar;
+          };
+          let loss: tf.Scalar;
+          if (!this.backboneOptimizer) loss = this.optimizer.minimize(lossFn, true, varList) as tf.Scalar;
+          else {
+            const { value, grads } = tf.variableGrads(lossFn, varList);
+            const pick = (vars: tf.Variable[]) => vars.map((v) => ({ name: v.name, tensor: grads[v.name] }));
+            this.optimizer.applyGradients(pick(groups.head));
+            if (!frozen) this.backboneOptimizer.applyGradients(pick(groups.backbone));
+            tf.dispose(Object.values(grads));
+            loss = value;
+          }
           const l = (await loss.data())[0];
           if (!Number.isFinite(l)) throw new Error(`training diverged: loss ${l} at epoch ${epoch + 1}; lower --lr`);
           const pred = await (firstLogits as unknown as tf.Tensor).data();
@@ -262,7 +309,13 @@ export class Trainer {
         } else state.badEpochs++;
         const config = { ...o.modelConfig, epoch: epoch + 1, val_macro_f1: m.val_macro_f1 };
         if (improved) await saveCheckpoint(bestDir, { model: this.model, config });
-        await saveCheckpoint(lastDir, { model: this.model, config, optimizer: this.optimizer, state: state as unknown as Record<string, unknown> });
+        await saveCheckpoint(lastDir, {
+          model: this.model,
+          config,
+          optimizer: this.optimizer,
+          extraOptimizers: this.backboneOptimizer ? { [BACKBONE_OPTIMIZER]: this.backboneOptimizer } : undefined,
+          state: state as unknown as Record<string, unknown>,
+        });
         await this.writeMetrics(state.history);
         this.log(`epoch ${epoch + 1}/${o.epochs}: lr ${lr.toExponential(2)} train loss ${m.train_loss.toFixed(4)} acc ${m.train_accuracy.toFixed(4)} | ` +
           `val loss ${m.val_loss.toFixed(4)} acc ${m.val_accuracy.toFixed(4)} macro-F1 ${m.val_macro_f1.toFixed(4)}${improved ? " (best)" : ""} | ` +
@@ -290,5 +343,6 @@ export class Trainer {
 
   dispose(): void {
     this.optimizer.dispose();
+    this.backboneOptimizer?.dispose();
   }
 }

@@ -209,9 +209,41 @@ Deno.test("save and load through fileIO give a model with identical outputs and 
   }
 });
 
+Deno.test("crop 'both' outputs the aligned and the portrait embeddings of one shared net, concatenated, and survives save/load", async () => {
+  await engine();
+  const { pixels, rows } = await data();
+  const x = makeBatch(pixels, rows.slice(0, 3), { norm: REFERENCE_NORMALIZATION });
+  const both = await createFaceResnetBackbone(faceResnetConfig({ crop: "both" }));
+  const aligned = await pretrained();
+  const portrait = await createFaceResnetBackbone(faceResnetConfig({ crop: "portrait" }));
+  try {
+    assert.deepEqual(both.outputs[0].shape, [null, 256]);
+    assert.equal(both.countParams(), aligned.countParams()); // shared: no extra weights
+    const [b, a, p] = [await values(both, x), await values(aligned, x), await values(portrait, x)];
+    const halves = (v: Float32Array, from: number) => Array.from({ length: 3 }, (_, i) => Array.from(v.subarray(i * 256 + from, i * 256 + from + 128))).flat();
+    assert.ok(maxAbsDiff(halves(b, 0), a) < 1e-5, "first half = aligned view");
+    assert.ok(maxAbsDiff(halves(b, 128), p) < 1e-5, "second half = portrait view");
+    setTrainableFrom(both, "conv256_down");
+    await withTempDir(async (dir) => {
+      await both.save(fileIO(dir));
+      const loaded = await tfl.loadLayersModel(fileIO(dir));
+      try {
+        assert.deepEqual(await values(loaded, x), b);
+        assert.equal(loaded.trainableWeights.length, both.trainableWeights.length);
+      } finally {
+        loaded.dispose();
+      }
+    });
+  } finally {
+    x.dispose();
+    both.dispose();
+    portrait.dispose();
+  }
+});
+
 Deno.test("faceResnetConfig keeps defaults for undefined overrides and names the bad field", () => {
   assert.deepEqual(faceResnetConfig({ crop: undefined, dropout: undefined }), DEFAULT_FACE_RESNET_CONFIG);
-  assert.throws(() => faceResnetConfig({ crop: "face" as "aligned" }), /face_resnet: expected crop to be 'aligned' or 'portrait', got 'face'/);
+  assert.throws(() => faceResnetConfig({ crop: "face" as "aligned" }), /face_resnet: expected crop to be 'aligned' or 'portrait' or 'both', got 'face'/);
   assert.throws(() => faceResnetConfig({ dropout: 1 }), /expected dropout to be a number in \[0, 1\), got 1/);
   assert.throws(() => faceResnetConfig({ embeddingDim: 64 }), /expected embeddingDim to be 128 with pretrained weights, got 64/);
   assert.throws(() => faceResnetConfig({ trainableFrom: "conv7" }), /expected trainableFrom to be one of conv32_down/);
