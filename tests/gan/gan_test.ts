@@ -163,7 +163,10 @@ Deno.test("gan:train runs, snapshots, resumes exactly where a fresh run would be
     let maxDiff = 0;
     for (let i = 0; i < wh.length; i++) maxDiff = Math.max(maxDiff, Math.abs(wh[i] - ws[i]));
     assert.ok(maxDiff < 1e-4, `resumed run differs from the uninterrupted one by ${maxDiff}`);
-    assert.deepEqual(resumed.state.snapshots.map((r) => r.loss_d), straight.state.snapshots.map((r) => r.loss_d));
+    // The losses inherit the same rounding (on an AVX-512 CPU they differed in the 7th digit): equal within 1e-5 relative.
+    const [ld, sd] = [resumed.state.snapshots.map((r) => r.loss_d), straight.state.snapshots.map((r) => r.loss_d)];
+    assert.equal(ld.length, sd.length);
+    ld.forEach((l, i) => assert.ok(Math.abs(l - sd[i]) <= 1e-5 * Math.abs(sd[i]), `snapshot ${i}: loss_d ${l} vs ${sd[i]}`));
 
     const out1 = join(dir, "gen1"), out2 = join(dir, "gen2");
     const r1 = await generateImages({ network: straight.runDir, seeds: [85, 265, 297], trunc: 1, out: out1, interpSteps: 4 });
