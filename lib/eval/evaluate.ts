@@ -7,7 +7,13 @@
  * confusion-matrix heat map, calibration (ECE + reliability chart), subgroup
  * accuracy by the other attributes (bias), a mosaic of the most confident
  * mistakes; plus test_metrics.json with one entry per head. Only rows whose
- * label for that head is present are counted.
+ * label for that head is present are counted. Small test sets get error bars:
+ * 95% bootstrap intervals (1,000 seeded resamples of the rows) for accuracy,
+ * macro-F1 and every class's F1. With `--face-check` face-api's tiny
+ * detector looks for a face in every evaluated portrait and each head's
+ * accuracy is also reported for face found / no face found. The summary at
+ * the end of the text names the worst subgroup (lowest accuracy among
+ * subgroups with at least 10 rows).
  */
 import * as tfl from "@tensorflow/tfjs-layers";
 import { basename, join } from "node:path";
@@ -19,15 +25,37 @@ import { type Normalization, REFERENCE_NORMALIZATION } from "../data/batches.ts"
 import { HEAD_NAMES, type HeadName, HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 
 import { predictHeads } from "../models/inference.ts";
-import { ageGenderPredict } from "../faces/mod.ts";
+import { ageGenderPredict, detectFaces } from "../faces/mod.ts";
 // Registers the custom layers of every registered model, so saved models load.
 import "../models/mod.ts";
 import { fileIO } from "../models/io.ts";
 import { readJson, resolveCheckpoint } from "../train/checkpoint.ts";
-import { argmaxRows, calibration, type ClassificationReport, classificationReport, confusionChart, formatReport, metricsJson, reliabilityChart, subgroupAccuracy, worstMistakes } from "./mod.ts";
+import {
+  argmaxRows,
+  type BootstrapIntervals,
+  bootstrapIntervals,
+  type BootstrapOptions,
+  bootstrapProportion,
+  calibration,
+  type ClassificationReport,
+  classificationReport,
+  confusionChart,
+  formatInterval,
+  formatIntervals,
+  formatReport,
+  type HeadMetricsExtras,
+  metricsJson,
+  reliabilityChart,
+  subgroupAccuracy,
+  WORST_SUBGROUP_MIN_ROWS,
+  type WorstSubgroup,
+  worstMistakes,
+  worstSubgroup,
+} from "./mod.ts";
 import { saveChart } from "../viz/vega.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { appendFileAtomic, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { Progress } from "../util/progress.ts";
 
 export interface RunModelConfig {
   model: string;
@@ -105,6 +133,38 @@ export interface EvaluateOptions {
   /** Split folder (default assets/splits/<dataset>). */
   splitDir?: string;
   quiet?: boolean;
+  /** Bootstrap settings for the intervals (default 1,000 resamples, seed 1, 95%). */
+  bootstrap?: BootstrapOptions;
+  /** Run face-api's tiny detector on every evaluated portrait and report accuracy for face found / not found (default false). */
+  faceCheck?: boolean;
+  /** Lowest detector score that counts as a face found (default 0.5, the detector's own default). */
+  faceMinScore?: number;
+  /** Smallest subgroup that can be named the worst (default WORST_SUBGROUP_MIN_ROWS = 10). */
+  worstMinRows?: number;
+}
+
+/** Group labels of the face-check table `<head>_by_face`: group 0 = a face was found, 1 = none. */
+export const FACE_GROUPS = ["face found", "no face found"] as const;
+
+/**
+ * Face check of portraits: face-api's tiny detector on each row of `pixels` (108×84, padded as
+ * detectFaces does for thumbnails), with a progress bar. Returns each row's best detector score
+ * (0 when nothing scored at least 0.01) and its group: 0 when the score reaches `minScore`, else 1.
+ */
+export async function faceCheck(pixels: Uint8Array, rows: ArrayLike<number>, opts: { minScore?: number; quiet?: boolean } = {}): Promise<{ score: Float32Array; group: Int32Array }> {
+  const minScore = opts.minScore ?? 0.5;
+  if (!(minScore > 0 && minScore <= 1)) throw new Error(`faceCheck: expected minScore in (0, 1], got ${minScore}`);
+  const score = new Float32Array(rows.length);
+  const group = new Int32Array(rows.length);
+  const progress = new Progress("face check", rows.length, { unit: "img", quiet: opts.quiet });
+  for (let i = 0; i < rows.length; i++) {
+    const faces = await detectFaces(pixels.subarray(rows[i] * IMAGE_BYTES, (rows[i] + 1) * IMAGE_BYTES), IMAGE_WIDTH, IMAGE_HEIGHT, { detector: "tiny", minScore: 0.01 });
+    score[i] = faces.reduce((m, f) => Math.max(m, f.score), 0);
+    group[i] = score[i] >= minScore ? 0 : 1;
+    progress.tick();
+  }
+  progress.finish(`${group.filter((g) => g === 0).length} with a face (score ≥ ${minScore})`);
+  return { score, group };
 }
 
 export interface EvaluateResult {
@@ -113,13 +173,23 @@ export interface EvaluateResult {
   ece: Record<string, number>;
   text: string;
   files: Record<string, string>;
-  /** Accuracy of each head by the classes of each other attribute: key `<head>_by_<other>`. */
+  /**
+   * Accuracy of each head by the classes of each other attribute: key `<head>_by_<other>`; with
+   * `faceCheck` also `<head>_by_face` (groups FACE_GROUPS).
+   */
   subgroups: Record<string, pl.DataFrame>;
+  /** Bootstrap intervals of accuracy, macro-F1 and per-class F1, per head. */
+  intervals: Record<string, BootstrapIntervals>;
+  /** The lowest-accuracy subgroup with at least `worstMinRows` rows across every subgroup table, with its interval; null when none is that large. */
+  worstSubgroup: WorstSubgroup | null;
   rows: number;
   imgPerSec: number;
 }
 
 export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult> {
+  const s = opts.faceMinScore, m = opts.worstMinRows;
+  if (s !== undefined && !(s > 0 && s <= 1)) throw new Error(`evaluate: expected --face-min-score in (0, 1], got ${s}`);
+  if (m !== undefined && !(Number.isInteger(m) && m >= 1)) throw new Error(`evaluate: expected worstMinRows to be a positive integer, got ${m}`);
   const predictor = await loadPredictor(opts.runDir, opts.ckpt, opts.dataroot);
   const { config, dir } = predictor;
   try {
@@ -141,6 +211,18 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
     const ece: Record<string, number> = {};
     const files: Record<string, string> = {};
     const subgroups: Record<string, pl.DataFrame> = {};
+    const bootstrap = opts.bootstrap ?? {};
+    const minRows = opts.worstMinRows ?? WORST_SUBGROUP_MIN_ROWS;
+    const intervals: Record<string, BootstrapIntervals> = {};
+    const extras: Record<string, HeadMetricsExtras> = {};
+    const faces = opts.faceCheck ? await faceCheck(ds.cache.pixels, rows, { minScore: opts.faceMinScore, quiet: opts.quiet }) : null;
+    if (faces) {
+      const p = join(opts.runDir, `face_check_${opts.split}.csv`);
+      const indices = Array.from(rows, (r) => ds.attrs.index[r]);
+      await writeFileAtomic(p, "index,face_score,face_found\n" + indices.map((ix, i) => `${ix},${faces.score[i].toFixed(4)},${faces.group[i] === 0}`).join("\n") + "\n");
+      files.face_check = p;
+    }
+    const withCi = (w: WorstSubgroup | null): WorstSubgroup | null => (w ? { ...w, accuracy_ci: bootstrapProportion(w.correct, w.n, bootstrap) } : null);
     const lines = [`evaluation of ${dir} (${config.model}, task ${config.task}) on ${opts.split === "all" ? "all good images" : `the ${opts.split} split`} of ${ds.layout.root}: ${rows.length} rows, ${imgPerSec.toFixed(1)} img/s`];
     for (const head of heads) {
       const labels = HEADS[head].labels;
@@ -152,19 +234,25 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
       const cal = calibration(yTrue, probs[head], k);
       ece[head] = cal.ece;
       lines.push(`expected calibration error (15 bins): ${cal.ece.toFixed(4)}`);
+      intervals[head] = bootstrapIntervals(yTrue, probs[head], labels, bootstrap);
+      lines.push(formatIntervals(r, intervals[head]));
       files[`confusion_${head}`] = (await saveChart(confusionChart(r, `${head}: confusion matrix (${opts.split})`), join(opts.runDir, `confusion_${head}`))).png;
       files[`reliability_${head}`] = (await saveChart(reliabilityChart(cal, `${head}: reliability (${opts.split})`), join(opts.runDir, `reliability_${head}`))).png;
       // Bias: accuracy of this head within each class of the other attributes.
       const pred = argmaxRows(probs[head], k);
-      for (const other of HEAD_NAMES.filter((h) => h !== head)) {
-        const groups = Int32Array.from(rows, (row) => ds.attrs.labels[other][row]);
-        const df = subgroupAccuracy(yTrue, pred, groups, HEADS[other].labels);
+      const tables: [string, Int32Array, readonly string[]][] = HEAD_NAMES.filter((h) => h !== head)
+        .map((other) => [other, Int32Array.from(rows, (row) => ds.attrs.labels[other][row]), HEADS[other].labels]);
+      if (faces) tables.push(["face", faces.group, FACE_GROUPS]);
+      const headTables: Record<string, pl.DataFrame> = {};
+      for (const [other, groups, groupLabels] of tables) {
+        const df = subgroupAccuracy(yTrue, pred, groups, groupLabels);
         const p = join(opts.runDir, `subgroups_${head}_by_${other}.csv`);
         await writeFileAtomic(p, df.writeCSV().toString());
         files[`subgroups_${head}_by_${other}`] = p;
-        subgroups[`${head}_by_${other}`] = df;
-        lines.push("", `${head} accuracy by ${other}:`, df.toString());
+        subgroups[`${head}_by_${other}`] = headTables[`${head}_by_${other}`] = df;
+        lines.push("", `${head} accuracy by ${other === "face" ? "face found (face-api tiny detector)" : other}:`, df.toString());
       }
+      extras[head] = { intervals: intervals[head], worstSubgroup: withCi(worstSubgroup(headTables, minRows)) };
       const worst = worstMistakes(yTrue, probs[head], k, 32);
       if (worst.length) {
         const tiles = worst.map((m) => ({
@@ -175,21 +263,53 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
         await writeFileAtomic(files[`mistakes_${head}`], await mosaic(tiles, { columns: 8, title: `${head}: most confident mistakes (true→predicted, confidence)` }));
       }
     }
-    const metrics = metricsJson(reports);
+    const metrics = metricsJson(reports, extras);
+    const worst = withCi(worstSubgroup(subgroups, minRows));
+    lines.push("", "summary:");
+    const width = Math.max(...heads.map((h) => h.length));
+    for (const head of heads) {
+      const r = reports[head], ci = intervals[head];
+      lines.push(`  ${head.padEnd(width)}  accuracy ${formatInterval(r.accuracy, ci.accuracy)}  macro-F1 ${formatInterval(r.macro.f1, ci.macroF1)}  (${r.n} rows)`);
+    }
+    lines.push(worst
+      ? `  worst subgroup (≥ ${minRows} rows): ${describeSubgroup(worst)}: ${formatInterval(worst.accuracy, worst.accuracy_ci!)} (${worst.correct}/${worst.n} rows)`
+      : `  worst subgroup: none (no subgroup has ≥ ${minRows} rows)`);
     const name = opts.split === "test" ? "test_metrics.json" : `${opts.split}_metrics.json`;
     await writeJsonAtomic(files.metrics = join(opts.runDir, name), metrics);
     const text = lines.join("\n");
     const logPath = join(opts.runDir, "test.log");
     await appendFileAtomic(logPath, `${new Date().toISOString()}\n${text}\n\n`);
     files.log = logPath;
-    return { reports, metrics, ece, text, files, subgroups, rows: rows.length, imgPerSec };
+    return { reports, metrics, ece, text, files, subgroups, intervals, worstSubgroup: worst, rows: rows.length, imgPerSec };
   } finally {
     predictor.dispose();
   }
 }
 
-/** One row per head: model, head, accuracy, macro_f1 (for comparison tables). */
+/**
+ * "hair_color accuracy where hair_type = bald" for table `hair_color_by_hair_type`, group `bald`;
+ * "gender accuracy where face check = no face found" for `gender_by_face`.
+ */
+export function describeSubgroup(w: Pick<WorstSubgroup, "table" | "group">): string {
+  const at = w.table.indexOf("_by_");
+  if (at < 0) return `${w.table} = ${w.group}`;
+  const by = w.table.slice(at + 4);
+  return `${w.table.slice(0, at)} accuracy where ${by === "face" ? "face check" : by} = ${w.group}`;
+}
+
+/**
+ * One row per head: model, head, accuracy, macro_f1 (for comparison tables); plus accuracy_lo,
+ * accuracy_hi, macro_f1_lo, macro_f1_hi (bootstrap interval) when every head has them.
+ */
 export function metricsFrame(model: string, metrics: ReturnType<typeof metricsJson>): pl.DataFrame {
-  return pl.DataFrame(Object.entries(metrics).map(([head, m]) => ({ model, label: head, accuracy: m.accuracy, macro_f1: m.macro_f1 })));
+  const entries = Object.entries(metrics);
+  const withCi = entries.length > 0 && entries.every(([, m]) => m.accuracy_ci && m.macro_f1_ci);
+  return pl.DataFrame(entries.map(([head, m]) => ({
+    model,
+    label: head,
+    accuracy: m.accuracy,
+    macro_f1: m.macro_f1,
+    ...(withCi ? { accuracy_lo: m.accuracy_ci![0], accuracy_hi: m.accuracy_ci![1], macro_f1_lo: m.macro_f1_ci![0], macro_f1_hi: m.macro_f1_ci![1] } : {}),
+  })));
 }
 

@@ -13,6 +13,8 @@
  */
 import pl from "nodejs-polars";
 import { MISSING_CODE } from "../data/schema.ts";
+import type { BootstrapIntervals, Interval } from "./bootstrap.ts";
+import type { WorstSubgroup } from "./subgroups.ts";
 
 /** Precision, recall, F1 and support of one class or one average. */
 export interface ClassScores {
@@ -187,17 +189,38 @@ export function reportFrame(r: ClassificationReport): pl.DataFrame {
 /** One head's entry in `checkpoints/<exp>/test_metrics.json`. */
 export interface HeadMetrics {
   accuracy: number;
+  /** 95% bootstrap interval of accuracy (when intervals were computed). */
+  accuracy_ci?: Interval;
   macro_f1: number;
-  per_class: Record<string, ClassScores>;
+  macro_f1_ci?: Interval;
+  /** Per class: precision, recall, f1, support, and `f1_ci` when intervals were computed. */
+  per_class: Record<string, ClassScores & { f1_ci?: Interval }>;
+  /** This head's lowest-accuracy subgroup (null: none with enough rows); absent when not computed. */
+  worst_subgroup?: WorstSubgroup | null;
 }
 
-/** The shape of `checkpoints/<exp>/test_metrics.json`: one entry per head (`gender`, `hair_color`, ...). */
-export function metricsJson(reports: Record<string, ClassificationReport>): Record<string, HeadMetrics> {
+/** What `metricsJson` adds to a head's entry besides the report's numbers. */
+export interface HeadMetricsExtras {
+  intervals?: BootstrapIntervals;
+  worstSubgroup?: WorstSubgroup | null;
+}
+
+/**
+ * The shape of `checkpoints/<exp>/test_metrics.json`: one entry per head (`gender`, `hair_color`, ...)
+ * with `accuracy`, `macro_f1`, `per_class`; plus `accuracy_ci`, `macro_f1_ci`, per-class `f1_ci` and
+ * `worst_subgroup` for the heads that `extras` has them for.
+ */
+export function metricsJson(reports: Record<string, ClassificationReport>, extras: Record<string, HeadMetricsExtras> = {}): Record<string, HeadMetrics> {
   const out: Record<string, HeadMetrics> = {};
   for (const [head, r] of Object.entries(reports)) {
-    const per_class: Record<string, ClassScores> = {};
-    for (const l of r.labels) per_class[l] = { ...r.perClass[l] };
-    out[head] = { accuracy: r.accuracy, macro_f1: r.macro.f1, per_class };
+    const ci = extras[head]?.intervals;
+    const per_class: HeadMetrics["per_class"] = {};
+    for (const l of r.labels) per_class[l] = ci ? { ...r.perClass[l], f1_ci: ci.perClassF1[l] } : { ...r.perClass[l] };
+    out[head] = ci
+      ? { accuracy: r.accuracy, accuracy_ci: ci.accuracy, macro_f1: r.macro.f1, macro_f1_ci: ci.macroF1, per_class }
+      : { accuracy: r.accuracy, macro_f1: r.macro.f1, per_class };
+    const worst = extras[head]?.worstSubgroup;
+    if (worst !== undefined) out[head].worst_subgroup = worst;
   }
   return out;
 }

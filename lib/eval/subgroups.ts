@@ -41,3 +41,45 @@ export function subgroupAccuracy(
     pl.Series("correct", slots.map((s) => correct[s]), pl.Int64),
   ]);
 }
+
+/** The subgroup with the lowest accuracy across subgroup tables (see `worstSubgroup`). */
+export interface WorstSubgroup {
+  /** Key of the table it came from, e.g. `gender_by_hair_color`. */
+  table: string;
+  /** Group name within that table, e.g. `gray`. */
+  group: string;
+  n: number;
+  correct: number;
+  accuracy: number;
+  /** Bootstrap interval of `accuracy`, when the caller adds one. */
+  accuracy_ci?: [number, number];
+}
+
+/** Default smallest subgroup that `worstSubgroup` considers: below it one face moves accuracy by more than 10 points. */
+export const WORST_SUBGROUP_MIN_ROWS = 10;
+
+/**
+ * The subgroup with the lowest accuracy among all groups with at least `minRows` labelled rows,
+ * across every table of `tables` (frames of `subgroupAccuracy`, keyed by table name). Every group
+ * counts, "n/a" included. Ties: the larger group, then the earlier table and row. Null when no
+ * group is large enough.
+ */
+export function worstSubgroup(tables: Record<string, pl.DataFrame>, minRows = WORST_SUBGROUP_MIN_ROWS): WorstSubgroup | null {
+  if (!(Number.isInteger(minRows) && minRows >= 1)) throw new Error(`worstSubgroup: expected minRows to be a positive integer, got ${minRows}`);
+  let worst: WorstSubgroup | null = null;
+  for (const [table, df] of Object.entries(tables)) {
+    for (const col of ["group", "n", "correct"]) {
+      if (!df.columns.includes(col)) throw new Error(`worstSubgroup: table '${table}' has no '${col}' column (expected a subgroupAccuracy frame)`);
+    }
+    const groups = df.getColumn("group").toArray() as string[];
+    const ns = df.getColumn("n").toArray().map(Number);
+    const cs = df.getColumn("correct").toArray().map(Number);
+    for (let i = 0; i < groups.length; i++) {
+      const n = ns[i], correct = cs[i];
+      if (n < minRows) continue;
+      const accuracy = correct / n;
+      if (!worst || accuracy < worst.accuracy || (accuracy === worst.accuracy && n > worst.n)) worst = { table, group: groups[i], n, correct, accuracy };
+    }
+  }
+  return worst;
+}
