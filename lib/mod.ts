@@ -23,3 +23,5 @@ export { GAN_PRESETS, ganTrainRun, type GanTrainConfig, resolveGanConfig } from 
 export { generateImages, loadGenerator, parseSeeds } from "./models/gan_generate.ts";
 export { descriptorStats, frechetDistance, gaussianStats } from "./eval/frechet.ts";
 export { judgeGenerated } from "./eval/gan_eval.ts";
+export { type FeatureCache, type FeatureExtractor, loadFeatureCache } from "./data/feature_cache.ts";
+export { buildDescriptorNet, DESCRIPTOR_MODEL, descriptorFeatures, disposeDescriptorModel, headModelFrom, headProbabilities, trainDescriptorHead, trainDescriptorHeads } from "./train/descriptor_head.ts";

@@ -16,6 +16,7 @@ import { createClassifier, mergeDefined } from "../models/mod.ts";
 import { readBadImages } from "../explore/mod.ts";
 import { classificationTask } from "./tasks.ts";
 import { type TrainResult, Trainer } from "./trainer.ts";
+import { DESCRIPTOR_MODEL, trainDescriptorHead } from "./descriptor_head.ts";
 import { engineChoice } from "../engine/mod.ts";
 import { exists, writeJsonAtomic } from "../util/fs.ts";
 
@@ -83,6 +84,8 @@ export interface TrainRunResult extends TrainResult {
 }
 
 export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {}): Promise<TrainRunResult> {
+  // Frozen descriptors + a head trained on them in seconds: its own short loop (lib/train/descriptor_head.ts).
+  if (cfg.model === DESCRIPTOR_MODEL) return trainDescriptorHead(cfg, opts);
   const runDir = join(cfg.checkpointsDir, cfg.expName);
   if (!cfg.resume && (await exists(join(runDir, "models", "last")))) {
     throw new Error(`train: ${runDir} already holds a run; pass --resume to continue it or pick another --exp-name`);
