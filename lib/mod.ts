@@ -24,4 +24,4 @@ export { generateImages, loadGenerator, parseSeeds } from "./models/gan_generate
 export { descriptorStats, frechetDistance, gaussianStats } from "./eval/frechet.ts";
 export { judgeGenerated } from "./eval/gan_eval.ts";
 export { type FeatureCache, type FeatureExtractor, loadFeatureCache } from "./data/feature_cache.ts";
-export { buildDescriptorNet, DESCRIPTOR_MODEL, descriptorFeatures, disposeDescriptorModel, headModelFrom, headProbabilities, trainDescriptorHead, trainDescriptorHeads } from "./train/descriptor_head.ts";
+export { buildDescriptorNet, DESCRIPTOR_MODEL, descriptorFeatures, headModelFrom, headProbabilities, trainDescriptorHead, trainDescriptorHeads } from "./train/descriptor_head.ts";

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { parseFlags, runCli, usage, UsageError } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
+import { TTA_MODES, type TtaMode } from "../models/inference.ts";
 
 const SPEC = {
   "exp-name": { type: "string", help: "run name under checkpoints/" },
@@ -22,6 +23,7 @@ const SPEC = {
   "face-check": { type: "boolean", default: false, help: "run face-api's tiny detector on every image; accuracy by face found / not found (~0.1 s per image)" },
   "face-min-score": { type: "number", default: 0.5, positive: true, help: "detector score that counts as a face found (with --face-check)" },
   resamples: { type: "int", default: 1000, positive: true, help: "bootstrap resamples for the 95% intervals" },
+  tta: { type: "string", choices: TTA_MODES, help: "test-time augmentation (default: the run's own, config.json)" },
 } as const;
 
 if (import.meta.main) {
@@ -38,6 +40,7 @@ if (import.meta.main) {
       dataroot: f.dataroot,
       attributes: f.attributes,
       faceCheck: f["face-check"],
+      tta: f.tta as TtaMode | undefined,
       faceMinScore: f["face-min-score"],
       bootstrap: { resamples: f.resamples },
     });

@@ -1,6 +1,9 @@
 /**
  * deno task train --dataroot DIR --task gender|haircolor|multitask --exp-name NAME
  *   [--model compact_cnn|face_resnet] [--epochs N] [--batch-size N] [--lr X] [--seed N]
+ *   [--backbone-lr-mult X] [--freeze-epochs N] [--trainable-from BLOCK] [--crop aligned|portrait]
+ *   [--label-smoothing E] [--tta none|flip]
+ * Without --model the task's recipe (lib/train/run.ts, chosen on real faces) is used.
  *   [--preset debug|demo|full] [--backend NAME] [--resume] [--no-augment] [--sampling weighted|shuffle]
  * Trains a classifier into checkpoints/<exp>/ (config.json, metrics.csv, run.log,
  * learning curve, models/best, models/last). Creates the splits when missing.
@@ -9,6 +12,8 @@ import { parseFlags, runCli, usage, UsageError } from "../config.ts";
 import { HEAD_NAMES, type HeadName } from "../data/schema.ts";
 import { initEngine } from "../engine/mod.ts";
 import { MODEL_NAMES } from "../models/mod.ts";
+import { FACE_RESNET_BLOCKS, FACE_RESNET_CROPS } from "../models/face_resnet.ts";
+import { TTA_MODES, type TtaMode } from "../models/inference.ts";
 import { SPLIT_TASKS, type SplitTask } from "../data/split.ts";
 import { PRESETS, resolveTrainConfig, trainRun } from "../train/run.ts";
 
@@ -17,10 +22,16 @@ const SPEC = {
   attributes: { type: "string", help: "attributes CSV outside the dataroot" },
   task: { type: "string", choices: SPLIT_TASKS, default: "gender", help: "what to learn" },
   "exp-name": { type: "string", help: "run name: checkpoints/<exp-name>/" },
-  model: { type: "string", choices: MODEL_NAMES, help: "registered model" },
+  model: { type: "string", choices: MODEL_NAMES, help: "registered model (default: the task's recipe, face_resnet)" },
   epochs: { type: "int", positive: true, help: "epochs" },
   "batch-size": { type: "int", positive: true, help: "batch size" },
-  lr: { type: "number", positive: true, help: "peak learning rate (Adam, warm-up + cosine)" },
+  lr: { type: "number", positive: true, help: "peak learning rate of the heads (Adam, warm-up + cosine)" },
+  "backbone-lr-mult": { type: "number", nonNegative: true, help: "backbone learning rate = lr × this (0 freezes it)" },
+  "freeze-epochs": { type: "int", nonNegative: true, help: "first epochs train the heads only" },
+  "trainable-from": { type: "string", choices: FACE_RESNET_BLOCKS, help: "face_resnet: first trainable block (earlier ones frozen)" },
+  crop: { type: "string", choices: FACE_RESNET_CROPS, help: "face_resnet / face_descriptors: aligned face, whole portrait, or both views" },
+  "label-smoothing": { type: "number", nonNegative: true, help: "label smoothing ε in [0, 1)" },
+  tta: { type: "string", choices: TTA_MODES, help: "test-time augmentation for validation/evaluation/prediction" },
   seed: { type: "int", nonNegative: true, help: "seed (splits, init, sampling, augmentation)" },
   patience: { type: "int", positive: true, help: "early-stopping patience in epochs" },
   "steps-per-epoch": { type: "int", positive: true, help: "cap steps per epoch" },
@@ -52,6 +63,12 @@ if (import.meta.main) {
     if (f.help) return void console.log(usage("train", SPEC));
     if (!f.dataroot || !f["exp-name"]) throw new Error("train: --dataroot DIR and --exp-name NAME are required\n" + usage("train", SPEC));
     const lossWeights = f["loss-weights"] ? parseLossWeights(f["loss-weights"]) : undefined;
+    const ls = f["label-smoothing"];
+    if (ls !== undefined && ls >= 1) throw new UsageError(`train: expected --label-smoothing to be in [0, 1), got '${ls}'`);
+    const modelOverrides = Object.fromEntries(Object.entries({ trainableFrom: f["trainable-from"], crop: f.crop }).filter(([, v]) => v !== undefined));
+    const model = f.model ?? "face_resnet";
+    if (f["trainable-from"] !== undefined && model !== "face_resnet") throw new UsageError(`train: --trainable-from applies to --model face_resnet only`);
+    if (f.crop !== undefined && !["face_resnet", "face_descriptors"].includes(model)) throw new UsageError(`train: --crop applies to --model face_resnet and face_descriptors only`);
     await initEngine({ backend: f.backend });
     const cfg = resolveTrainConfig({ dataroot: f.dataroot, expName: f["exp-name"] }, f.preset, {
       attributes: f.attributes,
@@ -60,6 +77,11 @@ if (import.meta.main) {
       epochs: f.epochs,
       batchSize: f["batch-size"],
       lr: f.lr,
+      backboneLrMult: f["backbone-lr-mult"],
+      freezeEpochs: f["freeze-epochs"],
+      labelSmoothing: ls,
+      tta: f.tta as TtaMode | undefined,
+      modelOverrides,
       seed: f.seed,
       patience: f.patience,
       stepsPerEpoch: f["steps-per-epoch"],

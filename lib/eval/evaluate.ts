@@ -24,10 +24,10 @@ import { defaultSplitDir, readSplits, splitsExist, type SplitTask } from "../dat
 import { type Normalization, REFERENCE_NORMALIZATION } from "../data/batches.ts";
 import { HEAD_NAMES, type HeadName, HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 
-import { predictHeads } from "../models/inference.ts";
+import { predictHeads, type TtaMode } from "../models/inference.ts";
 import { ageGenderPredict, detectFaces } from "../faces/mod.ts";
-// Registers the custom layers of every registered model, so saved models load.
-import "../models/mod.ts";
+// Also registers the custom layers of every registered model, so saved models load.
+import { disposeModel } from "../models/mod.ts";
 import { fileIO } from "../models/io.ts";
 import { readJson, resolveCheckpoint } from "../train/checkpoint.ts";
 import {
@@ -63,6 +63,8 @@ export interface RunModelConfig {
   heads: Record<string, string[]>;
   normalization: Normalization;
   dataset: { name: string; root: string };
+  /** Test-time augmentation the run was selected with (absent in older runs: none). */
+  tta?: TtaMode;
   [k: string]: unknown;
 }
 
@@ -91,7 +93,7 @@ export async function loadRunModel(runDir: string, ckpt: "best" | "last"): Promi
  * FACEAPI_BASELINE — face-api's own age/gender net (gender head only), for
  * which the run folder is created on first use.
  */
-export async function loadPredictor(runDir: string, ckpt: "best" | "last", dataroot?: string): Promise<Predictor> {
+export async function loadPredictor(runDir: string, ckpt: "best" | "last", dataroot?: string, tta?: TtaMode): Promise<Predictor> {
   if (basename(runDir) === FACEAPI_BASELINE) {
     const config: RunModelConfig = {
       model: FACEAPI_BASELINE,
@@ -118,8 +120,8 @@ export async function loadPredictor(runDir: string, ckpt: "best" | "last", datar
   return {
     config,
     dir,
-    predict: (pixels, rows) => predictHeads(model, pixels, rows, { norm: config.normalization, heads: Object.keys(config.heads) }),
-    dispose: () => model.dispose(),
+    predict: (pixels, rows) => predictHeads(model, pixels, rows, { norm: config.normalization, heads: Object.keys(config.heads), tta: tta ?? config.tta ?? "none" }),
+    dispose: () => disposeModel(model),
   };
 }
 
@@ -133,6 +135,8 @@ export interface EvaluateOptions {
   /** Split folder (default assets/splits/<dataset>). */
   splitDir?: string;
   quiet?: boolean;
+  /** Test-time augmentation instead of the run's own (config.json `tta`). */
+  tta?: TtaMode;
   /** Bootstrap settings for the intervals (default 1,000 resamples, seed 1, 95%). */
   bootstrap?: BootstrapOptions;
   /** Run face-api's tiny detector on every evaluated portrait and report accuracy for face found / not found (default false). */
@@ -190,7 +194,7 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
   const s = opts.faceMinScore, m = opts.worstMinRows;
   if (s !== undefined && !(s > 0 && s <= 1)) throw new Error(`evaluate: expected --face-min-score in (0, 1], got ${s}`);
   if (m !== undefined && !(Number.isInteger(m) && m >= 1)) throw new Error(`evaluate: expected worstMinRows to be a positive integer, got ${m}`);
-  const predictor = await loadPredictor(opts.runDir, opts.ckpt, opts.dataroot);
+  const predictor = await loadPredictor(opts.runDir, opts.ckpt, opts.dataroot, opts.tta);
   const { config, dir } = predictor;
   try {
     const dataroot = opts.dataroot ?? config.dataset.root;
@@ -223,7 +227,7 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
       files.face_check = p;
     }
     const withCi = (w: WorstSubgroup | null): WorstSubgroup | null => (w ? { ...w, accuracy_ci: bootstrapProportion(w.correct, w.n, bootstrap) } : null);
-    const lines = [`evaluation of ${dir} (${config.model}, task ${config.task}) on ${opts.split === "all" ? "all good images" : `the ${opts.split} split`} of ${ds.layout.root}: ${rows.length} rows, ${imgPerSec.toFixed(1)} img/s`];
+    const lines = [`evaluation of ${dir} (${config.model}, task ${config.task}, test-time augmentation ${opts.tta ?? config.tta ?? "none"}) on ${opts.split === "all" ? "all good images" : `the ${opts.split} split`} of ${ds.layout.root}: ${rows.length} rows, ${imgPerSec.toFixed(1)} img/s`];
     for (const head of heads) {
       const labels = HEADS[head].labels;
       const k = labels.length;

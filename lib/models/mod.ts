@@ -94,3 +94,17 @@ export async function createClassifier(name: string, heads: HeadName[], override
   const model = attachHeads(backbone, { heads, hidden: entry.headHidden, dropout: entry.headDropout, seed });
   return { model, name: name as ModelName, config, normalization: entry.normalization(config) };
 }
+
+/**
+ * Disposes a model and every weight it holds. A nested model applied more than once (the face
+ * ResNet's shared body with crop "both") counts one reference per call, and LayersModel.dispose()
+ * releases only one, which would leave its weights behind; such layers are released until free.
+ */
+export function disposeModel(model: tfl.LayersModel): void {
+  const nested = model.layers.filter((l) => Array.isArray((l as unknown as { layers?: unknown }).layers));
+  model.dispose();
+  for (const layer of nested) {
+    const refs = (layer as unknown as { _refCount?: number | null })._refCount;
+    for (let i = 0; typeof refs === "number" && i < refs; i++) layer.dispose();
+  }
+}

@@ -47,7 +47,7 @@ import { classificationReport, learningCurveChart } from "../eval/mod.ts";
 import { type PixelCache } from "../data/cache.ts";
 import { cropViews, FACE_API_MEAN_RGB, FACE_RESNET_INPUT_SIZE, type FaceResnetConfig, faceResnetCropBox } from "../models/face_resnet.ts";
 import { attachHeads } from "../models/heads.ts";
-import { mergeDefined, modelEntry } from "../models/mod.ts";
+import { disposeModel, mergeDefined, modelEntry } from "../models/mod.ts";
 import { saveChart } from "../viz/vega.ts";
 import { appendFileAtomic, exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { Rng } from "../util/rng.ts";
@@ -441,19 +441,6 @@ export async function buildDescriptorNet(config: FaceResnetConfig): Promise<Desc
 }
 
 /**
- * Disposes a model built on a DescriptorNet (or the net's own model). With crop "both" the face
- * ResNet's body is one nested model called once per view; tfjs-layers counts each call as a
- * reference and model.dispose() releases only one of them, which would leave the body's weights
- * (~22 MB) behind, so the body is disposed once more here.
- */
-export function disposeDescriptorModel(model: tfl.LayersModel): void {
-  const body = model.layers.find((l) => l.name === "face_resnet_body");
-  model.dispose();
-  const refs = (body as unknown as { _refCount?: number } | undefined)?._refCount;
-  if (body && typeof refs === "number" && refs > 0) body.dispose();
-}
-
-/**
  * The descriptors of every good row of a dataset for a DescriptorNet: each view's from its feature
  * cache (computed on first use), concatenated per row → n × net.dim floats.
  */
@@ -580,6 +567,6 @@ export async function trainDescriptorHead(cfg: TrainConfig, opts: { quiet?: bool
     };
   } finally {
     fit?.model.dispose();
-    disposeDescriptorModel(model);
+    disposeModel(model);
   }
 }

@@ -12,7 +12,8 @@ import { datasetName } from "../data/layout.ts";
 import { defaultBadImagesPath, defaultSplitDir, ensureSplits, type SplitTask, TASK_HEADS } from "../data/split.ts";
 import { DEFAULT_AUGMENT } from "../data/batches.ts";
 import { IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import { createClassifier, mergeDefined } from "../models/mod.ts";
+import { createClassifier, disposeModel, mergeDefined, modelEntry } from "../models/mod.ts";
+import { TTA_MODES, type TtaMode } from "../models/inference.ts";
 import { readBadImages } from "../explore/mod.ts";
 import { classificationTask } from "./tasks.ts";
 import { type TrainResult, Trainer } from "./trainer.ts";
@@ -39,6 +40,14 @@ export interface TrainConfig {
   lossWeights?: Record<string, number>;
   /** Model config overrides (registry defaults otherwise). */
   modelOverrides: Record<string, unknown>;
+  /** Backbone learning rate as a multiple of `lr` (heads learn at `lr`); 1 = one rate for all. */
+  backboneLrMult: number;
+  /** Epochs at the start that train the heads only. */
+  freezeEpochs: number;
+  /** Label smoothing ε of the cross-entropy. */
+  labelSmoothing: number;
+  /** Test-time augmentation for validation, evaluation and prediction: "flip" averages the portrait and its mirror image. */
+  tta: TtaMode;
   checkpointsDir: string;
   splitDir?: string;
   badImages?: string;
@@ -49,6 +58,10 @@ export interface TrainConfig {
 export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, "dataroot" | "expName"> = {
   task: "gender",
   model: "compact_cnn",
+  backboneLrMult: 1,
+  freezeEpochs: 0,
+  labelSmoothing: 0,
+  tta: "none",
   epochs: 30,
   batchSize: 64,
   lr: 1e-3,
@@ -63,17 +76,68 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, "dataroot" | "expName"> = {
   evalBatchSize: 128,
 };
 
-/** Named presets: `debug` trains in about a minute; `full` is the real-data recipe. */
+/**
+ * Named presets, laid over the recipe: `debug` trains in about a minute, `demo` in a few; `full` is
+ * the recipe itself (what `train` uses without --preset).
+ */
 export const PRESETS: Record<string, Partial<TrainConfig>> = {
-  debug: { epochs: 3, batchSize: 32, stepsPerEpoch: 12, patience: 3, warmupEpochs: 0 },
-  demo: { epochs: 5, batchSize: 32, stepsPerEpoch: 20, patience: 5, warmupEpochs: 1 },
-  full: { epochs: 40, batchSize: 64, patience: 8, warmupEpochs: 2 },
+  debug: { epochs: 3, batchSize: 32, stepsPerEpoch: 12, patience: 3, warmupEpochs: 0, freezeEpochs: 0 },
+  demo: { epochs: 5, batchSize: 32, stepsPerEpoch: 20, patience: 5, warmupEpochs: 1, freezeEpochs: 0 },
+  full: {},
 };
 
+/** The model a task trains when --model is not given (chosen on real faces: README, "Recipes"). */
+export const TASK_DEFAULT_MODEL: Record<SplitTask, string> = {
+  gender: "face_resnet",
+  haircolor: "face_resnet",
+  multitask: "face_resnet",
+};
+
+/**
+ * Training recipes per model and per task × model, chosen on real faces (tp_real, README "Recipes":
+ * every setting here has its row in the ablation table). Laid over the defaults, under presets and flags.
+ */
+export const MODEL_RECIPES: Record<string, Partial<TrainConfig>> = {
+  compact_cnn: { epochs: 40, batchSize: 64, lr: 1e-3, patience: 8, warmupEpochs: 2 },
+  face_resnet: {
+    epochs: 8,
+    batchSize: 32,
+    lr: 1e-3,
+    backboneLrMult: 0.1,
+    labelSmoothing: 0.1,
+    patience: 4,
+    warmupEpochs: 1,
+    tta: "flip",
+  },
+};
+export const TASK_RECIPES: Partial<Record<SplitTask, Record<string, Partial<TrainConfig>>>> = {
+  // The hair-colour head needs the hair: the whole portrait, not the aligned face crop.
+  haircolor: { face_resnet: { modelOverrides: { crop: "portrait" } } },
+};
+
+/** The recipe for a task and model: the model's, then the task's changes to it. */
+export function recipeFor(task: SplitTask, model: string): Partial<TrainConfig> {
+  const m = MODEL_RECIPES[model] ?? {}, t = TASK_RECIPES[task]?.[model] ?? {};
+  return { ...mergeDefined(m, t), modelOverrides: { ...m.modelOverrides, ...t.modelOverrides } };
+}
+
+/**
+ * The effective config: defaults ← recipe (task × model; the task's default model when none is
+ * given) ← preset ← explicit options. Model overrides are merged key by key at each layer.
+ */
 export function resolveTrainConfig(base: Pick<TrainConfig, "dataroot" | "expName">, preset: string | undefined, overrides: Partial<TrainConfig>): TrainConfig {
   if (preset !== undefined && !(preset in PRESETS)) throw new Error(`train: unknown preset '${preset}'; expected one of ${Object.keys(PRESETS).join(", ")}`);
-  const withPreset = mergeDefined({ ...DEFAULT_TRAIN_CONFIG, ...base } as TrainConfig, preset ? PRESETS[preset] : {});
-  return mergeDefined(withPreset, overrides);
+  const task = overrides.task ?? DEFAULT_TRAIN_CONFIG.task;
+  if (!(task in TASK_HEADS)) throw new Error(`train: unknown task '${task}'; expected one of ${Object.keys(TASK_HEADS).join(", ")}`);
+  const model = overrides.model ?? TASK_DEFAULT_MODEL[task];
+  modelEntry(model); // an unknown model is an error here, before anything runs
+  const layers = [recipeFor(task, model), preset ? PRESETS[preset] : {}, { ...overrides, task, model }];
+  let cfg = { ...DEFAULT_TRAIN_CONFIG, ...base } as TrainConfig;
+  for (const layer of layers) cfg = { ...mergeDefined(cfg, layer), modelOverrides: { ...cfg.modelOverrides, ...layer.modelOverrides } };
+  if (!(cfg.backboneLrMult >= 0)) throw new Error(`train: expected backboneLrMult ≥ 0, got ${cfg.backboneLrMult}`);
+  if (!(cfg.labelSmoothing >= 0 && cfg.labelSmoothing < 1)) throw new Error(`train: expected labelSmoothing in [0, 1), got ${cfg.labelSmoothing}`);
+  if (!TTA_MODES.includes(cfg.tta)) throw new Error(`train: expected tta to be one of ${TTA_MODES.join(", ")}, got '${cfg.tta}'`);
+  return cfg;
 }
 
 export interface TrainRunResult extends TrainResult {
@@ -102,13 +166,7 @@ export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {})
   });
   const heads = TASK_HEADS[cfg.task];
   const task = classificationTask(cfg.task, ds.attrs, splits.train, { lossWeights: cfg.lossWeights });
-  // The face ResNet sees the aligned face crop by default. The hair-colour task
-  // needs the hair, so it looks at the whole portrait (demo preset: test macro-F1
-  // 0.648 vs 0.433 with the face crop). Multitask keeps the face crop: with the
-  // whole portrait its gender head fell from 0.917 to 0.677 macro-F1 and hair did
-  // not gain (0.446 vs 0.481). Override with modelOverrides.crop.
-  const taskDefaults: Record<string, unknown> = cfg.model === "face_resnet" && cfg.task === "haircolor" ? { crop: "portrait" } : {};
-  const created_ = await createClassifier(cfg.model, heads, { ...taskDefaults, ...cfg.modelOverrides }, cfg.seed + 1);
+  const created_ = await createClassifier(cfg.model, heads, cfg.modelOverrides, cfg.seed + 1);
   const params = created_.model.countParams();
   const modelConfig = {
     model: created_.name,
@@ -119,6 +177,7 @@ export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {})
     normalization: created_.normalization,
     dataset: { name, root: ds.layout.root },
     params,
+    tta: cfg.tta,
   };
   await writeJsonAtomic(join(runDir, "config.json"), { ...cfg, ...modelConfig, backend: engineChoice()?.backend ?? null, createdAt: new Date().toISOString() });
   console.log(`train: ${cfg.task} with ${cfg.model} (${params.toLocaleString("en")} parameters) on ${splits.train.length} train / ${splits.val.length} val rows → ${runDir}`);
@@ -129,6 +188,10 @@ export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {})
     lr: cfg.lr,
     warmupEpochs: cfg.warmupEpochs,
     minLrFraction: 0.02,
+    backboneLrMult: cfg.backboneLrMult,
+    freezeEpochs: cfg.freezeEpochs,
+    labelSmoothing: cfg.labelSmoothing,
+    tta: cfg.tta,
     patience: cfg.patience,
     seed: cfg.seed,
     norm: created_.normalization,
@@ -146,6 +209,6 @@ export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {})
     return { ...result, runDir, config: cfg, splitsCreated: created, params };
   } finally {
     trainer.dispose();
-    created_.model.dispose();
+    disposeModel(created_.model);
   }
 }

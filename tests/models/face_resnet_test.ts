@@ -16,6 +16,7 @@ import {
   setTrainableFrom,
 } from "../../lib/models/face_resnet.ts";
 import { fileIO } from "../../lib/models/io.ts";
+import { disposeModel } from "../../lib/models/mod.ts";
 import { withTempDir } from "../_fixtures.ts";
 
 const BACKEND = Deno.env.get("TP_BACKEND") ?? "wasm";
@@ -209,13 +210,14 @@ Deno.test("save and load through fileIO give a model with identical outputs and 
   }
 });
 
-Deno.test("crop 'both' outputs the aligned and the portrait embeddings of one shared net, concatenated, and survives save/load", async () => {
+Deno.test("crop 'both' outputs the aligned and the portrait embeddings of one shared net, concatenated, survives save/load, and disposeModel frees all its tensors", async () => {
   await engine();
   const { pixels, rows } = await data();
   const x = makeBatch(pixels, rows.slice(0, 3), { norm: REFERENCE_NORMALIZATION });
-  const both = await createFaceResnetBackbone(faceResnetConfig({ crop: "both" }));
   const aligned = await pretrained();
   const portrait = await createFaceResnetBackbone(faceResnetConfig({ crop: "portrait" }));
+  const n0 = tf.memory().numTensors;
+  const both = await createFaceResnetBackbone(faceResnetConfig({ crop: "both" }));
   try {
     assert.deepEqual(both.outputs[0].shape, [null, 256]);
     assert.equal(both.countParams(), aligned.countParams()); // shared: no extra weights
@@ -231,12 +233,13 @@ Deno.test("crop 'both' outputs the aligned and the portrait embeddings of one sh
         assert.deepEqual(await values(loaded, x), b);
         assert.equal(loaded.trainableWeights.length, both.trainableWeights.length);
       } finally {
-        loaded.dispose();
+        disposeModel(loaded);
       }
     });
   } finally {
+    disposeModel(both);
+    assert.equal(tf.memory().numTensors, n0, "every weight of the two-view net is freed");
     x.dispose();
-    both.dispose();
     portrait.dispose();
   }
 });

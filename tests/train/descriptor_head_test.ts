@@ -14,12 +14,12 @@ import {
   buildDescriptorNet,
   descriptorExtractor,
   descriptorFeatures,
-  disposeDescriptorModel,
   headModelFrom,
   headProbabilities,
   type HeadTrainOptions,
   trainDescriptorHeads,
 } from "../../lib/train/descriptor_head.ts";
+import { disposeModel } from "../../lib/models/mod.ts";
 import { inverseFrequencyWeights } from "../../lib/train/losses.ts";
 import { resolveTrainConfig, trainRun } from "../../lib/train/run.ts";
 import type { TrainTask } from "../../lib/train/trainer.ts";
@@ -163,7 +163,7 @@ Deno.test("trainDescriptorHeads() and the two-view descriptor net leave tf.memor
     assert.equal(d.length, 2 * 128);
     assert.equal(tf.memory().numTensors, n1, "descriptor pass");
   } finally {
-    disposeDescriptorModel(net.model);
+    disposeModel(net.model);
   }
   assert.equal(tf.memory().numTensors, n0, "building and disposing the two-view net");
 });
@@ -183,7 +183,7 @@ Deno.test("the portrait view of a crop 'both' descriptor net gives the descripto
     assert.ok(diff < 1e-5, `max |Δ| ${diff}`);
   } finally {
     one.dispose();
-    disposeDescriptorModel(two.model);
+    disposeModel(two.model);
   }
 });
 
@@ -217,14 +217,14 @@ Deno.test("a face_descriptors run from trainRun is a normal run folder, and load
     // The frozen net rebuilt from config.json has the caches' ids: its descriptors load from the files, no forward pass.
     const net = await buildDescriptorNet(saved.modelConfig as FaceResnetConfig);
     const desc = await descriptorFeatures(ds.cache, net, { quiet: true });
-    disposeDescriptorModel(net.model);
+    disposeModel(net.model);
     assert.deepEqual(desc.caches.map((c) => c.built), [false, false]);
     assert.equal(desc.dim, 256);
     const { model, config } = await loadRunModel(runDir, "best");
     const head = headModelFrom(model, Object.keys(config.heads));
     const fromDescriptors = headProbabilities(head, desc.features, desc.dim, rows);
     head.dispose();
-    disposeDescriptorModel(model);
+    disposeModel(model);
 
     const predictor = await loadPredictor(runDir, "best");
     try {
