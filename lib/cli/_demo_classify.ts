@@ -1,6 +1,7 @@
 /**
- * Demo stages "gender", "haircolor" and "multitask": train the compact CNN and
- * the pretrained face-api ResNet (short `demo` preset), evaluate both on the
+ * Demo stages "gender", "haircolor" and "multitask": train the compact CNN, the
+ * pretrained face-api ResNet (short `demo` preset) and the frozen-descriptor
+ * baseline (seconds), evaluate them on the
  * held-out test split, and predict on face-api's sample photos (faces found
  * and re-framed first). The gender stage also evaluates face-api's own
  * age/gender net as a no-training baseline.
@@ -18,7 +19,7 @@ import type { SplitTask } from "../data/split.ts";
 import { TASK_HEADS } from "../data/split.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 
-export const DEMO_MODELS = ["compact_cnn", "face_resnet"] as const;
+export const DEMO_MODELS = ["compact_cnn", "face_resnet", "face_descriptors"] as const;
 
 export async function runClassifyStage(ctx: DemoContext, task: SplitTask): Promise<Record<string, unknown>> {
   await initEngine({ backend: ctx.backend });
@@ -27,7 +28,8 @@ export async function runClassifyStage(ctx: DemoContext, task: SplitTask): Promi
   const rows: { model: string; head: string; accuracy: number; macro_f1: number; train_img_per_s: number; params: number }[] = [];
   for (const model of DEMO_MODELS) {
     const expName = `demo_${task}_${model}`;
-    const cfg = resolveTrainConfig({ dataroot: ctx.dataroot, expName }, ctx.trainPreset, {
+    // The frozen-descriptor baseline trains in seconds with its own defaults; a step-capped preset would only cut it short.
+    const cfg = resolveTrainConfig({ dataroot: ctx.dataroot, expName }, model === "face_descriptors" ? undefined : ctx.trainPreset, {
       attributes: ctx.attributes,
       task,
       model,

@@ -111,8 +111,11 @@ export const MODEL_RECIPES: Record<string, Partial<TrainConfig>> = {
   },
 };
 export const TASK_RECIPES: Partial<Record<SplitTask, Record<string, Partial<TrainConfig>>>> = {
-  // The hair-colour head needs the hair: the whole portrait, not the aligned face crop.
-  haircolor: { face_resnet: { modelOverrides: { crop: "portrait" } } },
+  // Hair needs the whole portrait, and the face still helps: both views through the shared net (on tp_real's
+  // frozen descriptors both views beat either alone on hair colour: macro-F1 0.778 vs 0.711 aligned, 0.634 portrait).
+  haircolor: { face_resnet: { modelOverrides: { crop: "both" } } },
+  // Gender wants the aligned face, the hair heads the portrait: both views, one shared net.
+  multitask: { face_resnet: { modelOverrides: { crop: "both" } } },
 };
 
 /** The recipe for a task and model: the model's, then the task's changes to it. */

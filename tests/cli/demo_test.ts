@@ -33,9 +33,9 @@ Deno.test("deno task demo runs every stage end to end and leaves its reports beh
     const splits = join(tmp, "assets", "splits", "synthetic-160-s2");
     for (const t of ["gender", "haircolor", "multitask"]) for (const p of ["train", "val", "test"]) await Deno.stat(join(splits, `${t}_${p}.csv`));
     assert.match(text, /\[engine\] backend \w+/);
-    // Every classifier stage trained both models, evaluated them on the test split and predicted on outside photos.
+    // Every classifier stage trained the three models, evaluated them on the test split and predicted on outside photos.
     for (const task of ["gender", "haircolor", "multitask"]) {
-      for (const model of ["compact_cnn", "face_resnet"]) {
+      for (const model of ["compact_cnn", "face_resnet", "face_descriptors"]) {
         const run = join(tmp, "checkpoints", `demo_${task}_${model}`);
         const metrics = JSON.parse(await Deno.readTextFile(join(run, "test_metrics.json")));
         const heads = task === "multitask" ? ["gender", "hair_color", "hair_type"] : [task === "gender" ? "gender" : "hair_color"];

@@ -153,10 +153,11 @@ Deno.test("resolveTrainConfig: without --model a task gets its recipe's model an
     ls: recipeFor("gender", "face_resnet").labelSmoothing,
     tta: recipeFor("gender", "face_resnet").tta,
   });
-  assert.equal(resolveTrainConfig(base, undefined, { task: "haircolor" }).modelOverrides.crop, "portrait");
+  assert.equal(resolveTrainConfig(base, undefined, { task: "gender" }).modelOverrides.crop, undefined, "gender: the model's default, aligned");
+  assert.equal(resolveTrainConfig(base, undefined, { task: "haircolor" }).modelOverrides.crop, "both");
   const flagged = resolveTrainConfig(base, "debug", { task: "haircolor", backboneLrMult: 0.5, modelOverrides: { trainableFrom: "conv256_1" } });
   assert.deepEqual([flagged.backboneLrMult, flagged.epochs, flagged.stepsPerEpoch], [0.5, 3, 12]);
-  assert.deepEqual(flagged.modelOverrides, { crop: "portrait", trainableFrom: "conv256_1" }, "flag overrides merge with the recipe's");
+  assert.deepEqual(flagged.modelOverrides, { crop: "both", trainableFrom: "conv256_1" }, "flag overrides merge with the recipe's");
   const cnn = resolveTrainConfig(base, undefined, { task: "gender", model: "compact_cnn" });
   assert.deepEqual([cnn.model, cnn.backboneLrMult, cnn.tta], ["compact_cnn", 1, "none"]);
   assert.throws(() => resolveTrainConfig(base, undefined, { task: "gender", model: "vgg" }), /unknown model 'vgg'/);
