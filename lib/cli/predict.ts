@@ -1,18 +1,30 @@
 /**
- * deno task predict --exp-name NAME --images DIR [--ckpt best|last] [--detector ssd|tiny]
+ * deno task predict --exp-name NAME --images DIR [--ckpt best|last] [--detector tiny|ssd]
+ *                   [--fill edge|mirror|blur|mean] [--truth labels.csv] [--batch-size 16]
  * Predicts on any image files (face found and re-framed first): writes
- * checkpoints/<exp>/predictions_<task>.csv, pred.log and a contact sheet.
+ * checkpoints/<exp>/predictions_<task>.csv, pred.log and a one-page contact sheet.
+ * With --truth (a CSV with filename and one column per head, e.g. filename,gender)
+ * it also prints and logs the accuracy per head.
  */
 import { join } from "node:path";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { predictFolder } from "../eval/predict.ts";
+import { DEFAULT_FILL, FILL_MODES, type FillMode } from "../faces/mod.ts";
 
 const SPEC = {
-  "exp-name": { type: "string", help: "run name under checkpoints/" },
+  "exp-name": { type: "string", help: "run name under checkpoints/ (faceapi_agegender: face-api's own age/gender net)" },
   images: { type: "string", help: "folder of images (jpg/png/webp/…)" },
   ckpt: { type: "string", choices: ["best", "last"], default: "best", help: "which checkpoint" },
-  detector: { type: "string", choices: ["ssd", "tiny"], default: "ssd", help: "face detector" },
+  detector: { type: "string", choices: ["tiny", "ssd"], default: "tiny", help: "face detector" },
+  fill: {
+    type: "string",
+    choices: [...FILL_MODES],
+    default: DEFAULT_FILL,
+    help: "what fills the portrait where it reaches past the photo (tight face crops)",
+  },
+  truth: { type: "string", help: "CSV with filename and a column per head (e.g. filename,gender): report accuracy" },
+  "batch-size": { type: "int", positive: true, default: 16, help: "photos per forward pass of the face nets" },
   checkpoints: { type: "string", default: "checkpoints", help: "checkpoints folder" },
   backend: { type: "string", help: "force a tfjs backend" },
 } as const;
@@ -23,7 +35,15 @@ if (import.meta.main) {
     if (f.help) return void console.log(usage("predict", SPEC));
     if (!f["exp-name"] || !f.images) throw new Error("predict: --exp-name NAME and --images DIR are required\n" + usage("predict", SPEC));
     await initEngine({ backend: f.backend });
-    const r = await predictFolder({ runDir: join(f.checkpoints, f["exp-name"]), images: f.images, ckpt: f.ckpt as "best" | "last", detector: f.detector as "ssd" | "tiny" });
+    const r = await predictFolder({
+      runDir: join(f.checkpoints, f["exp-name"]),
+      images: f.images,
+      ckpt: f.ckpt as "best" | "last",
+      detector: f.detector as "ssd" | "tiny",
+      fill: f.fill as FillMode,
+      truth: f.truth,
+      batchSize: f["batch-size"],
+    });
     console.log(`predictions: ${r.csvPath}${r.sheetPath ? `, contact sheet ${r.sheetPath}` : ""}`);
   });
 }

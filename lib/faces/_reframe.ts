@@ -88,35 +88,46 @@ const LANDMARK_INPUT = 112;
  * 36-41 and 42-47 are the two eyes). Returns null when the eyes come out implausible.
  */
 export async function locateEyes(img: RgbImage, box: FaceBox): Promise<Eyes | null> {
+  return (await locateEyesBatch([{ img, box }]))[0];
+}
+
+/** `locateEyes` for many faces, one forward pass of the landmark net for all (batch them by the caller). */
+export async function locateEyesBatch(faces: readonly { img: RgbImage; box: FaceBox }[]): Promise<(Eyes | null)[]> {
+  if (!faces.length) return [];
   const api = await faceApi();
   const landmarks = await net("landmarks");
-  const side = Math.max(box.width, box.height);
-  const cx = box.x + box.width / 2, cy = box.y + box.height / 2;
-  const s = side / LANDMARK_INPUT;
-  const crop = resample(img, { cx, cy, ox: LANDMARK_INPUT / 2, oy: LANDMARK_INPUT / 2, s, angle: 0 }, LANDMARK_INPUT, LANDMARK_INPUT);
-  const input = tf.tensor3d(crop, [LANDMARK_INPUT, LANDMARK_INPUT, 3], "int32");
+  const crops = faces.map(({ img, box }) => {
+    const side = Math.max(box.width, box.height);
+    const s = side / LANDMARK_INPUT;
+    const t = { cx: box.x + box.width / 2, cy: box.y + box.height / 2, ox: LANDMARK_INPUT / 2, oy: LANDMARK_INPUT / 2, s, angle: 0 };
+    return tf.tensor3d(resample(img, t, LANDMARK_INPUT, LANDMARK_INPUT), [LANDMARK_INPUT, LANDMARK_INPUT, 3], "int32");
+  });
   let rel: Float32Array;
   try {
-    const out = landmarks.forwardInput(new api.NetInput([input as AnyTensor])) as unknown as tf.Tensor;
+    const out = landmarks.forwardInput(new api.NetInput(crops as AnyTensor[])) as unknown as tf.Tensor;
     rel = await out.data() as Float32Array;
     out.dispose();
   } finally {
-    input.dispose();
+    tf.dispose(crops);
   }
-  // rel: 68 (x, y) pairs relative to the crop (0..1).
-  const mean = (from: number, to: number): [number, number] => {
-    let x = 0, y = 0;
-    for (let i = from; i < to; i++) {
-      x += rel[2 * i];
-      y += rel[2 * i + 1];
-    }
-    return [cx + (x / (to - from) - 0.5) * side, cy + (y / (to - from) - 0.5) * side];
-  };
-  const a = mean(36, 42), b = mean(42, 48), mouth = mean(48, 68);
-  const [left, right] = a[0] <= b[0] ? [a, b] : [b, a];
-  const dist = Math.hypot(right[0] - left[0], right[1] - left[1]);
-  if (!(dist > 0.15 * side && dist < 0.75 * side)) return null;
-  return { left, right, mouth };
+  // rel: per face, 68 (x, y) pairs relative to its crop (0..1).
+  return faces.map(({ box }, f) => {
+    const side = Math.max(box.width, box.height);
+    const cx = box.x + box.width / 2, cy = box.y + box.height / 2;
+    const mean = (from: number, to: number): [number, number] => {
+      let x = 0, y = 0;
+      for (let i = from; i < to; i++) {
+        x += rel[f * 136 + 2 * i];
+        y += rel[f * 136 + 2 * i + 1];
+      }
+      return [cx + (x / (to - from) - 0.5) * side, cy + (y / (to - from) - 0.5) * side];
+    };
+    const a = mean(36, 42), b = mean(42, 48), mouth = mean(48, 68);
+    const [left, right] = a[0] <= b[0] ? [a, b] : [b, a];
+    const dist = Math.hypot(right[0] - left[0], right[1] - left[1]);
+    if (!(dist > 0.15 * side && dist < 0.75 * side)) return null;
+    return { left, right, mouth };
+  });
 }
 
 /** The transform that puts the face where a Tiny Portrait has it. */

@@ -6,15 +6,19 @@ import { initEngine } from "../../lib/engine/mod.ts";
 import {
   ageGenderPredict,
   detectFaces,
+  detectFacesBatch,
   faceApiEngineCheck,
   faceDescriptors,
   loadFaceModels,
   locateEyes,
+  locateEyesBatch,
   modelDir,
   PORTRAIT_FRAMING,
   PORTRAIT_HEIGHT,
   PORTRAIT_WIDTH,
   portraitFromImage,
+  type PortraitResult,
+  portraitsFromImages,
 } from "../../lib/faces/mod.ts";
 
 // Photos that ship with @vladmandic/face-api (group photos of young women); read in place, never copied.
@@ -200,6 +204,27 @@ Deno.test("portraitFromImage() falls back to a centre crop with faceFound false 
   }
 });
 
+Deno.test("portraitFromImage() places a thumbnail without a face where a face box goes (a tight crop the detector missed), filled as asked, faceFound false", async () => {
+  await engine();
+  const dir = await Deno.makeTempDir();
+  try {
+    const noise = new Uint8Array(120 * 120 * 3);
+    let s = 777;
+    for (let i = 0; i < noise.length; i++) noise[i] = (s = (s * 1103515245 + 12345) >>> 0) >>> 24;
+    const path = join(dir, "thumb.png");
+    await sharp(noise, { raw: { width: 120, height: 120, channels: 3 } }).png().toFile(path);
+    const mean = [0, 1, 2].map((c) => noise.filter((_, i) => i % 3 === c).reduce((a, b) => a + b, 0) / (120 * 120));
+    const r = await portraitFromImage(path, { detector: "tiny", fill: "mean" });
+    assert.equal(r.faceFound, false);
+    assert.equal(r.box, null);
+    // The image spans the face box's width (57.5% of the portrait): the rest is outside.
+    assert.ok(r.outside > 0.5 && r.outside < 0.8, `outside ${r.outside}`);
+    for (let c = 0; c < 3; c++) assert.ok(Math.abs(r.pixels[c] - mean[c]) <= 0.5, "the top-left corner is the mean colour");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("portraitFromImage() throws an error naming the file when it is corrupt, not an image, or missing", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -213,4 +238,107 @@ Deno.test("portraitFromImage() throws an error naming the file when it is corrup
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** A face from a demo photo cut as a tight 200x200 crop (the case of UTKFace-style thumbnails), as PNG. */
+async function tightCrop(): Promise<Uint8Array> {
+  const r = await portraitFromImage(PHOTOS[1], { detector: "tiny" });
+  const b = r.box!;
+  const side = Math.round(Math.max(b.width, b.height) * 0.95);
+  const left = Math.round(b.x + b.width / 2 - side / 2), top = Math.round(b.y + b.height / 2 - side / 2);
+  return new Uint8Array(await sharp(PHOTOS[1]).extract({ left, top, width: side, height: side }).resize(200, 200).png().toBuffer());
+}
+
+Deno.test("detectFacesBatch() finds the same boxes as detectFaces() one image at a time, with both detectors and mixed image sizes, and names a malformed image by its position", async () => {
+  await engine();
+  const photo = await readRaw(PHOTOS[0]);
+  const small = await sharp(PHOTOS[2]).resize(640).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const thumb = await sharp(await tightCrop()).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const px = await portraits();
+  const images = [
+    photo,
+    { data: new Uint8Array(small.data), width: small.info.width, height: small.info.height },
+    { data: new Uint8Array(thumb.data), width: 200, height: 200 },
+    { data: px.subarray(0, BYTES), width: PORTRAIT_WIDTH, height: PORTRAIT_HEIGHT },
+    { data: px.subarray(BYTES, 2 * BYTES), width: PORTRAIT_WIDTH, height: PORTRAIT_HEIGHT },
+  ];
+  for (const detector of ["tiny", "ssd"] as const) {
+    const batch = await detectFacesBatch(images, { detector, minScore: 0.3, batchSize: 3 });
+    assert.equal(batch.length, images.length);
+    for (const [i, im] of images.entries()) {
+      const one = await detectFaces(im.data, im.width, im.height, { detector, minScore: 0.3 });
+      assert.equal(batch[i].length, one.length, `${detector}, image ${i}`);
+      one.forEach((b, j) => {
+        for (const k of ["x", "y", "width", "height", "score"] as const) assert.ok(Math.abs(b[k] - batch[i][j][k]) < 1e-3, `${detector} image ${i} face ${j} ${k}`);
+      });
+    }
+    assert.ok(batch[2].length >= 1, `${detector}: the tight crop's face is found`);
+  }
+  assert.deepEqual(await detectFacesBatch([]), []);
+  await assert.rejects(detectFacesBatch([images[3], { data: new Uint8Array(5), width: 2, height: 2 }]), /detectFacesBatch: image 1: expected 2x2x3 = 12 bytes of RGB, got 5/);
+  await assert.rejects(detectFacesBatch([images[3]], { batchSize: 0 }), /detectFacesBatch: expected batchSize to be a positive integer, got 0/);
+});
+
+Deno.test("locateEyesBatch() gives the same eyes as locateEyes() face by face", async () => {
+  await engine();
+  const px = await portraits();
+  const faces = [];
+  for (let i = 0; i < 3; i++) {
+    const img = { data: px.subarray(i * BYTES, (i + 1) * BYTES), width: PORTRAIT_WIDTH, height: PORTRAIT_HEIGHT };
+    faces.push({ img, box: (await detectFaces(img.data, img.width, img.height))[0] });
+  }
+  const batch = await locateEyesBatch(faces);
+  for (const [i, f] of faces.entries()) {
+    const one = await locateEyes(f.img, f.box);
+    assert.ok(one && batch[i]);
+    for (const k of ["left", "right", "mouth"] as const) {
+      assert.ok(Math.hypot(one[k][0] - batch[i]![k][0], one[k][1] - batch[i]![k][1]) < 1e-3, `face ${i} ${k}`);
+    }
+  }
+});
+
+Deno.test("portraitsFromImages() gives each file the same portrait as portraitFromImage(), an Error naming a broken file in its place, and progress per batch", async () => {
+  await engine();
+  const dir = await Deno.makeTempDir();
+  try {
+    const tight = join(dir, "tight.png"), broken = join(dir, "broken.jpg"), grey = join(dir, "grey.png");
+    await Deno.writeFile(tight, await tightCrop());
+    await Deno.writeTextFile(broken, "not a jpeg");
+    await sharp({ create: { width: 90, height: 70, channels: 3, background: "#777" } }).png().toFile(grey);
+    const paths = [PHOTOS[0], tight, broken, grey, PHOTOS[3]];
+    const progress: number[] = [];
+    for (const fill of ["edge", "blur"] as const) {
+      const batch = await portraitsFromImages(paths, { detector: "tiny", fill, batchSize: 2, onProgress: (done) => progress.push(done) });
+      assert.equal(batch.length, paths.length);
+      assert.ok(batch[2] instanceof Error && batch[2].message.includes(broken), String(batch[2]));
+      for (const i of [0, 1, 3, 4]) {
+        const one = await portraitFromImage(paths[i], { detector: "tiny", fill });
+        const b = batch[i] as PortraitResult;
+        assert.equal(b.faceFound, one.faceFound, paths[i]);
+        assert.deepEqual(b.pixels, one.pixels, `${fill}: ${paths[i]}`);
+      }
+      const t = batch[1] as PortraitResult;
+      assert.ok(t.faceFound && t.outside > 0.5, `the tight crop fills ${t.outside} of the portrait`);
+      assert.ok((batch[0] as PortraitResult).outside < 0.05, "a face inside a big photo needs (almost) no fill");
+    }
+    assert.deepEqual(progress, [2, 4, 5, 2, 4, 5]);
+    await assert.rejects(portraitsFromImages(paths, { fill: "smear" as never }), /portraitsFromImages: expected fill to be one of edge, mirror, blur, mean, got 'smear'/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("detectFacesBatch() and portraitsFromImages() leave tf.memory().numTensors unchanged across repeated calls", async () => {
+  await engine();
+  const px = await portraits();
+  const imgs = [0, 1, 2].map((i) => ({ data: px.subarray(i * BYTES, (i + 1) * BYTES), width: PORTRAIT_WIDTH, height: PORTRAIT_HEIGHT }));
+  await detectFacesBatch(imgs, { batchSize: 2 });
+  await portraitsFromImages([PHOTOS[3]], { detector: "tiny" });
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 2; i++) {
+    await detectFacesBatch(imgs, { batchSize: 2, detector: "ssd" });
+    await detectFacesBatch(imgs, { batchSize: 2, detector: "tiny" });
+    await portraitsFromImages([PHOTOS[3], PHOTOS[2]], { detector: "tiny", batchSize: 1 });
+  }
+  assert.equal(tf.memory().numTensors, before);
 });
