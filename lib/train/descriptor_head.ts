@@ -31,17 +31,15 @@
  *
  * Tests: deno test -A tests/train/descriptor_head_test.ts
  */
+import { openRunData } from "./_run_data.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { makeBatch } from "../data/batches.ts";
-import { openDataset } from "../data/dataset.ts";
 import { type FeatureCache, type FeatureExtractor, loadFeatureCache } from "../data/feature_cache.ts";
-import { datasetName } from "../data/layout.ts";
 import { HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import { defaultBadImagesPath, defaultSplitDir, ensureSplits, TASK_HEADS } from "../data/split.ts";
-import { readBadImages } from "../explore/mod.ts";
+import { TASK_HEADS } from "../data/split.ts";
 import { engineChoice } from "../engine/mod.ts";
 import { classificationReport, learningCurveChart } from "../eval/mod.ts";
 import { type PixelCache } from "../data/cache.ts";
@@ -480,16 +478,7 @@ export async function trainDescriptorHead(cfg: TrainConfig, opts: { quiet?: bool
     logLines.push(`${new Date().toISOString()} ${line}`);
     if (!opts.quiet) console.log(line);
   };
-  const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, quiet: opts.quiet });
-  const name = datasetName(ds.layout);
-  const badPath = cfg.badImages ?? defaultBadImagesPath(name);
-  const exclude = (await exists(badPath)) ? await readBadImages(badPath) : new Set<number>();
-  const { splits, created } = await ensureSplits(ds.attrs, cfg.task, ds.goodRows, {
-    dir: cfg.splitDir ?? defaultSplitDir(name),
-    exclude,
-    seed: cfg.seed,
-    log: (m) => console.log(m),
-  });
+  const { ds, name, splits, created } = await openRunData(cfg, opts);
   const heads = TASK_HEADS[cfg.task];
   const task = classificationTask(cfg.task, ds.attrs, splits.train, {
     lossWeights: cfg.lossWeights,

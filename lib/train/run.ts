@@ -6,15 +6,13 @@
  * Config in layers (STYLE.md): typed defaults ← named preset ← explicit
  * options; the final config is written to checkpoints/<exp>/config.json.
  */
+import { openRunData } from "./_run_data.ts";
 import { join } from "node:path";
-import { openDataset } from "../data/dataset.ts";
-import { datasetName } from "../data/layout.ts";
-import { defaultBadImagesPath, defaultSplitDir, ensureSplits, type SplitTask, TASK_HEADS } from "../data/split.ts";
+import { type SplitTask, TASK_HEADS } from "../data/split.ts";
 import { DEFAULT_AUGMENT } from "../data/batches.ts";
 import { IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { createClassifier, disposeModel, mergeDefined, modelEntry } from "../models/mod.ts";
 import { TTA_MODES, type TtaMode } from "../models/inference.ts";
-import { readBadImages } from "../explore/mod.ts";
 import { classificationTask } from "./tasks.ts";
 import { type TrainResult, Trainer } from "./trainer.ts";
 import { DESCRIPTOR_MODEL, trainDescriptorHead } from "./descriptor_head.ts";
@@ -157,16 +155,7 @@ export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {})
   if (!cfg.resume && (await exists(join(runDir, "models", "last")))) {
     throw new Error(`train: ${runDir} already holds a run; pass --resume to continue it or pick another --exp-name`);
   }
-  const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, quiet: opts.quiet });
-  const name = datasetName(ds.layout);
-  const badPath = cfg.badImages ?? defaultBadImagesPath(name);
-  const exclude = (await exists(badPath)) ? await readBadImages(badPath) : new Set<number>();
-  const { splits, created } = await ensureSplits(ds.attrs, cfg.task, ds.goodRows, {
-    dir: cfg.splitDir ?? defaultSplitDir(name),
-    exclude,
-    seed: cfg.seed,
-    log: (m) => console.log(m),
-  });
+  const { ds, name, splits, created } = await openRunData(cfg, opts);
   const heads = TASK_HEADS[cfg.task];
   const task = classificationTask(cfg.task, ds.attrs, splits.train, { lossWeights: cfg.lossWeights });
   const created_ = await createClassifier(cfg.model, heads, cfg.modelOverrides, cfg.seed + 1);
