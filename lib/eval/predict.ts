@@ -12,6 +12,7 @@
  * least confident of the rest: image, crop, prediction).
  */
 import { basename, extname, join } from "node:path";
+import pl from "nodejs-polars";
 import sharp from "sharp";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { checkFill, DEFAULT_FILL, type FillMode, portraitsFromImages } from "../faces/mod.ts";
@@ -87,28 +88,13 @@ async function listImages(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Rows of a CSV text (RFC 4180: quoted fields may hold commas, quotes doubled, newlines). */
-export function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [], field = "", quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') (field += '"', i++);
-      else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"' && field === "") quoted = true;
-    else if (ch === ",") (row.push(field), field = "");
-    else if (ch === "\n" || ch === "\r") {
-      if (ch === "\r" && text[i + 1] === "\n") i++;
-      row.push(field), field = "";
-      if (row.length > 1 || row[0] !== "") rows.push(row);
-      row = [];
-    } else field += ch;
-  }
-  row.push(field);
-  if (row.length > 1 || row[0] !== "") rows.push(row);
-  return rows;
+/** A CSV's header and rows as strings (nodejs-polars; quoted fields, CRLF and a byte-order mark handled). */
+export function readCsvRows(text: string): string[][] {
+  if (!text.trim()) return [];
+  const df = pl.readCSV(text, { inferSchemaLength: 0, hasHeader: true });
+  // Blank lines come back as rows of nulls: dropped.
+  const rows = df.rows().filter((r) => r.some((v) => v != null)).map((r) => r.map((v) => (v == null ? "" : String(v))));
+  return [df.columns, ...rows];
 }
 
 /**
@@ -125,7 +111,7 @@ export async function readTruth(path: string, files: readonly string[], heads: R
   } catch (err) {
     throw new Error(`predict: cannot read --truth ${path}: ${(err as Error).message}`);
   }
-  const [header, ...body] = parseCsv(text.replace(/^\uFEFF/, ""));
+  const [header, ...body] = readCsvRows(text.replace(/^\uFEFF/, ""));
   const cols = (header ?? []).map((c) => c.trim().toLowerCase());
   const fcol = cols.indexOf("filename");
   if (fcol < 0) throw new Error(`predict: --truth ${path} has no 'filename' column (columns: ${cols.join(", ") || "none"})`);

@@ -4,7 +4,7 @@ import sharp from "sharp";
 import { initEngine } from "../../lib/engine/mod.ts";
 import { createClassifier } from "../../lib/models/mod.ts";
 import { saveCheckpoint } from "../../lib/train/checkpoint.ts";
-import { parseCsv, predictFolder, SHEET_FIRST, SHEET_LEAST_CONFIDENT, sheetRows } from "../../lib/eval/predict.ts";
+import { predictFolder, readCsvRows, SHEET_FIRST, SHEET_LEAST_CONFIDENT, sheetRows } from "../../lib/eval/predict.ts";
 import { sampleImagesDir } from "../../lib/faces/mod.ts";
 import { REFERENCE_NORMALIZATION } from "../../lib/data/batches.ts";
 import { noisePng } from "../_fixtures.ts";
@@ -149,8 +149,8 @@ Deno.test("sheetRows() picks the first 48 rows, then the 24 least confident of t
   assert.deepEqual(sheetRows([]), []);
 });
 
-Deno.test("parseCsv() reads quoted fields with commas, doubled quotes and CRLF line ends", () => {
-  assert.deepEqual(parseCsv('filename,gender\r\n"a, b.jpg",male\r\n"say ""hi"".png",female\n\n'), [
+Deno.test("readCsvRows() reads quoted fields with commas, doubled quotes and CRLF line ends", () => {
+  assert.deepEqual(readCsvRows('filename,gender\r\n"a, b.jpg",male\r\n"say ""hi"".png",female\n\n'), [
     ["filename", "gender"],
     ["a, b.jpg", "male"],
     ['say "hi".png', "female"],
