@@ -1,5 +1,6 @@
 /**
  * deno task evaluate --exp-name NAME [--ckpt best|last] [--split test|val|all] [--dataroot DIR] [--face-check]
+ *                    [--tta none|flip] [--decision-bias auto|none]
  * Evaluates a trained run on its held-out split (or every image of any Tiny
  * Portraits folder with --split all --dataroot DIR): report with 95% bootstrap
  * intervals, confusion matrix, calibration, subgroup accuracy (and by face
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { parseFlags, runCli, usage, UsageError } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
+import { DECISION_BIAS_MODES, type DecisionBiasMode } from "../eval/decision.ts";
 import { TTA_MODES, type TtaMode } from "../models/inference.ts";
 
 const SPEC = {
@@ -24,6 +26,7 @@ const SPEC = {
   "face-min-score": { type: "number", default: 0.5, positive: true, help: "detector score that counts as a face found (with --face-check)" },
   resamples: { type: "int", default: 1000, positive: true, help: "bootstrap resamples for the 95% intervals" },
   tta: { type: "string", choices: TTA_MODES, help: "test-time augmentation (default: the run's own, config.json)" },
+  "decision-bias": { type: "string", choices: DECISION_BIAS_MODES, default: "auto", help: "auto: the run's decision_bias.json when it has one; none: plain arg-max" },
 } as const;
 
 if (import.meta.main) {
@@ -41,6 +44,7 @@ if (import.meta.main) {
       attributes: f.attributes,
       faceCheck: f["face-check"],
       tta: f.tta as TtaMode | undefined,
+      decisionBias: f["decision-bias"] as DecisionBiasMode,
       faceMinScore: f["face-min-score"],
       bootstrap: { resamples: f.resamples },
     });

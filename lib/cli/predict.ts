@@ -1,6 +1,6 @@
 /**
  * deno task predict --exp-name NAME --images DIR [--ckpt best|last] [--detector tiny|ssd]
- *                   [--fill edge|mirror|blur|mean] [--truth labels.csv] [--batch-size 16]
+ *                   [--fill edge|mirror|blur|mean] [--truth labels.csv] [--batch-size 16] [--decision-bias auto|none]
  * Predicts on any image files (face found and re-framed first): writes
  * checkpoints/<exp>/predictions_<task>.csv, pred.log and a one-page contact sheet.
  * With --truth (a CSV with filename and one column per head, e.g. filename,gender)
@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { predictFolder } from "../eval/predict.ts";
+import { DECISION_BIAS_MODES, type DecisionBiasMode } from "../eval/decision.ts";
 import { DEFAULT_FILL, FILL_MODES, type FillMode } from "../faces/mod.ts";
 
 const SPEC = {
@@ -25,6 +26,7 @@ const SPEC = {
   },
   truth: { type: "string", help: "CSV with filename and a column per head (e.g. filename,gender): report accuracy" },
   "batch-size": { type: "int", positive: true, default: 16, help: "photos per forward pass of the face nets" },
+  "decision-bias": { type: "string", choices: DECISION_BIAS_MODES, default: "auto", help: "auto: the run's decision_bias.json when it has one; none: plain arg-max" },
   checkpoints: { type: "string", default: "checkpoints", help: "checkpoints folder" },
   backend: { type: "string", help: "force a tfjs backend" },
 } as const;
@@ -43,6 +45,7 @@ if (import.meta.main) {
       fill: f.fill as FillMode,
       truth: f.truth,
       batchSize: f["batch-size"],
+      decisionBias: f["decision-bias"] as DecisionBiasMode,
     });
     console.log(`predictions: ${r.csvPath}${r.sheetPath ? `, contact sheet ${r.sheetPath}` : ""}`);
   });

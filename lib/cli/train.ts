@@ -2,7 +2,7 @@
  * deno task train --dataroot DIR --task gender|haircolor|multitask --exp-name NAME
  *   [--model compact_cnn|face_resnet] [--epochs N] [--batch-size N] [--lr X] [--seed N]
  *   [--backbone-lr-mult X] [--freeze-epochs N] [--trainable-from BLOCK] [--crop aligned|portrait]
- *   [--label-smoothing E] [--tta none|flip]
+ *   [--label-smoothing E] [--tta none|flip] [--decision-bias fit|none]
  * Without --model the task's recipe (lib/train/run.ts, chosen on real faces) is used.
  *   [--preset debug|demo|full] [--backend NAME] [--resume] [--no-augment] [--sampling weighted|shuffle]
  * Trains a classifier into checkpoints/<exp>/ (config.json, metrics.csv, run.log,
@@ -32,6 +32,7 @@ const SPEC = {
   crop: { type: "string", choices: FACE_RESNET_CROPS, help: "face_resnet / face_descriptors: aligned face, whole portrait, or both views" },
   "label-smoothing": { type: "number", nonNegative: true, help: "label smoothing ε in [0, 1)" },
   tta: { type: "string", choices: TTA_MODES, help: "test-time augmentation for validation/evaluation/prediction" },
+  "decision-bias": { type: "string", choices: ["fit", "none"], help: "fit: per-class decision biases of the multi-class heads on the validation split at the end (deno task calibrate)" },
   seed: { type: "int", nonNegative: true, help: "seed (splits, init, sampling, augmentation)" },
   patience: { type: "int", positive: true, help: "early-stopping patience in epochs" },
   "steps-per-epoch": { type: "int", positive: true, help: "cap steps per epoch" },
@@ -81,6 +82,7 @@ if (import.meta.main) {
       freezeEpochs: f["freeze-epochs"],
       labelSmoothing: ls,
       tta: f.tta as TtaMode | undefined,
+      decisionBias: f["decision-bias"] as "fit" | "none" | undefined,
       modelOverrides,
       seed: f.seed,
       patience: f.patience,

@@ -29,7 +29,7 @@ import { ageGenderPredict, detectFaces } from "../faces/mod.ts";
 // Also registers the custom layers of every registered model, so saved models load.
 import { disposeModel } from "../models/mod.ts";
 import { fileIO } from "../models/io.ts";
-import { readJson, resolveCheckpoint } from "../train/checkpoint.ts";
+import { resolveCheckpoint } from "../train/checkpoint.ts";
 import {
   argmaxRows,
   type BootstrapIntervals,
@@ -52,9 +52,10 @@ import {
   worstMistakes,
   worstSubgroup,
 } from "./mod.ts";
+import { applyDecisionBias, DECISION_BIAS_FILE, type DecisionBiasFile, type DecisionBiasMode, fitDecisionBias, readDecisionBias, writeDecisionBias } from "./decision.ts";
 import { saveChart } from "../viz/vega.ts";
 import { mosaic } from "../viz/mosaic.ts";
-import { appendFileAtomic, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { appendFileAtomic, readJson, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { Progress } from "../util/progress.ts";
 
 export interface RunModelConfig {
@@ -75,6 +76,8 @@ export const FACEAPI_BASELINE = "faceapi_agegender";
 export interface Predictor {
   config: RunModelConfig;
   dir: string;
+  /** Decision biases applied to each head's probabilities (decision_bias.json); empty when none. */
+  decisionBias?: Record<string, number[]>;
   predict(pixels: Uint8Array, rows: ArrayLike<number>): Promise<Record<string, Float32Array>>;
   dispose(): void;
 }
@@ -93,7 +96,17 @@ export async function loadRunModel(runDir: string, ckpt: "best" | "last"): Promi
  * FACEAPI_BASELINE — face-api's own age/gender net (gender head only), for
  * which the run folder is created on first use.
  */
-export async function loadPredictor(runDir: string, ckpt: "best" | "last", dataroot?: string, tta?: TtaMode): Promise<Predictor> {
+export interface PredictorOptions {
+  /** The dataset folder, for the face-api baseline's config. */
+  dataroot?: string;
+  /** Test-time augmentation (default: the run's own). */
+  tta?: TtaMode;
+  /** "auto" (default): apply the run's decision_bias.json when it was fitted for this checkpoint; "none": plain arg-max. */
+  decisionBias?: DecisionBiasMode;
+}
+
+export async function loadPredictor(runDir: string, ckpt: "best" | "last", opts: PredictorOptions = {}): Promise<Predictor> {
+  const { dataroot, tta } = opts;
   if (basename(runDir) === FACEAPI_BASELINE) {
     const config: RunModelConfig = {
       model: FACEAPI_BASELINE,
@@ -117,12 +130,73 @@ export async function loadPredictor(runDir: string, ckpt: "best" | "last", datar
     };
   }
   const { model, config, dir } = await loadRunModel(runDir, ckpt);
+  const file = (opts.decisionBias ?? "auto") === "auto" ? await readDecisionBias(runDir) : null;
+  const biases: Record<string, number[]> = {};
+  if (file && file.ckpt === ckpt) {
+    for (const [head, h] of Object.entries(file.heads)) {
+      const labels = config.heads[head];
+      if (!labels || labels.join() !== h.labels.join()) throw new Error(`${join(runDir, DECISION_BIAS_FILE)}: head '${head}' does not match the run's labels; delete the file or refit it with deno task calibrate`);
+      if (h.bias.some((b) => b !== 0)) biases[head] = h.bias;
+    }
+  }
   return {
     config,
     dir,
-    predict: (pixels, rows) => predictHeads(model, pixels, rows, { norm: config.normalization, heads: Object.keys(config.heads), tta: tta ?? config.tta ?? "none" }),
+    decisionBias: biases,
+    async predict(pixels, rows) {
+      const probs = await predictHeads(model, pixels, rows, { norm: config.normalization, heads: Object.keys(config.heads), tta: tta ?? config.tta ?? "none" });
+      for (const [head, b] of Object.entries(biases)) probs[head] = applyDecisionBias(probs[head], b.length, b);
+      return probs;
+    },
     dispose: () => disposeModel(model),
   };
+}
+
+export interface CalibrateOptions {
+  runDir: string;
+  ckpt?: "best" | "last";
+  dataroot?: string;
+  attributes?: string;
+  splitDir?: string;
+  /** Heads to fit (default: every head with more than two classes; on tp_real the fit lowered gender's test accuracy in both runs it was tried on). */
+  heads?: string[];
+  quiet?: boolean;
+}
+
+/**
+ * Fits the run's decision biases on its validation split (arg-max macro-F1, see decision.ts) for
+ * the chosen heads and writes `<run>/decision_bias.json`; evaluate and predict apply them from then on.
+ */
+export async function calibrateRun(opts: CalibrateOptions): Promise<{ file: DecisionBiasFile; path: string; text: string }> {
+  const ckpt = opts.ckpt ?? "best";
+  const predictor = await loadPredictor(opts.runDir, ckpt, { dataroot: opts.dataroot, decisionBias: "none" });
+  try {
+    const { config } = predictor;
+    const dataroot = opts.dataroot ?? config.dataset.root;
+    if (!dataroot) throw new Error(`calibrate: pass --dataroot DIR for ${basename(opts.runDir)}`);
+    const ds = await openDataset({ dataroot, attributes: opts.attributes, quiet: opts.quiet });
+    const splitDir = opts.splitDir ?? defaultSplitDir(datasetName(ds.layout));
+    if (!(await splitsExist(splitDir, config.task))) throw new Error(`calibrate: no ${config.task} splits in ${splitDir}; run deno task split --dataroot ${dataroot}`);
+    const rows = (await readSplits(splitDir, config.task, ds.attrs)).val;
+    const probs = await predictor.predict(ds.cache.pixels, rows);
+    const file: DecisionBiasFile = { ckpt, split: "val", tta: config.tta ?? "none", heads: {}, createdAt: new Date().toISOString() };
+    const lines = [`decision biases of ${opts.runDir} (${ckpt}) fitted on ${rows.length} validation rows:`];
+    const chosen = opts.heads ?? Object.keys(config.heads).filter((h) => config.heads[h].length > 2);
+    for (const h of chosen) if (!(h in config.heads)) throw new Error(`calibrate: the run has no head '${h}'; its heads are ${Object.keys(config.heads).join(", ")}`);
+    if (chosen.length === 0) throw new Error(`calibrate: ${opts.runDir} has only two-class heads (${Object.keys(config.heads).join(", ")}); name them with --heads to fit them anyway`);
+    for (const head of chosen as HeadName[]) {
+      const labels = config.heads[head];
+      const yTrue = Int32Array.from(rows, (r) => ds.attrs.labels[head][r]);
+      const fit = fitDecisionBias(yTrue, probs[head], labels.length);
+      file.heads[head] = { labels, bias: fit.bias, val_macro_f1_before: fit.before, val_macro_f1_after: fit.after, rows: fit.n };
+      lines.push(`  ${head}: ${labels.map((l, i) => `${l} ${fit.bias[i] >= 0 ? "+" : ""}${fit.bias[i].toFixed(1)}`).join(", ")}; validation macro-F1 ${fit.before.toFixed(4)} → ${fit.after.toFixed(4)}`);
+    }
+    const path = await writeDecisionBias(opts.runDir, file);
+    lines.push(`written: ${path}`);
+    return { file, path, text: lines.join("\n") };
+  } finally {
+    predictor.dispose();
+  }
 }
 
 export interface EvaluateOptions {
@@ -137,6 +211,8 @@ export interface EvaluateOptions {
   quiet?: boolean;
   /** Test-time augmentation instead of the run's own (config.json `tta`). */
   tta?: TtaMode;
+  /** "auto" (default): apply the run's decision_bias.json; "none": plain arg-max. */
+  decisionBias?: DecisionBiasMode;
   /** Bootstrap settings for the intervals (default 1,000 resamples, seed 1, 95%). */
   bootstrap?: BootstrapOptions;
   /** Run face-api's tiny detector on every evaluated portrait and report accuracy for face found / not found (default false). */
@@ -194,7 +270,7 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
   const s = opts.faceMinScore, m = opts.worstMinRows;
   if (s !== undefined && !(s > 0 && s <= 1)) throw new Error(`evaluate: expected --face-min-score in (0, 1], got ${s}`);
   if (m !== undefined && !(Number.isInteger(m) && m >= 1)) throw new Error(`evaluate: expected worstMinRows to be a positive integer, got ${m}`);
-  const predictor = await loadPredictor(opts.runDir, opts.ckpt, opts.dataroot, opts.tta);
+  const predictor = await loadPredictor(opts.runDir, opts.ckpt, { dataroot: opts.dataroot, tta: opts.tta, decisionBias: opts.decisionBias });
   const { config, dir } = predictor;
   try {
     const dataroot = opts.dataroot ?? config.dataset.root;
@@ -228,6 +304,8 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
     }
     const withCi = (w: WorstSubgroup | null): WorstSubgroup | null => (w ? { ...w, accuracy_ci: bootstrapProportion(w.correct, w.n, bootstrap) } : null);
     const lines = [`evaluation of ${dir} (${config.model}, task ${config.task}, test-time augmentation ${opts.tta ?? config.tta ?? "none"}) on ${opts.split === "all" ? "all good images" : `the ${opts.split} split`} of ${ds.layout.root}: ${rows.length} rows, ${imgPerSec.toFixed(1)} img/s`];
+    const biased = Object.entries(predictor.decisionBias ?? {});
+    if (biased.length) lines.push(`decision biases (${DECISION_BIAS_FILE}, fitted on the validation split; --decision-bias none for plain arg-max): ${biased.map(([h, b]) => `${h} [${b.map((x) => x.toFixed(1)).join(", ")}]`).join("; ")}`);
     for (const head of heads) {
       const labels = HEADS[head].labels;
       const k = labels.length;
@@ -256,7 +334,7 @@ export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult
         subgroups[`${head}_by_${other}`] = headTables[`${head}_by_${other}`] = df;
         lines.push("", `${head} accuracy by ${other === "face" ? "face found (face-api tiny detector)" : other}:`, df.toString());
       }
-      extras[head] = { intervals: intervals[head], worstSubgroup: withCi(worstSubgroup(headTables, minRows)) };
+      extras[head] = { intervals: intervals[head], worstSubgroup: withCi(worstSubgroup(headTables, minRows)), decisionBias: predictor.decisionBias?.[head] };
       const worst = worstMistakes(yTrue, probs[head], k, 32);
       if (worst.length) {
         const tiles = worst.map((m) => ({

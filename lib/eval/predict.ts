@@ -17,6 +17,7 @@ import sharp from "sharp";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { checkFill, DEFAULT_FILL, type FillMode, portraitsFromImages } from "../faces/mod.ts";
 import { loadPredictor } from "./evaluate.ts";
+import type { DecisionBiasMode } from "./decision.ts";
 import { argmaxRows } from "./report.ts";
 import { mosaic, type MosaicTile } from "../viz/mosaic.ts";
 import { appendFileAtomic, csvField, writeFileAtomic } from "../util/fs.ts";
@@ -42,6 +43,8 @@ export interface PredictOptions {
   truth?: string;
   /** Photos per forward pass of the face nets (default 16). */
   batchSize?: number;
+  /** "auto" (default): apply the run's decision_bias.json; "none": plain arg-max. */
+  decisionBias?: DecisionBiasMode;
   quiet?: boolean;
 }
 
@@ -159,7 +162,7 @@ export function sheetRows(confidence: ArrayLike<number>, first = SHEET_FIRST, le
 export async function predictFolder(opts: PredictOptions): Promise<PredictResult> {
   const fill = opts.fill ?? DEFAULT_FILL;
   checkFill("predict", fill);
-  const predictor = await loadPredictor(opts.runDir, opts.ckpt);
+  const predictor = await loadPredictor(opts.runDir, opts.ckpt, { decisionBias: opts.decisionBias });
   const { config } = predictor;
   try {
     const files = await listImages(opts.images);

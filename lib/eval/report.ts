@@ -197,18 +197,21 @@ export interface HeadMetrics {
   per_class: Record<string, ClassScores & { f1_ci?: Interval }>;
   /** This head's lowest-accuracy subgroup (null: none with enough rows); absent when not computed. */
   worst_subgroup?: WorstSubgroup | null;
+  /** Per-class offsets added to log p before the arg-max (decision_bias.json); absent when none were applied. */
+  decision_bias?: number[];
 }
 
 /** What `metricsJson` adds to a head's entry besides the report's numbers. */
 export interface HeadMetricsExtras {
   intervals?: BootstrapIntervals;
   worstSubgroup?: WorstSubgroup | null;
+  decisionBias?: number[];
 }
 
 /**
  * The shape of `checkpoints/<exp>/test_metrics.json`: one entry per head (`gender`, `hair_color`, ...)
  * with `accuracy`, `macro_f1`, `per_class`; plus `accuracy_ci`, `macro_f1_ci`, per-class `f1_ci` and
- * `worst_subgroup` for the heads that `extras` has them for.
+ * `worst_subgroup` (and `decision_bias`) for the heads that `extras` has them for.
  */
 export function metricsJson(reports: Record<string, ClassificationReport>, extras: Record<string, HeadMetricsExtras> = {}): Record<string, HeadMetrics> {
   const out: Record<string, HeadMetrics> = {};
@@ -221,6 +224,8 @@ export function metricsJson(reports: Record<string, ClassificationReport>, extra
       : { accuracy: r.accuracy, macro_f1: r.macro.f1, per_class };
     const worst = extras[head]?.worstSubgroup;
     if (worst !== undefined) out[head].worst_subgroup = worst;
+    const bias = extras[head]?.decisionBias;
+    if (bias !== undefined) out[head].decision_bias = bias;
   }
   return out;
 }

@@ -11,9 +11,8 @@ import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { fileIO } from "./io.ts";
 import "./gan.ts"; // registers PixelNorm for loading
 import sharp from "sharp";
-import { exists, writeFileAtomic } from "../util/fs.ts";
+import { exists, writeFileAtomic, readJson } from "../util/fs.ts";
 import { mosaic } from "../viz/mosaic.ts";
-import { readJson } from "../train/checkpoint.ts";
 import { classTensor, latentsForSeeds, LATEST, toPixels } from "../train/gan.ts";
 import type { GeneratorMeta } from "../train/gan.ts";
 

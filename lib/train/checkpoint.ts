@@ -98,11 +98,4 @@ export async function resolveCheckpoint(dir: string): Promise<string | null> {
   return null;
 }
 
-export async function readJson<T>(path: string): Promise<T> {
-  try {
-    return JSON.parse(await Deno.readTextFile(path)) as T;
-  } catch (err) {
-    throw new Error(`${path}: cannot read JSON (${(err as Error).message})`);
-  }
-}
 

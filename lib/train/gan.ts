@@ -24,10 +24,10 @@ import { DEFAULT_GAN_CONFIG, type GanConfig, ganParams, generate } from "../mode
 import { mergeDefined } from "../models/mod.ts";
 import { fileIO } from "../models/io.ts";
 import { descriptorStats, frechetDistance, type GaussianStats } from "../eval/frechet.ts";
-import { loadOptimizerState, readJson, saveOptimizer, writeDirAtomic } from "./checkpoint.ts";
+import { loadOptimizerState, saveOptimizer, writeDirAtomic } from "./checkpoint.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { saveChart } from "../viz/vega.ts";
-import { appendFileAtomic, exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { appendFileAtomic, exists, writeFileAtomic, writeJsonAtomic, readJson } from "../util/fs.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 import { formatDuration, Progress } from "../util/progress.ts";
 import { engineChoice } from "../engine/mod.ts";

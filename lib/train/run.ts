@@ -10,13 +10,14 @@ import { openRunData } from "./_run_data.ts";
 import { join } from "node:path";
 import { type SplitTask, TASK_HEADS } from "../data/split.ts";
 import { DEFAULT_AUGMENT } from "../data/batches.ts";
-import { IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
+import { HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { createClassifier, disposeModel, mergeDefined, modelEntry } from "../models/mod.ts";
 import { TTA_MODES, type TtaMode } from "../models/inference.ts";
 import { classificationTask } from "./tasks.ts";
 import { type TrainResult, Trainer } from "./trainer.ts";
 import { DESCRIPTOR_MODEL, trainDescriptorHead } from "./descriptor_head.ts";
 import { engineChoice } from "../engine/mod.ts";
+import { calibrateRun } from "../eval/evaluate.ts";
 import { exists, writeJsonAtomic } from "../util/fs.ts";
 
 export interface TrainConfig {
@@ -46,6 +47,8 @@ export interface TrainConfig {
   labelSmoothing: number;
   /** Test-time augmentation for validation, evaluation and prediction: "flip" averages the portrait and its mirror image. */
   tta: TtaMode;
+  /** "fit": at the end, fit per-class decision biases of the multi-class heads on the validation split (decision_bias.json; evaluate/predict apply them). */
+  decisionBias: "fit" | "none";
   checkpointsDir: string;
   splitDir?: string;
   badImages?: string;
@@ -60,6 +63,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, "dataroot" | "expName"> = {
   freezeEpochs: 0,
   labelSmoothing: 0,
   tta: "none",
+  decisionBias: "none",
   epochs: 30,
   batchSize: 64,
   lr: 1e-3,
@@ -111,9 +115,12 @@ export const MODEL_RECIPES: Record<string, Partial<TrainConfig>> = {
 export const TASK_RECIPES: Partial<Record<SplitTask, Record<string, Partial<TrainConfig>>>> = {
   // Hair needs the whole portrait, and the face still helps: both views through the shared net (on tp_real's
   // frozen descriptors both views beat either alone on hair colour: macro-F1 0.778 vs 0.711 aligned, 0.634 portrait).
-  haircolor: { face_resnet: { modelOverrides: { crop: "both" } } },
+  // Balanced sampling over-predicts the rare colours (gray precision 0.61 at recall 0.92): per-class decision
+  // biases fitted on the validation split move the boundaries back (test macro-F1 0.793 → 0.828).
+  haircolor: { face_resnet: { modelOverrides: { crop: "both" }, decisionBias: "fit" } },
   // Gender wants the aligned face, the hair heads the portrait: both views, one shared net.
-  multitask: { face_resnet: { modelOverrides: { crop: "both" } } },
+  // Decision biases: hair colour macro-F1 0.757 → 0.805, hair type 0.790 → 0.823 (gender is left alone).
+  multitask: { face_resnet: { modelOverrides: { crop: "both" }, decisionBias: "fit" } },
 };
 
 /** The recipe for a task and model: the model's, then the task's changes to it. */
@@ -138,6 +145,7 @@ export function resolveTrainConfig(base: Pick<TrainConfig, "dataroot" | "expName
   if (!(cfg.backboneLrMult >= 0)) throw new Error(`train: expected backboneLrMult ≥ 0, got ${cfg.backboneLrMult}`);
   if (!(cfg.labelSmoothing >= 0 && cfg.labelSmoothing < 1)) throw new Error(`train: expected labelSmoothing in [0, 1), got ${cfg.labelSmoothing}`);
   if (!TTA_MODES.includes(cfg.tta)) throw new Error(`train: expected tta to be one of ${TTA_MODES.join(", ")}, got '${cfg.tta}'`);
+  if (!["fit", "none"].includes(cfg.decisionBias)) throw new Error(`train: expected decisionBias to be fit or none, got '${cfg.decisionBias}'`);
   return cfg;
 }
 
@@ -150,7 +158,15 @@ export interface TrainRunResult extends TrainResult {
 
 export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {}): Promise<TrainRunResult> {
   // Frozen descriptors + a head trained on them in seconds: its own short loop (lib/train/descriptor_head.ts).
-  if (cfg.model === DESCRIPTOR_MODEL) return trainDescriptorHead(cfg, opts);
+  const result = cfg.model === DESCRIPTOR_MODEL ? await trainDescriptorHead(cfg, opts) : await trainNetwork(cfg, opts);
+  if (cfg.decisionBias === "fit" && TASK_HEADS[cfg.task].some((h) => HEADS[h].labels.length > 2)) {
+    const fit = await calibrateRun({ runDir: result.runDir, ckpt: "best", dataroot: cfg.dataroot, attributes: cfg.attributes, splitDir: cfg.splitDir, quiet: opts.quiet });
+    if (!opts.quiet) console.log(fit.text);
+  }
+  return result;
+}
+
+async function trainNetwork(cfg: TrainConfig, opts: { quiet?: boolean }): Promise<TrainRunResult> {
   const runDir = join(cfg.checkpointsDir, cfg.expName);
   if (!cfg.resume && (await exists(join(runDir, "models", "last")))) {
     throw new Error(`train: ${runDir} already holds a run; pass --resume to continue it or pick another --exp-name`);

@@ -13,14 +13,14 @@ import { join } from "node:path";
 import { type AugmentOptions, classBalanceWeights, makeTrainBatch, type Normalization, planEpoch } from "../data/batches.ts";
 import type { HeadName } from "../data/schema.ts";
 import { maskedSoftmaxCrossEntropy } from "./losses.ts";
-import { loadOptimizerState, readJson, resolveCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { loadOptimizerState, resolveCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { classificationReport, learningCurveChart } from "../eval/mod.ts";
 import { saveChart } from "../viz/vega.ts";
 import { fileIO } from "../models/io.ts";
 import { predictHeads, type TtaMode } from "../models/inference.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import { appendFileAtomic, writeFileAtomic } from "../util/fs.ts";
+import { appendFileAtomic, writeFileAtomic, readJson } from "../util/fs.ts";
 
 /** File stem of the backbone's optimizer state in a checkpoint (models/last/optimizer_backbone.{json,bin}). */
 export const BACKBONE_OPTIMIZER = "optimizer_backbone";

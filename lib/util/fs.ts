@@ -115,3 +115,12 @@ export function csvField(v: unknown): string {
   const s = String(v);
   return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
+
+/** Parses a JSON file; an unreadable or malformed file is an error naming the path. */
+export async function readJson<T>(path: string): Promise<T> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as T;
+  } catch (err) {
+    throw new Error(`${path}: cannot read JSON (${(err as Error).message})`);
+  }
+}

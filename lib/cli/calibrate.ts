@@ -1,0 +1,32 @@
+/**
+ * deno task calibrate --exp-name NAME [--ckpt best|last] [--dataroot DIR] [--heads hair_color,hair_type]
+ * Fits the run's decision biases on its validation split (one offset per class on log p, chosen to
+ * maximise macro-F1: lib/eval/decision.ts) and writes checkpoints/<exp>/decision_bias.json, which
+ * evaluate and predict apply from then on (--decision-bias none turns them off). `train` does this
+ * itself at the end of a run whose recipe asks for it (--decision-bias fit).
+ */
+import { join } from "node:path";
+import { parseFlags, runCli, usage } from "../config.ts";
+import { initEngine } from "../engine/mod.ts";
+import { calibrateRun } from "../eval/evaluate.ts";
+
+const SPEC = {
+  "exp-name": { type: "string", help: "run name under checkpoints/" },
+  ckpt: { type: "string", choices: ["best", "last"], default: "best", help: "which checkpoint" },
+  dataroot: { type: "string", help: "the run's Tiny Portraits folder (default: the one it trained on)" },
+  attributes: { type: "string", help: "attributes CSV outside the dataroot" },
+  heads: { type: "string", help: "comma-separated heads to fit (default: every head with more than two classes)" },
+  checkpoints: { type: "string", default: "checkpoints", help: "checkpoints folder" },
+  backend: { type: "string", help: "force a tfjs backend" },
+} as const;
+
+if (import.meta.main) {
+  await runCli(async () => {
+    const f = parseFlags("calibrate", Deno.args, SPEC);
+    if (f.help) return void console.log(usage("calibrate", SPEC));
+    if (!f["exp-name"]) throw new Error("calibrate: --exp-name NAME is required\n" + usage("calibrate", SPEC));
+    await initEngine({ backend: f.backend });
+    const r = await calibrateRun({ runDir: join(f.checkpoints, f["exp-name"]), ckpt: f.ckpt as "best" | "last", dataroot: f.dataroot, attributes: f.attributes, heads: f.heads?.split(",").map((h) => h.trim()) });
+    console.log(r.text);
+  });
+}
