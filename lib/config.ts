@@ -6,6 +6,7 @@
  * Presets are applied between typed defaults and explicit flags by callers.
  */
 import { parseArgs } from "node:util";
+import { isUserError, UserError } from "./util/errors.ts";
 
 export type FlagType = "string" | "int" | "number" | "boolean";
 
@@ -29,7 +30,7 @@ export type Flags<S extends Record<string, FlagSpec>> = {
   [K in keyof S]: S[K]["default"] extends undefined ? ValueOf<S[K]> | undefined : ValueOf<S[K]>;
 };
 
-export class UsageError extends Error {
+export class UsageError extends UserError {
   constructor(message: string) {
     super(message);
     this.name = "UsageError";
@@ -43,12 +44,12 @@ export function usage(command: string, spec: Record<string, FlagSpec>): string {
     const def = f.default !== undefined ? ` (default ${f.default})` : "";
     return `  --${name}${arg}`.padEnd(34) + f.help + def;
   });
-  return `usage: deno task ${command} [flags]\n${lines.join("\n")}\n  --help                          show this help`;
+  return `usage: deno task ${command} [flags]\n${lines.join("\n")}\n  --help                          show this help\n  --debug                         print the stack trace of any error (also TP_DEBUG=1)`;
 }
 
 /** Parses and validates `args` against `spec`. Throws UsageError with a clear message. */
 export function parseFlags<S extends Record<string, FlagSpec>>(command: string, args: string[], spec: S): Flags<S> & { help: boolean } {
-  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" }, debug: { type: "boolean" } };
   for (const [name, f] of Object.entries(spec)) options[name] = { type: f.type === "boolean" ? "boolean" : "string" };
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
   try {
@@ -98,9 +99,15 @@ export function parseFlags<S extends Record<string, FlagSpec>>(command: string, 
   return out as Flags<S> & { help: boolean };
 }
 
+/** True when stack traces are wanted for every error: `--debug` on the command line or TP_DEBUG=1. */
+export function debugWanted(args: readonly string[] = Deno.args): boolean {
+  return args.includes("--debug") || ["1", "true", "yes"].includes((Deno.env.get("TP_DEBUG") ?? "").toLowerCase());
+}
+
 /**
- * Runs a CLI main: prints usage on --help, prints errors without a stack
- * trace for expected failures, and sets the exit code.
+ * Runs a CLI main and sets the exit code: a user error (UserError, UsageError, AttributesError) prints
+ * its message alone and exits 2; any other error is a bug and prints its stack (exit 2); `--debug` or
+ * TP_DEBUG=1 prints the stack of every error.
  */
 export async function runCli(main: () => Promise<void | number>): Promise<void> {
   try {
@@ -108,8 +115,8 @@ export async function runCli(main: () => Promise<void | number>): Promise<void> 
     if (typeof code === "number" && code !== 0) Deno.exit(code);
   } catch (err) {
     const e = err as Error;
-    const expected = e instanceof UsageError || ["AttributesError", "UsageError"].includes(e.name);
-    console.error(expected ? e.message : e.stack ?? String(e));
+    const expected = isUserError(e) && !debugWanted();
+    console.error(expected ? `error: ${e.message}` : `${e?.stack ?? String(e)}\n(an unexpected error: please report it with the command that caused it)`);
     Deno.exit(2);
   }
 }

@@ -5,10 +5,11 @@
  * evaluate and predict apply from then on (--decision-bias none turns them off). `train` does this
  * itself at the end of a run whose recipe asks for it (--decision-bias fit).
  */
-import { join } from "node:path";
+import { runDirPath } from "../util/run_dir.ts";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { calibrateRun } from "../eval/evaluate.ts";
+import { UserError } from "../util/errors.ts";
 
 const SPEC = {
   "exp-name": { type: "string", help: "run name under checkpoints/" },
@@ -24,9 +25,9 @@ if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("calibrate", Deno.args, SPEC);
     if (f.help) return void console.log(usage("calibrate", SPEC));
-    if (!f["exp-name"]) throw new Error("calibrate: --exp-name NAME is required\n" + usage("calibrate", SPEC));
+    if (!f["exp-name"]) throw new UserError("calibrate: --exp-name NAME is required\n" + usage("calibrate", SPEC));
     await initEngine({ backend: f.backend });
-    const r = await calibrateRun({ runDir: join(f.checkpoints, f["exp-name"]), ckpt: f.ckpt as "best" | "last", dataroot: f.dataroot, attributes: f.attributes, heads: f.heads?.split(",").map((h) => h.trim()) });
+    const r = await calibrateRun({ runDir: runDirPath(f.checkpoints, f["exp-name"], "calibrate"), ckpt: f.ckpt as "best" | "last", dataroot: f.dataroot, attributes: f.attributes, heads: f.heads?.split(",").map((h) => h.trim()) });
     console.log(r.text);
   });
 }

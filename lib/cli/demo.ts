@@ -32,6 +32,7 @@ import { runClassifyStage } from "./_demo_classify.ts";
 import { runGanStage } from "./_demo_gan.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { formatDuration } from "../util/progress.ts";
+import { UserError } from "../util/errors.ts";
 
 export const STAGES = ["data", "engine", "explore", "split", "gender", "haircolor", "multitask", "gan"] as const;
 export type StageName = typeof STAGES[number];
@@ -73,7 +74,7 @@ if (import.meta.main) {
     if (f.help) return void console.log(usage("demo", SPEC));
     const stages = f.stages.split(",").map((s) => s.trim()).filter(Boolean);
     for (const s of stages) {
-      if (!(STAGES as readonly string[]).includes(s)) throw new Error(`demo: unknown stage '${s}'; expected some of ${STAGES.join(",")}`);
+      if (!(STAGES as readonly string[]).includes(s)) throw new UserError(`demo: unknown stage '${s}'; expected some of ${STAGES.join(",")}`);
     }
     const synthetic = !f.dataroot;
     const ctx: DemoContext = {

@@ -7,12 +7,13 @@
  * found / not found with --face-check, ~0.1 s per image), the worst subgroup,
  * worst mistakes, test_metrics.json.
  */
-import { join } from "node:path";
+import { runDirPath } from "../util/run_dir.ts";
 import { parseFlags, runCli, usage, UsageError } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { evaluateRun } from "../eval/evaluate.ts";
 import { DECISION_BIAS_MODES, type DecisionBiasMode } from "../eval/decision.ts";
 import { TTA_MODES, type TtaMode } from "../models/inference.ts";
+import { UserError } from "../util/errors.ts";
 
 const SPEC = {
   "exp-name": { type: "string", help: "run name under checkpoints/" },
@@ -33,11 +34,11 @@ if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("evaluate", Deno.args, SPEC);
     if (f.help) return void console.log(usage("evaluate", SPEC));
-    if (!f["exp-name"]) throw new Error("evaluate: --exp-name NAME is required\n" + usage("evaluate", SPEC));
+    if (!f["exp-name"]) throw new UserError("evaluate: --exp-name NAME is required\n" + usage("evaluate", SPEC));
     if (f["face-min-score"] > 1) throw new UsageError(`evaluate: expected --face-min-score in (0, 1], got ${f["face-min-score"]}`);
     await initEngine({ backend: f.backend });
     const r = await evaluateRun({
-      runDir: join(f.checkpoints, f["exp-name"]),
+      runDir: runDirPath(f.checkpoints, f["exp-name"], "evaluate"),
       ckpt: f.ckpt as "best" | "last",
       split: f.split as "test" | "val" | "all",
       dataroot: f.dataroot,

@@ -11,6 +11,7 @@ import { parseFlags, runCli, usage } from "../config.ts";
 import { runExploration } from "../explore/mod.ts";
 import { datasetName, resolveLayout } from "../data/layout.ts";
 import { initEngine } from "../engine/mod.ts";
+import { UserError } from "../util/errors.ts";
 
 const SPEC = {
   dataroot: { type: "string", help: "Tiny Portraits folder" },
@@ -28,8 +29,8 @@ if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("explore", Deno.args, SPEC);
     if (f.help) return void console.log(usage("explore", SPEC));
-    if (!f.dataroot) throw new Error("explore: --dataroot DIR is required\n" + usage("explore", SPEC));
-    if (!(f["screen-share"] > 0 && f["screen-share"] <= 1)) throw new Error(`explore: expected --screen-share in (0, 1], got ${f["screen-share"]}`);
+    if (!f.dataroot) throw new UserError("explore: --dataroot DIR is required\n" + usage("explore", SPEC));
+    if (!(f["screen-share"] > 0 && f["screen-share"] <= 1)) throw new UserError(`explore: expected --screen-share in (0, 1], got ${f["screen-share"]}`);
     await initEngine({ backend: f.backend ?? "wasm", source: f.backend ? "--backend" : "explore (face-api's detector is fastest on wasm)" });
     const layout = await resolveLayout({ dataroot: f.dataroot, attributes: f.attributes });
     const out = f.out ?? join("reports", "explore", datasetName(layout));

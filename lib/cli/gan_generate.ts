@@ -7,6 +7,7 @@
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { generateImages, parseSeeds } from "../models/gan_generate.ts";
+import { UserError } from "../util/errors.ts";
 
 const SPEC = {
   network: { type: "string", help: "run folder, snapshot or network folder" },
@@ -22,7 +23,7 @@ if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("gan:generate", Deno.args, SPEC);
     if (f.help) return void console.log(usage("gan:generate", SPEC));
-    if (!f.network) throw new Error("gan:generate: --network PATH is required\n" + usage("gan:generate", SPEC));
+    if (!f.network) throw new UserError("gan:generate: --network PATH is required\n" + usage("gan:generate", SPEC));
     await initEngine({ backend: f.backend });
     const r = await generateImages({
       network: f.network,

@@ -10,6 +10,7 @@
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { GAN_CONDITIONS, GAN_PRESETS, type GanCondition, ganTrainRun, resolveGanConfig } from "../train/gan.ts";
+import { UserError } from "../util/errors.ts";
 
 const SPEC = {
   dataroot: { type: "string", help: "Tiny Portraits folder" },
@@ -39,7 +40,7 @@ if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("gan:train", Deno.args, SPEC);
     if (f.help) return void console.log(usage("gan:train", SPEC));
-    if (!f.dataroot || !f["exp-name"]) throw new Error("gan:train: --dataroot DIR and --exp-name NAME are required\n" + usage("gan:train", SPEC));
+    if (!f.dataroot || !f["exp-name"]) throw new UserError("gan:train: --dataroot DIR and --exp-name NAME are required\n" + usage("gan:train", SPEC));
     await initEngine({ backend: f.backend });
     const cfg = resolveGanConfig({ dataroot: f.dataroot, expName: f["exp-name"] }, f.preset, {
       attributes: f.attributes,

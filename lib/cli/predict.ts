@@ -6,12 +6,13 @@
  * With --truth (a CSV with filename and one column per head, e.g. filename,gender)
  * it also prints and logs the accuracy per head.
  */
-import { join } from "node:path";
+import { runDirPath } from "../util/run_dir.ts";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { predictFolder } from "../eval/predict.ts";
 import { DECISION_BIAS_MODES, type DecisionBiasMode } from "../eval/decision.ts";
 import { DEFAULT_FILL, FILL_MODES, type FillMode } from "../faces/mod.ts";
+import { UserError } from "../util/errors.ts";
 
 const SPEC = {
   "exp-name": { type: "string", help: "run name under checkpoints/ (faceapi_agegender: face-api's own age/gender net)" },
@@ -35,10 +36,10 @@ if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("predict", Deno.args, SPEC);
     if (f.help) return void console.log(usage("predict", SPEC));
-    if (!f["exp-name"] || !f.images) throw new Error("predict: --exp-name NAME and --images DIR are required\n" + usage("predict", SPEC));
+    if (!f["exp-name"] || !f.images) throw new UserError("predict: --exp-name NAME and --images DIR are required\n" + usage("predict", SPEC));
     await initEngine({ backend: f.backend });
     const r = await predictFolder({
-      runDir: join(f.checkpoints, f["exp-name"]),
+      runDir: runDirPath(f.checkpoints, f["exp-name"], "predict"),
       images: f.images,
       ckpt: f.ckpt as "best" | "last",
       detector: f.detector as "ssd" | "tiny",

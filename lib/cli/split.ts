@@ -15,6 +15,7 @@ import { readBadImages } from "../explore/mod.ts";
 import { splitShareChart } from "../explore/charts.ts";
 import { saveChart } from "../viz/vega.ts";
 import { exists, writeFileAtomic } from "../util/fs.ts";
+import { UserError } from "../util/errors.ts";
 
 const SPEC = {
   dataroot: { type: "string", help: "Tiny Portraits folder" },
@@ -31,13 +32,13 @@ if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("split", Deno.args, SPEC);
     if (f.help) return void console.log(usage("split", SPEC));
-    if (!f.dataroot) throw new Error("split: --dataroot DIR is required\n" + usage("split", SPEC));
+    if (!f.dataroot) throw new UserError("split: --dataroot DIR is required\n" + usage("split", SPEC));
     const ratios = f.ratios.split(",").map(Number);
     if (ratios.length !== 3 || ratios.some((r) => !Number.isFinite(r) || r < 0)) {
-      throw new Error(`split: expected --ratios to be three non-negative numbers like 0.7,0.15,0.15, got '${f.ratios}'`);
+      throw new UserError(`split: expected --ratios to be three non-negative numbers like 0.7,0.15,0.15, got '${f.ratios}'`);
     }
     const tasks = f.tasks.split(",").map((t) => t.trim());
-    for (const t of tasks) if (!(SPLIT_TASKS as readonly string[]).includes(t)) throw new Error(`split: unknown task '${t}'; expected ${SPLIT_TASKS.join(", ")}`);
+    for (const t of tasks) if (!(SPLIT_TASKS as readonly string[]).includes(t)) throw new UserError(`split: unknown task '${t}'; expected ${SPLIT_TASKS.join(", ")}`);
     const ds = await openDataset({ dataroot: f.dataroot, attributes: f.attributes });
     const name = datasetName(ds.layout);
     const dir = f.out ?? defaultSplitDir(name);
@@ -46,7 +47,7 @@ if (import.meta.main) {
     if (await exists(badPath)) {
       exclude = await readBadImages(badPath);
       console.log(`leaving out ${exclude.size} flagged images listed in ${badPath}`);
-    } else if (f.bad) throw new Error(`split: --bad ${badPath} does not exist`);
+    } else if (f.bad) throw new UserError(`split: --bad ${badPath} does not exist`);
     else console.log(`no ${badPath}; run 'deno task explore --dataroot ${f.dataroot}' first to drop outliers (undecodable images are always left out)`);
     const reports: pl.DataFrame[] = [];
     for (const task of tasks as SplitTask[]) {

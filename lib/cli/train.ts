@@ -15,12 +15,13 @@ import { MODEL_NAMES } from "../models/mod.ts";
 import { FACE_RESNET_BLOCKS, FACE_RESNET_CROPS } from "../models/face_resnet.ts";
 import { TTA_MODES, type TtaMode } from "../models/inference.ts";
 import { SPLIT_TASKS, type SplitTask } from "../data/split.ts";
-import { PRESETS, resolveTrainConfig, trainRun } from "../train/run.ts";
+import { PRESETS, resolveTrainConfig, resumeTrainConfig, type TrainConfig, trainRun } from "../train/run.ts";
+import { UserError } from "../util/errors.ts";
 
 const SPEC = {
   dataroot: { type: "string", help: "Tiny Portraits folder" },
   attributes: { type: "string", help: "attributes CSV outside the dataroot" },
-  task: { type: "string", choices: SPLIT_TASKS, default: "gender", help: "what to learn" },
+  task: { type: "string", choices: SPLIT_TASKS, help: "what to learn (default gender)" },
   "exp-name": { type: "string", help: "run name: checkpoints/<exp-name>/" },
   model: { type: "string", choices: MODEL_NAMES, help: "registered model (default: the task's recipe, face_resnet)" },
   epochs: { type: "int", positive: true, help: "epochs" },
@@ -43,6 +44,7 @@ const SPEC = {
   backend: { type: "string", help: "force a tfjs backend" },
   resume: { type: "boolean", default: false, help: "continue the run from models/last" },
   checkpoints: { type: "string", help: "checkpoints folder (default checkpoints)" },
+  "split-dir": { type: "string", help: "split folder (default assets/splits/<dataset>)" },
 } as const;
 
 /** "gender=1,hair_color=0.5" → { gender: 1, hair_color: 0.5 }, with errors naming the bad part. */
@@ -62,7 +64,7 @@ if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("train", Deno.args, SPEC);
     if (f.help) return void console.log(usage("train", SPEC));
-    if (!f.dataroot || !f["exp-name"]) throw new Error("train: --dataroot DIR and --exp-name NAME are required\n" + usage("train", SPEC));
+    if (!f["exp-name"] || (!f.dataroot && !f.resume)) throw new UserError("train: --dataroot DIR and --exp-name NAME are required (--resume needs only --exp-name)\n" + usage("train", SPEC));
     const lossWeights = f["loss-weights"] ? parseLossWeights(f["loss-weights"]) : undefined;
     const ls = f["label-smoothing"];
     if (ls !== undefined && ls >= 1) throw new UsageError(`train: expected --label-smoothing to be in [0, 1), got '${ls}'`);
@@ -71,7 +73,8 @@ if (import.meta.main) {
     if (f["trainable-from"] !== undefined && model !== "face_resnet") throw new UsageError(`train: --trainable-from applies to --model face_resnet only`);
     if (f.crop !== undefined && !["face_resnet", "face_descriptors"].includes(model)) throw new UsageError(`train: --crop applies to --model face_resnet and face_descriptors only`);
     await initEngine({ backend: f.backend });
-    const cfg = resolveTrainConfig({ dataroot: f.dataroot, expName: f["exp-name"] }, f.preset, {
+    if (f.resume && f.preset) throw new UserError("train: --resume continues the run with its saved settings; drop --preset");
+    const overrides: Partial<TrainConfig> = {
       attributes: f.attributes,
       task: f.task as SplitTask,
       model: f.model,
@@ -92,7 +95,12 @@ if (import.meta.main) {
       lossWeights,
       resume: f.resume,
       checkpointsDir: f.checkpoints,
-    });
+      dataroot: f.dataroot,
+      splitDir: f["split-dir"],
+    };
+    const cfg = f.resume
+      ? await resumeTrainConfig({ expName: f["exp-name"], checkpointsDir: f.checkpoints }, overrides)
+      : resolveTrainConfig({ dataroot: f.dataroot!, expName: f["exp-name"] }, f.preset, overrides);
     const r = await trainRun(cfg);
     console.log(`best validation macro-F1 ${r.bestScore.toFixed(4)} at epoch ${r.bestEpoch}${r.stoppedEarly ? " (stopped early)" : ""}; run in ${r.runDir}`);
   });

@@ -5,6 +5,7 @@
  */
 import { parseFlags, runCli, usage } from "../config.ts";
 import { describeUnpack, EXPECTED_ARCHIVES, unpackArchives } from "../data/unpack.ts";
+import { UserError } from "../util/errors.ts";
 
 const SPEC = {
   zips: { type: "string", help: "folder with Tiny_Portraits_Archive_NNN.zip" },
@@ -17,7 +18,7 @@ if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("unpack", Deno.args, SPEC);
     if (f.help) return void console.log(usage("unpack", SPEC));
-    if (!f.zips || !f.out) throw new Error("unpack: --zips DIR and --out DIR are required\n" + usage("unpack", SPEC));
+    if (!f.zips || !f.out) throw new UserError("unpack: --zips DIR and --out DIR are required\n" + usage("unpack", SPEC));
     const report = await unpackArchives({ zips: f.zips, out: f.out, attributes: f.attributes, expectArchives: f.expect });
     console.log(describeUnpack(report));
     return report.complete ? 0 : 1;

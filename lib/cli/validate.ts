@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { describeProblems, openDataset, writeProblemsCsv } from "../data/dataset.ts";
+import { UserError } from "../util/errors.ts";
 
 const SPEC = {
   dataroot: { type: "string", help: "Tiny Portraits folder (kit or flat layout)" },
@@ -21,7 +22,7 @@ if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("validate", Deno.args, SPEC);
     if (f.help) return void console.log(usage("validate", SPEC));
-    if (!f.dataroot) throw new Error("validate: --dataroot DIR is required\n" + usage("validate", SPEC));
+    if (!f.dataroot) throw new UserError("validate: --dataroot DIR is required\n" + usage("validate", SPEC));
     const ds = await openDataset({ dataroot: f.dataroot, attributes: f.attributes, cacheDir: f["cache-dir"], rebuild: f.rebuild });
     console.log(`${ds.cache.built ? "built" : "loaded"} pixel cache ${ds.cache.binPath} in ${ds.cache.seconds.toFixed(1)} s`);
     console.log(describeProblems(ds));

@@ -7,9 +7,13 @@
  *   [n status bytes][n × 27,216 pixel bytes, uint8 HWC RGB]
  * The JSON sidecar is written last and is the commit marker; both are written
  * to temp files and renamed. The key hashes the CSV bytes and, for every row,
- * the image's size and modification time, so adding, removing, replacing or
- * touching a file — or editing the CSV — invalidates the cache. Superseded
- * caches in the same folder are deleted.
+ * the image's size, modification time, status-change time (whole seconds in
+ * Deno's stat) and inode, so
+ * adding, removing, replacing (even keeping size and mtime) or touching a
+ * file — or editing the CSV — invalidates the cache. The sidecar holds the
+ * SHA-256 of the .bin, checked on every load: a damaged cache is rebuilt, not
+ * used. Superseded caches in the same folder are deleted, and so are temp
+ * files left by a killed build.
  *
  * Memory: one Uint8Array of n × 27,216 bytes (3.67 GB for the full 134,734
  * images; ~82 MB for a 3,000-image demo set) plus n status bytes. Building
@@ -25,8 +29,9 @@ import { IMAGE_BYTES, IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from "./schema
 import type { Attributes } from "./attributes.ts";
 import { mapLimit, readFull, writeAll, writeChunksAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { Progress } from "../util/progress.ts";
+import { processAlive } from "../util/run_dir.ts";
 
-export const CACHE_VERSION = 1;
+export const CACHE_VERSION = 2;
 /** Status byte per row. */
 export const STATUS_CODES: Record<"ok" | ImageProblemKind, number> = {
   ok: 0,
@@ -76,6 +81,8 @@ interface CacheMeta {
   csvPath: string;
   imagesDir: string;
   problems: RowProblem[];
+  /** SHA-256 of the .bin (status bytes then pixels). */
+  sha256: string;
   createdAt: string;
 }
 
@@ -84,7 +91,7 @@ export function rowPixels(cache: PixelCache, r: number): Uint8Array {
   return cache.pixels.subarray(r * IMAGE_BYTES, (r + 1) * IMAGE_BYTES);
 }
 
-/** Computes the cache key: CSV bytes + (size, mtime) of each row's image. */
+/** Computes the cache key: CSV bytes + (size, mtime, ctime, inode) of each row's image. */
 export async function cacheKey(layout: DatasetLayout, attrs: Attributes): Promise<string> {
   const h = createHash("sha256");
   h.update(`v${CACHE_VERSION}|${IMAGE_WIDTH}x${IMAGE_HEIGHT}x${IMAGE_CHANNELS}|`);
@@ -92,7 +99,7 @@ export async function cacheKey(layout: DatasetLayout, attrs: Attributes): Promis
   const stats = await mapLimit(Array.from(attrs.index), 32, async (idx) => {
     try {
       const s = await Deno.stat(imagePath(layout, idx));
-      return `${idx}:${s.size}:${s.mtime?.getTime() ?? 0}`;
+      return `${idx}:${s.size}:${s.mtime?.getTime() ?? 0}:${s.ctime?.getTime() ?? 0}:${s.ino ?? 0}`;
     } catch {
       return `${idx}:missing`;
     }
@@ -101,33 +108,40 @@ export async function cacheKey(layout: DatasetLayout, attrs: Attributes): Promis
   return h.digest("hex").slice(0, 20);
 }
 
-async function tryLoad(binPath: string, metaPath: string, key: string, n: number): Promise<PixelCache | null> {
+/** Why a cache was not loaded (null when it was). */
+type LoadMiss = "absent" | "stale" | "damaged";
+
+async function tryLoad(binPath: string, metaPath: string, key: string, n: number): Promise<PixelCache | LoadMiss> {
   let meta: CacheMeta;
   try {
     meta = JSON.parse(await Deno.readTextFile(metaPath));
   } catch {
-    return null;
+    return "absent";
   }
-  if (meta.version !== CACHE_VERSION || meta.key !== key || meta.rows !== n) return null;
+  if (meta.version !== CACHE_VERSION || meta.key !== key || meta.rows !== n || !meta.sha256) return "stale";
   const expected = n + n * IMAGE_BYTES;
   let file: Deno.FsFile;
   try {
     const st = await Deno.stat(binPath);
-    if (st.size !== expected) return null;
+    if (st.size !== expected) return "damaged";
     file = await Deno.open(binPath, { read: true });
   } catch {
-    return null;
+    return "absent";
   }
   const start = performance.now();
   try {
     const status = new Uint8Array(n);
     await readFull(file, status, binPath);
+    const h = createHash("sha256").update(status);
     const pixels = new Uint8Array(n * IMAGE_BYTES);
     // Read in 64 MB slices straight into the final buffer.
     const slice = 64 << 20;
     for (let off = 0; off < pixels.length; off += slice) {
-      await readFull(file, pixels.subarray(off, Math.min(off + slice, pixels.length)), binPath);
+      const part = pixels.subarray(off, Math.min(off + slice, pixels.length));
+      await readFull(file, part, binPath);
+      h.update(part);
     }
+    if (h.digest("hex") !== meta.sha256) return "damaged";
     return {
       pixels,
       status,
@@ -155,7 +169,8 @@ export async function loadPixelCache(layout: DatasetLayout, attrs: Attributes, o
   const metaPath = join(dir, `pixels-${key}.json`);
   if (!opts.rebuild) {
     const loaded = await tryLoad(binPath, metaPath, key, n);
-    if (loaded) return loaded;
+    if (typeof loaded !== "string") return loaded;
+    if (loaded === "damaged" && !opts.quiet) console.error(`pixel cache ${binPath} is damaged (its checksum or size does not match); decoding the images again`);
   }
   const start = performance.now();
   const pixels = new Uint8Array(n * IMAGE_BYTES);
@@ -174,11 +189,15 @@ export async function loadPixelCache(layout: DatasetLayout, attrs: Attributes, o
   });
   progress.finish(problems.length ? `(${problems.length} bad)` : "");
   problems.sort((a, b) => a.row - b.row);
+  const h = createHash("sha256");
   await writeChunksAtomic(binPath, async (file) => {
     await writeAll(file, status);
+    h.update(status);
     const slice = 64 << 20;
     for (let off = 0; off < pixels.length; off += slice) {
-      await writeAll(file, pixels.subarray(off, Math.min(off + slice, pixels.length)));
+      const part = pixels.subarray(off, Math.min(off + slice, pixels.length));
+      await writeAll(file, part);
+      h.update(part);
     }
   });
   const meta: CacheMeta = {
@@ -191,16 +210,22 @@ export async function loadPixelCache(layout: DatasetLayout, attrs: Attributes, o
     csvPath: attrs.csvPath,
     imagesDir: layout.imagesDir,
     problems,
+    sha256: h.digest("hex"),
     createdAt: new Date().toISOString(),
   };
   await writeJsonAtomic(metaPath, meta);
   // Drop superseded caches of this folder.
   for await (const e of Deno.readDir(dir)) {
     // Anything derived from a superseded cache (pixels-*, descriptors-*, …) goes too.
-    const m = /^[a-z]+-([0-9a-f]{20})\./.exec(e.name);
-    if (m && m[1] !== key) {
-      await Deno.remove(join(dir, e.name)).catch(() => {});
+    // Temp files of a build killed before its rename (writeFileAtomic names them <file>.tmp-<pid>-<n>); a live
+    // process's are its work in progress.
+    const t = /\.tmp-(\d+)-\d+$/.exec(e.name);
+    if (t) {
+      if (Number(t[1]) !== Deno.pid && !(await processAlive(Number(t[1])))) await Deno.remove(join(dir, e.name)).catch(() => {});
+      continue;
     }
+    const m = /^[a-z]+-([0-9a-f]{20})\./.exec(e.name);
+    if (m && m[1] !== key) await Deno.remove(join(dir, e.name)).catch(() => {});
   }
   return { pixels, status, problems, key, binPath, built: true, seconds: (performance.now() - start) / 1000 };
 }

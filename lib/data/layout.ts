@@ -7,6 +7,7 @@
 import { basename, join, resolve } from "node:path";
 import { ATTRIBUTES_FILE, imageFileName, IMAGES_SUBDIR, parseImageFileName } from "./schema.ts";
 import { exists } from "../util/fs.ts";
+import { UserError } from "../util/errors.ts";
 
 export interface DatasetLayout {
   /** The dataroot as given, absolute. */
@@ -32,21 +33,22 @@ export async function resolveLayout(opts: LayoutOptions): Promise<DatasetLayout>
   try {
     info = await Deno.stat(root);
   } catch {
-    throw new Error(`dataroot ${root} does not exist`);
+    throw new UserError(`dataroot ${root} does not exist`);
   }
-  if (!info.isDirectory) throw new Error(`dataroot ${root} is not a folder`);
+  if (!info.isDirectory) throw new UserError(`dataroot ${root} is not a folder`);
   const kitDir = join(root, IMAGES_SUBDIR);
   const kind = (await exists(kitDir)) ? "kit" : "flat";
   const imagesDir = kind === "kit" ? kitDir : root;
   const csvPath = opts.attributes ? resolve(opts.attributes) : join(root, ATTRIBUTES_FILE);
   if (!(await exists(csvPath))) {
-    throw new Error(
+    throw new UserError(
       opts.attributes
         ? `attributes file ${csvPath} does not exist`
         : `no ${ATTRIBUTES_FILE} in ${root}; expected the kit layout (CSV + ${IMAGES_SUBDIR}/) or a flat folder ` +
           `(CSV beside the PNGs), or pass --attributes FILE`,
     );
   }
+  if (!(await Deno.stat(csvPath)).isFile) throw new UserError(`attributes file ${csvPath} is not a file; pass the CSV itself with --attributes FILE`);
   return { root, imagesDir, csvPath, kind };
 }
 

@@ -16,13 +16,15 @@
  * therefore keeps its share in every split to within one row, and the
  * overall sizes match the ratios exactly (±1).
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import pl from "nodejs-polars";
 import { type Attributes, readAttributes } from "./attributes.ts";
 import { CSV_HEADER, HEAD_NAMES, type HeadName, HEADS, MISSING } from "./schema.ts";
 import { labelName } from "./attributes.ts";
 import { Rng } from "../util/rng.ts";
-import { exists, writeFileAtomic } from "../util/fs.ts";
+import { exists, readJson, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { UserError } from "../util/errors.ts";
 
 export const SPLIT_TASKS = ["gender", "haircolor", "multitask"] as const;
 export type SplitTask = typeof SPLIT_TASKS[number];
@@ -102,7 +104,24 @@ export function splitPath(dir: string, task: SplitTask, part: SplitPart): string
   return join(dir, `${task}_${part}.csv`);
 }
 
-/** Writes one CSV per part (attributes header), atomically. */
+/** `<dir>/<task>_meta.json`: which attributes CSV (by content) a task's splits were made from. */
+export function splitMetaPath(dir: string, task: SplitTask): string {
+  return join(dir, `${task}_meta.json`);
+}
+
+interface SplitMeta {
+  csv: string;
+  csv_sha256: string;
+  rows: Record<SplitPart, number>;
+  createdAt: string;
+}
+
+/** SHA-256 of the attributes CSV's bytes: the splits' key to the dataset's content. */
+export async function csvSha256(csvPath: string): Promise<string> {
+  return createHash("sha256").update(await Deno.readFile(csvPath)).digest("hex");
+}
+
+/** Writes one CSV per part (attributes header) and the meta file keyed to the CSV's content, atomically. */
 export async function writeSplits(dir: string, task: SplitTask, attrs: Attributes, splits: Splits): Promise<string[]> {
   const paths: string[] = [];
   for (const part of SPLIT_PARTS) {
@@ -114,7 +133,20 @@ export async function writeSplits(dir: string, task: SplitTask, attrs: Attribute
     await writeFileAtomic(p, lines.join("\n") + "\n");
     paths.push(p);
   }
+  const meta: SplitMeta = {
+    csv: attrs.csvPath,
+    csv_sha256: await csvSha256(attrs.csvPath),
+    rows: Object.fromEntries(SPLIT_PARTS.map((p) => [p, splits[p].length])) as Record<SplitPart, number>,
+    createdAt: new Date().toISOString(),
+  };
+  await writeJsonAtomic(splitMetaPath(dir, task), meta);
   return paths;
+}
+
+export interface ReadSplitsOptions {
+  /** Rows whose images are usable now (decoded fine, not excluded): split rows outside it are left out, with a note. */
+  usable?: ArrayLike<number>;
+  log?: (msg: string) => void;
 }
 
 export async function splitsExist(dir: string, task: SplitTask): Promise<boolean> {
@@ -124,10 +156,21 @@ export async function splitsExist(dir: string, task: SplitTask): Promise<boolean
 
 /**
  * Reads a task's split files back as rows of `attrs` (matched by
- * Image_Index). A split naming an index the dataset lacks, or whose labels
- * disagree with the dataset, is an error naming the file and line.
+ * Image_Index). Splits made from another attributes CSV (by content, the
+ * meta file) are refused; a split naming an index the dataset lacks, or whose
+ * labels disagree with the dataset, is an error naming the file and line.
+ * With `usable`, rows whose images are no longer usable (broken since the
+ * split was made, or now in the bad-image list) are left out and counted.
  */
-export async function readSplits(dir: string, task: SplitTask, attrs: Attributes): Promise<Splits> {
+export async function readSplits(dir: string, task: SplitTask, attrs: Attributes, opts: ReadSplitsOptions = {}): Promise<Splits> {
+  const metaPath = splitMetaPath(dir, task);
+  if (await exists(metaPath)) {
+    const meta = await readJson<SplitMeta>(metaPath);
+    const now = await csvSha256(attrs.csvPath);
+    if (meta.csv_sha256 !== now) {
+      throw new UserError(`${dir}: the ${task} splits were made from another attributes CSV (${meta.csv}, sha256 ${meta.csv_sha256.slice(0, 12)}…; ${attrs.csvPath} is ${now.slice(0, 12)}…); re-split with deno task split --dataroot DIR --force, or pass another --split-dir`);
+    }
+  }
   const rowOf = new Map<number, number>();
   attrs.index.forEach((idx, r) => rowOf.set(idx, r));
   const out = {} as Splits;
@@ -137,7 +180,7 @@ export async function readSplits(dir: string, task: SplitTask, attrs: Attributes
     const rows = new Int32Array(s.index.length);
     for (let i = 0; i < s.index.length; i++) {
       const r = rowOf.get(s.index[i]);
-      if (r === undefined) throw new Error(`${path}: line ${i + 2}: Image_Index ${s.index[i]} is not in ${attrs.csvPath}`);
+      if (r === undefined) throw new UserError(`${path}: line ${i + 2}: Image_Index ${s.index[i]} is not in ${attrs.csvPath}`);
       for (const h of HEAD_NAMES) {
         if (s.labels[h][i] !== attrs.labels[h][r]) {
           throw new Error(`${path}: line ${i + 2}: ${HEADS[h].column} '${labelName(h, s.labels[h][i])}' differs from the dataset's '${labelName(h, attrs.labels[h][r])}'; regenerate the splits`);
@@ -146,6 +189,18 @@ export async function readSplits(dir: string, task: SplitTask, attrs: Attributes
       rows[i] = r;
     }
     out[part] = rows;
+  }
+  if (opts.usable) {
+    const ok = new Set(Array.from(opts.usable));
+    const dropped: string[] = [];
+    for (const part of SPLIT_PARTS) {
+      const kept = out[part].filter((r) => ok.has(r));
+      if (kept.length < out[part].length) dropped.push(`${out[part].length - kept.length} of ${part}`);
+      out[part] = kept;
+    }
+    if (dropped.length) {
+      (opts.log ?? ((m: string) => console.error(m)))(`split: left out ${dropped.join(", ")} in ${dir} (${task}): their images are no longer usable (broken since the split, or in the bad-image list); deno task split --dataroot DIR --force re-splits`);
+    }
   }
   return out;
 }
@@ -199,8 +254,8 @@ export interface EnsureSplitsOptions extends SplitOptions {
  */
 export async function ensureSplits(attrs: Attributes, task: SplitTask, usable: ArrayLike<number>, opts: EnsureSplitsOptions): Promise<{ splits: Splits; created: boolean }> {
   const log = opts.log ?? ((m: string) => console.error(m));
-  if (!opts.force && (await splitsExist(opts.dir, task))) return { splits: await readSplits(opts.dir, task, attrs), created: false };
   const keep = Array.from(usable).filter((r) => !opts.exclude?.has(attrs.index[r]));
+  if (!opts.force && (await splitsExist(opts.dir, task))) return { splits: await readSplits(opts.dir, task, attrs, { usable: keep, log }), created: false };
   const splits = makeSplits(attrs, task, keep, opts);
   await writeSplits(opts.dir, task, attrs, splits);
   log(`split: created ${task} splits in ${opts.dir} (train ${splits.train.length}, val ${splits.val.length}, test ${splits.test.length}; ` +

@@ -11,6 +11,7 @@ import { ATTRIBUTES_FILE, imageFileName, parseImageFileName } from "./schema.ts"
 import { exists, writeFileAtomic } from "../util/fs.ts";
 import { Progress } from "../util/progress.ts";
 import { readAttributes } from "./attributes.ts";
+import { UserError } from "../util/errors.ts";
 
 export const ARCHIVE_RE = /^Tiny_Portraits_Archive_(\d{3})\.zip$/;
 export const EXPECTED_ARCHIVES = 66;
@@ -46,7 +47,7 @@ export async function unpackArchives(opts: UnpackOptions): Promise<UnpackReport>
   try {
     for await (const e of Deno.readDir(opts.zips)) if (e.isFile && ARCHIVE_RE.test(e.name)) names.push(e.name);
   } catch {
-    throw new Error(`unpack: zip folder ${opts.zips} cannot be read`);
+    throw new UserError(`unpack: zip folder ${opts.zips} cannot be read`);
   }
   names.sort();
   if (names.length === 0) throw new Error(`unpack: no Tiny_Portraits_Archive_NNN.zip files in ${opts.zips}`);

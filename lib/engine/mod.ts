@@ -16,6 +16,7 @@ import { registerOnednnBackend } from "./onednn/mod.ts";
 import { registerWasmTrainingKernels } from "./wasm_train/mod.ts";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
+import { UserError } from "../util/errors.ts";
 
 export const BACKENDS = ["tensorflow", "onednn", "wasm", "cpu", "webgpu"] as const;
 export type BackendName = typeof BACKENDS[number];
@@ -92,7 +93,7 @@ async function tryWasm(): Promise<string> {
 async function tryWebgpu(): Promise<string> {
   // deno-lint-ignore no-explicit-any
   const gpu = (navigator as any).gpu;
-  if (!gpu) throw new Error("navigator.gpu is missing (run Deno with --unstable-webgpu)");
+  if (!gpu) throw new UserError("navigator.gpu is missing (run Deno with --unstable-webgpu)");
   const adapter = await gpu.requestAdapter();
   if (!adapter) throw new Error("no WebGPU adapter (install mesa-vulkan-drivers or a GPU driver)");
   await import("@tensorflow/tfjs-backend-webgpu");
@@ -127,7 +128,7 @@ export async function initEngine(opts: EngineOptions = {}): Promise<EngineChoice
   let choice: EngineChoice | null = null;
   if (forcedName) {
     if (!(BACKENDS as readonly string[]).includes(forcedName)) {
-      throw new Error(`unknown backend '${forcedName}'; expected one of ${BACKENDS.join(", ")}`);
+      throw new UserError(`unknown backend '${forcedName}'; expected one of ${BACKENDS.join(", ")}`);
     }
     const name = forcedName as BackendName;
     let reason: string | null;
@@ -136,7 +137,7 @@ export async function initEngine(opts: EngineOptions = {}): Promise<EngineChoice
     } catch (err) {
       throw new Error(`backend '${name}' was requested but is not available: ${(err as Error).message}`);
     }
-    if (reason === null) throw new Error(`backend '${name}' was requested but is not installed`);
+    if (reason === null) throw new UserError(`backend '${name}' was requested but is not installed`);
     attempts.push({ backend: name, ok: true, reason });
     choice = { backend: name, reason: `forced by ${opts.backend ? (opts.source ?? "--backend") : "TP_BACKEND"}: ${reason}`, forced: true, attempts };
   } else {

@@ -54,9 +54,11 @@ import {
 } from "./mod.ts";
 import { applyDecisionBias, DECISION_BIAS_FILE, type DecisionBiasFile, type DecisionBiasMode, fitDecisionBias, readDecisionBias, writeDecisionBias } from "./decision.ts";
 import { saveChart } from "../viz/vega.ts";
+import { withRunLock } from "../util/run_dir.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { appendFileAtomic, readJson, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { Progress } from "../util/progress.ts";
+import { UserError } from "../util/errors.ts";
 
 export interface RunModelConfig {
   model: string;
@@ -85,7 +87,7 @@ export interface Predictor {
 /** Loads models/<ckpt> of a run and its config. */
 export async function loadRunModel(runDir: string, ckpt: "best" | "last"): Promise<{ model: tfl.LayersModel; config: RunModelConfig; dir: string }> {
   const dir = await resolveCheckpoint(join(runDir, "models", ckpt));
-  if (!dir) throw new Error(`no '${ckpt}' checkpoint in ${join(runDir, "models")}; train first (deno task train --exp-name ...)`);
+  if (!dir) throw new UserError(`no '${ckpt}' checkpoint in ${join(runDir, "models")}; train first (deno task train --exp-name ...)`);
   const config = await readJson<RunModelConfig>(join(dir, "config.json"));
   const model = await tfl.loadLayersModel(fileIO(dir));
   return { model, config, dir };
@@ -135,7 +137,7 @@ export async function loadPredictor(runDir: string, ckpt: "best" | "last", opts:
   if (file && file.ckpt === ckpt) {
     for (const [head, h] of Object.entries(file.heads)) {
       const labels = config.heads[head];
-      if (!labels || labels.join() !== h.labels.join()) throw new Error(`${join(runDir, DECISION_BIAS_FILE)}: head '${head}' does not match the run's labels; delete the file or refit it with deno task calibrate`);
+      if (!labels || labels.join() !== h.labels.join()) throw new UserError(`${join(runDir, DECISION_BIAS_FILE)}: head '${head}' does not match the run's labels; delete the file or refit it with deno task calibrate`);
       if (h.bias.some((b) => b !== 0)) biases[head] = h.bias;
     }
   }
@@ -168,22 +170,26 @@ export interface CalibrateOptions {
  * the chosen heads and writes `<run>/decision_bias.json`; evaluate and predict apply them from then on.
  */
 export async function calibrateRun(opts: CalibrateOptions): Promise<{ file: DecisionBiasFile; path: string; text: string }> {
+  return await withRunLock(opts.runDir, "calibrate", () => calibrateLocked(opts), { quiet: opts.quiet, create: false });
+}
+
+async function calibrateLocked(opts: CalibrateOptions): Promise<{ file: DecisionBiasFile; path: string; text: string }> {
   const ckpt = opts.ckpt ?? "best";
   const predictor = await loadPredictor(opts.runDir, ckpt, { dataroot: opts.dataroot, decisionBias: "none" });
   try {
     const { config } = predictor;
     const dataroot = opts.dataroot ?? config.dataset.root;
-    if (!dataroot) throw new Error(`calibrate: pass --dataroot DIR for ${basename(opts.runDir)}`);
+    if (!dataroot) throw new UserError(`calibrate: pass --dataroot DIR for ${basename(opts.runDir)}`);
     const ds = await openDataset({ dataroot, attributes: opts.attributes, quiet: opts.quiet });
     const splitDir = opts.splitDir ?? defaultSplitDir(datasetName(ds.layout));
-    if (!(await splitsExist(splitDir, config.task))) throw new Error(`calibrate: no ${config.task} splits in ${splitDir}; run deno task split --dataroot ${dataroot}`);
-    const rows = (await readSplits(splitDir, config.task, ds.attrs)).val;
+    if (!(await splitsExist(splitDir, config.task))) throw new UserError(`calibrate: no ${config.task} splits in ${splitDir}; run deno task split --dataroot ${dataroot}`);
+    const rows = (await readSplits(splitDir, config.task, ds.attrs, { usable: ds.goodRows })).val;
     const probs = await predictor.predict(ds.cache.pixels, rows);
     const file: DecisionBiasFile = { ckpt, split: "val", tta: config.tta ?? "none", heads: {}, createdAt: new Date().toISOString() };
     const lines = [`decision biases of ${opts.runDir} (${ckpt}) fitted on ${rows.length} validation rows:`];
     const chosen = opts.heads ?? Object.keys(config.heads).filter((h) => config.heads[h].length > 2);
-    for (const h of chosen) if (!(h in config.heads)) throw new Error(`calibrate: the run has no head '${h}'; its heads are ${Object.keys(config.heads).join(", ")}`);
-    if (chosen.length === 0) throw new Error(`calibrate: ${opts.runDir} has only two-class heads (${Object.keys(config.heads).join(", ")}); name them with --heads to fit them anyway`);
+    for (const h of chosen) if (!(h in config.heads)) throw new UserError(`calibrate: the run has no head '${h}'; its heads are ${Object.keys(config.heads).join(", ")}`);
+    if (chosen.length === 0) throw new UserError(`calibrate: ${opts.runDir} has only two-class heads (${Object.keys(config.heads).join(", ")}); name them with --heads to fit them anyway`);
     for (const head of chosen as HeadName[]) {
       const labels = config.heads[head];
       const yTrue = Int32Array.from(rows, (r) => ds.attrs.labels[head][r]);
@@ -266,22 +272,27 @@ export interface EvaluateResult {
   imgPerSec: number;
 }
 
+/** Evaluates a run holding its folder's lock (one writer per run folder). */
 export async function evaluateRun(opts: EvaluateOptions): Promise<EvaluateResult> {
+  return await withRunLock(opts.runDir, "evaluate", () => evaluateLocked(opts), { quiet: opts.quiet, create: basename(opts.runDir) === FACEAPI_BASELINE });
+}
+
+async function evaluateLocked(opts: EvaluateOptions): Promise<EvaluateResult> {
   const s = opts.faceMinScore, m = opts.worstMinRows;
-  if (s !== undefined && !(s > 0 && s <= 1)) throw new Error(`evaluate: expected --face-min-score in (0, 1], got ${s}`);
+  if (s !== undefined && !(s > 0 && s <= 1)) throw new UserError(`evaluate: expected --face-min-score in (0, 1], got ${s}`);
   if (m !== undefined && !(Number.isInteger(m) && m >= 1)) throw new Error(`evaluate: expected worstMinRows to be a positive integer, got ${m}`);
   const predictor = await loadPredictor(opts.runDir, opts.ckpt, { dataroot: opts.dataroot, tta: opts.tta, decisionBias: opts.decisionBias });
   const { config, dir } = predictor;
   try {
     const dataroot = opts.dataroot ?? config.dataset.root;
-    if (!dataroot) throw new Error(`evaluate: pass --dataroot DIR for ${basename(opts.runDir)}`);
+    if (!dataroot) throw new UserError(`evaluate: pass --dataroot DIR for ${basename(opts.runDir)}`);
     const ds = await openDataset({ dataroot, attributes: opts.attributes, quiet: opts.quiet });
     let rows: Int32Array;
     if (opts.split === "all") rows = ds.goodRows;
     else {
       const splitDir = opts.splitDir ?? defaultSplitDir(datasetName(ds.layout));
-      if (!(await splitsExist(splitDir, config.task))) throw new Error(`evaluate: no ${config.task} splits in ${splitDir}; run deno task split --dataroot ${dataroot} (or use --split all)`);
-      rows = (await readSplits(splitDir, config.task, ds.attrs))[opts.split];
+      if (!(await splitsExist(splitDir, config.task))) throw new UserError(`evaluate: no ${config.task} splits in ${splitDir}; run deno task split --dataroot ${dataroot} (or use --split all)`);
+      rows = (await readSplits(splitDir, config.task, ds.attrs, { usable: ds.goodRows }))[opts.split];
     }
     const heads = Object.keys(config.heads) as HeadName[];
     const t0 = performance.now();

@@ -16,12 +16,14 @@ import pl from "nodejs-polars";
 import sharp from "sharp";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { checkFill, DEFAULT_FILL, type FillMode, portraitsFromImages } from "../faces/mod.ts";
-import { loadPredictor } from "./evaluate.ts";
+import { FACEAPI_BASELINE, loadPredictor } from "./evaluate.ts";
+import { withRunLock } from "../util/run_dir.ts";
 import type { DecisionBiasMode } from "./decision.ts";
 import { argmaxRows } from "./report.ts";
 import { mosaic, type MosaicTile } from "../viz/mosaic.ts";
 import { appendFileAtomic, csvField, writeFileAtomic } from "../util/fs.ts";
 import { Progress } from "../util/progress.ts";
+import { UserError } from "../util/errors.ts";
 
 export const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".bmp"];
 
@@ -85,7 +87,7 @@ async function listImages(dir: string): Promise<string[]> {
       if (e.isFile || (e.isSymlink && (await Deno.stat(join(dir, e.name)).catch(() => null))?.isFile)) out.push(e.name);
     }
   } catch {
-    throw new Error(`predict: --images ${dir} is not a readable folder`);
+    throw new UserError(`predict: --images ${dir} is not a readable folder`);
   }
   if (!out.length) throw new Error(`predict: no image files (${IMAGE_EXTENSIONS.join(" ")}) in ${dir}`);
   return out.sort();
@@ -112,15 +114,15 @@ export async function readTruth(path: string, files: readonly string[], heads: R
   try {
     text = await Deno.readTextFile(path);
   } catch (err) {
-    throw new Error(`predict: cannot read --truth ${path}: ${(err as Error).message}`);
+    throw new UserError(`predict: cannot read --truth ${path}: ${(err as Error).message}`);
   }
   const [header, ...body] = readCsvRows(text.replace(/^\uFEFF/, ""));
   const cols = (header ?? []).map((c) => c.trim().toLowerCase());
   const fcol = cols.indexOf("filename");
-  if (fcol < 0) throw new Error(`predict: --truth ${path} has no 'filename' column (columns: ${cols.join(", ") || "none"})`);
+  if (fcol < 0) throw new UserError(`predict: --truth ${path} has no 'filename' column (columns: ${cols.join(", ") || "none"})`);
   const scored = Object.keys(heads).filter((h) => cols.includes(h.toLowerCase()));
   if (!scored.length) {
-    throw new Error(`predict: --truth ${path} has no column for the model's heads (${Object.keys(heads).join(", ")}); columns: ${cols.join(", ")}`);
+    throw new UserError(`predict: --truth ${path} has no column for the model's heads (${Object.keys(heads).join(", ")}); columns: ${cols.join(", ")}`);
   }
   const byName = new Map<string, string[]>();
   body.forEach((r) => byName.set(r[fcol]?.trim() ?? "", r));
@@ -138,7 +140,7 @@ export async function readTruth(path: string, files: readonly string[], heads: R
       const v = (byName.get(f)![c] ?? "").trim().toLowerCase();
       if (v === "") return -1;
       const k = labels.indexOf(v);
-      if (k < 0) throw new Error(`predict: --truth ${path}: '${f}' has ${h} '${v}', expected one of ${heads[h].join(", ")} (or empty)`);
+      if (k < 0) throw new UserError(`predict: --truth ${path}: '${f}' has ${h} '${v}', expected one of ${heads[h].join(", ")} (or empty)`);
       return k;
     });
   }
@@ -160,6 +162,10 @@ export function sheetRows(confidence: ArrayLike<number>, first = SHEET_FIRST, le
 
 /** Predicts every image of `opts.images` with the run's model; see the file header. */
 export async function predictFolder(opts: PredictOptions): Promise<PredictResult> {
+  return await withRunLock(opts.runDir, "predict", () => predictLocked(opts), { quiet: opts.quiet, create: basename(opts.runDir) === FACEAPI_BASELINE });
+}
+
+async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const fill = opts.fill ?? DEFAULT_FILL;
   checkFill("predict", fill);
   const predictor = await loadPredictor(opts.runDir, opts.ckpt, { decisionBias: opts.decisionBias });

@@ -4,6 +4,7 @@
 // mirror or the mean colour: `FillMode`), tilted crops and large down-scalings without aliasing.
 
 import sharp from "sharp";
+import { UserError } from "../util/errors.ts";
 
 export interface RgbImage {
   /** uint8 RGB, HWC, width*height*3 bytes. */
@@ -23,7 +24,7 @@ export async function readRgb(path: string, maxSide = 2048): Promise<RgbImage & 
   try {
     bytes = await Deno.readFile(path);
   } catch (err) {
-    throw new Error(`portraitFromImage: cannot read '${path}': ${(err as Error).message}`);
+    throw new UserError(`portraitFromImage: cannot read '${path}': ${(err as Error).message}`);
   }
   try {
     const img = sharp(bytes, { failOn: "error" }).rotate();

@@ -17,6 +17,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { engineChoice, initEngine } from "../engine/mod.ts";
 import type * as FaceApiNs from "@vladmandic/face-api/dist/face-api.node-wasm.js";
+import { UserError } from "../util/errors.ts";
 
 export type FaceApi = typeof FaceApiNs;
 /** face-api bundles its own copy of the tfjs *types*; at run time its tensors are tfjs-core's. */
@@ -117,7 +118,7 @@ export async function readWeightMap(stem: string): Promise<tf.NamedTensorMap> {
   try {
     manifest = JSON.parse(await Deno.readTextFile(manifestPath));
   } catch (err) {
-    throw new Error(`faces: cannot read the weights manifest ${manifestPath}: ${(err as Error).message}`);
+    throw new UserError(`faces: cannot read the weights manifest ${manifestPath}: ${(err as Error).message}`);
   }
   const map: tf.NamedTensorMap = {};
   for (const group of manifest) {

@@ -15,6 +15,7 @@ import { exists, writeFileAtomic, readJson } from "../util/fs.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { classTensor, latentsForSeeds, LATEST, toPixels } from "../train/gan.ts";
 import type { GeneratorMeta } from "../train/gan.ts";
+import { UserError } from "../util/errors.ts";
 
 export interface LoadedGenerator {
   mapping: tfl.LayersModel;
@@ -37,7 +38,7 @@ export async function loadGenerator(path: string): Promise<LoadedGenerator> {
       break;
     }
   }
-  if (!dir) throw new Error(`gan:generate: no generator in ${path} (expected generator.json and synthesisEma/ there or under ${LATEST}); train with deno task gan:train first`);
+  if (!dir) throw new UserError(`gan:generate: no generator in ${path} (expected generator.json and synthesisEma/ there or under ${LATEST}); train with deno task gan:train first`);
   const meta = await readJson<GeneratorMeta>(join(dir, "generator.json"));
   const mapping = await tfl.loadLayersModel(fileIO(join(dir, "mappingEma")));
   const synthesis = await tfl.loadLayersModel(fileIO(join(dir, "synthesisEma")));
@@ -49,24 +50,24 @@ export function parseSeeds(spec: string): number[] {
   const out: number[] = [];
   for (const part of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw new Error(`--seeds: expected comma-separated integers or ranges like 0-7, got '${part}'`);
+    if (!m) throw new UserError(`--seeds: expected comma-separated integers or ranges like 0-7, got '${part}'`);
     const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a || b - a > 10000) throw new Error(`--seeds: bad range '${part}'`);
+    if (b < a || b - a > 10000) throw new UserError(`--seeds: bad range '${part}'`);
     for (let s = a; s <= b; s++) out.push(s);
   }
-  if (!out.length) throw new Error("--seeds: no seeds given");
+  if (!out.length) throw new UserError("--seeds: no seeds given");
   return out;
 }
 
 /** Class code for a class name of a conditional generator (null when unconditional). */
 export function classCode(g: LoadedGenerator, name: string | undefined): number | null {
   if (!g.meta.classes.length) {
-    if (name !== undefined) throw new Error(`gan:generate: the generator is unconditional; drop --class`);
+    if (name !== undefined) throw new UserError(`gan:generate: the generator is unconditional; drop --class`);
     return null;
   }
   if (name === undefined) return null; // caller cycles through classes
   const c = g.meta.classes.indexOf(name);
-  if (c < 0) throw new Error(`gan:generate: unknown --class '${name}'; this generator knows ${g.meta.classes.join(", ")}`);
+  if (c < 0) throw new UserError(`gan:generate: unknown --class '${name}'; this generator knows ${g.meta.classes.join(", ")}`);
   return c;
 }
 
@@ -81,7 +82,7 @@ export function meanW(g: LoadedGenerator, cls: number | null, n = 4096): tf.Tens
 
 /** w for each seed (class per seed when conditional), truncated towards the class mean by ψ = trunc. */
 export function seedsToW(g: LoadedGenerator, seeds: number[], classes: (number | null)[], trunc: number): tf.Tensor2D {
-  if (!(trunc >= 0 && trunc <= 2)) throw new Error(`gan:generate: expected --trunc in 0..2, got ${trunc}`);
+  if (!(trunc >= 0 && trunc <= 2)) throw new UserError(`gan:generate: expected --trunc in 0..2, got ${trunc}`);
   return tf.tidy(() => {
     const z = latentsForSeeds(seeds, g.meta.model.latentDim);
     const cond = g.meta.classes.length > 0;
@@ -110,7 +111,7 @@ export async function renderW(g: LoadedGenerator, w: tf.Tensor2D): Promise<Uint8
 
 /** `steps` images linear in w from seed a to seed b. */
 export async function interpolate(g: LoadedGenerator, a: number, b: number, steps: number, cls: number | null, trunc: number): Promise<Uint8Array> {
-  if (!(Number.isInteger(steps) && steps >= 2)) throw new Error(`gan:generate: expected --interp-steps ≥ 2, got ${steps}`);
+  if (!(Number.isInteger(steps) && steps >= 2)) throw new UserError(`gan:generate: expected --interp-steps ≥ 2, got ${steps}`);
   const w = tf.tidy(() => {
     const ends = seedsToW(g, [a, b], [cls, cls], trunc);
     const t = tf.tensor2d(Array.from({ length: steps }, (_, i) => i / (steps - 1)), [steps, 1]);

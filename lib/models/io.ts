@@ -16,6 +16,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
+import { UserError } from "../util/errors.ts";
 
 export const MODEL_FILE = "model.json";
 export const WEIGHTS_FILE = "weights.bin";
@@ -101,10 +102,10 @@ async function load(dir: string): Promise<tf.io.ModelArtifacts> {
   try {
     json = JSON.parse(await Deno.readTextFile(jsonPath));
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new Error(`fileIO: no saved model in ${dir} (${MODEL_FILE} is missing)`);
-    throw new Error(`fileIO: cannot read ${jsonPath}: ${(err as Error).message}`);
+    if (err instanceof Deno.errors.NotFound) throw new UserError(`fileIO: no saved model in ${dir} (${MODEL_FILE} is missing)`);
+    throw new UserError(`fileIO: cannot read ${jsonPath}: ${(err as Error).message}`);
   }
-  if (json.modelTopology == null) throw new Error(`fileIO: ${jsonPath} has no modelTopology`);
+  if (json.modelTopology == null) throw new UserError(`fileIO: ${jsonPath} has no modelTopology`);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const parts: Uint8Array[] = [];
   for (const group of json.weightsManifest ?? []) {
@@ -114,7 +115,7 @@ async function load(dir: string): Promise<tf.io.ModelArtifacts> {
       try {
         parts.push(await Deno.readFile(path));
       } catch (err) {
-        throw new Error(`fileIO: cannot read the weights ${path} named in ${jsonPath}: ${(err as Error).message}`);
+        throw new UserError(`fileIO: cannot read the weights ${path} named in ${jsonPath}: ${(err as Error).message}`);
       }
     }
   }

@@ -11,6 +11,7 @@ import { buildFaceResnetBackbone, DEFAULT_FACE_RESNET_CONFIG, type FaceResnetCon
 import { attachHeads } from "./heads.ts";
 import type { HeadName } from "../data/schema.ts";
 import { type Normalization, REFERENCE_NORMALIZATION } from "../data/batches.ts";
+import { UserError } from "../util/errors.ts";
 
 export interface ModelEntry<C extends object> {
   description: string;
@@ -74,7 +75,7 @@ export function mergeDefined<C extends object>(defaults: C, overrides: Partial<C
 
 export function modelEntry(name: string): ModelEntry<object> {
   const e = (MODELS as Record<string, ModelEntry<object>>)[name];
-  if (!e) throw new Error(`unknown model '${name}'; expected one of ${MODEL_NAMES.join(", ")}`);
+  if (!e) throw new UserError(`unknown model '${name}'; expected one of ${MODEL_NAMES.join(", ")}`);
   return e;
 }
 

@@ -47,13 +47,14 @@ import { cropViews, FACE_API_MEAN_RGB, FACE_RESNET_INPUT_SIZE, type FaceResnetCo
 import { attachHeads } from "../models/heads.ts";
 import { disposeModel, mergeDefined, modelEntry } from "../models/mod.ts";
 import { saveChart } from "../viz/vega.ts";
-import { appendFileAtomic, exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { appendFileAtomic, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { Rng } from "../util/rng.ts";
 import { saveCheckpoint } from "./checkpoint.ts";
 import { maskedSoftmaxCrossEntropy } from "./losses.ts";
 import type { TrainConfig, TrainRunResult } from "./run.ts";
 import { classificationTask } from "./tasks.ts";
 import { type EpochMetrics, learningRate, type TrainTask } from "./trainer.ts";
+import { UserError } from "../util/errors.ts";
 
 /** Registry name of the baseline (lib/models/mod.ts). */
 export const DESCRIPTOR_MODEL = "face_descriptors";
@@ -239,7 +240,7 @@ export async function trainDescriptorHeads(features: Float32Array, dim: number, 
   if (!(Number.isInteger(dim) && dim > 0) || features.length % dim !== 0) throw new Error(`descriptor head: expected features of n × ${dim} floats, got ${features.length}`);
   const n = features.length / dim;
   for (const [name, rows] of [["train", train], ["val", val]] as const) {
-    if (rows.length === 0) throw new Error(`descriptor head: the ${name} split is empty`);
+    if (rows.length === 0) throw new UserError(`descriptor head: the ${name} split is empty`);
     for (const r of rows) if (!(r >= 0 && r < n)) throw new Error(`descriptor head: ${name} row ${r} is outside the ${n} feature rows`);
   }
   const t0 = performance.now();
@@ -293,7 +294,7 @@ export async function trainDescriptorHeads(features: Float32Array, dim: number, 
           tf.tidy(() => kernels.forEach((k) => k.assign(tf.mul(k, keep))));
         }
         const l = (await loss.data())[0];
-        if (!Number.isFinite(l)) throw new Error(`descriptor head: training diverged (loss ${l} at epoch ${epoch + 1}); lower --lr`);
+        if (!Number.isFinite(l)) throw new UserError(`descriptor head: training diverged (loss ${l} at epoch ${epoch + 1}); lower --lr`);
         const p = await firstPred!.data(), t = await firstTruth!.data();
         for (let i = 0; i < p.length; i++) if (t[i] >= 0) labelled++, correct += p[i] === t[i] ? 1 : 0;
         lossSum += l * pick.length;
@@ -405,7 +406,7 @@ export function descriptorConfigs(overrides: Record<string, unknown>): { head: D
     else backbone[k] = v;
   }
   checkHeadConfig(head);
-  if (backbone.trainableFrom !== undefined) throw new Error("face_descriptors: the backbone is frozen; trainableFrom does not apply (use --model face_resnet to fine-tune)");
+  if (backbone.trainableFrom !== undefined) throw new UserError("face_descriptors: the backbone is frozen; trainableFrom does not apply (use --model face_resnet to fine-tune)");
   return { head, backbone };
 }
 
@@ -467,11 +468,7 @@ export async function descriptorFeatures(pixels: PixelCache, net: DescriptorNet,
 export async function trainDescriptorHead(cfg: TrainConfig, opts: { quiet?: boolean } = {}): Promise<TrainRunResult> {
   if (cfg.model !== DESCRIPTOR_MODEL) throw new Error(`trainDescriptorHead: expected model '${DESCRIPTOR_MODEL}', got '${cfg.model}'`);
   const runDir = join(cfg.checkpointsDir, cfg.expName);
-  if (await exists(join(runDir, "models", "last"))) {
-    throw new Error(cfg.resume
-      ? `train: ${DESCRIPTOR_MODEL} has no --resume (its head trains in seconds); pick another --exp-name`
-      : `train: ${runDir} already holds a run; pick another --exp-name`);
-  }
+  if (cfg.resume) throw new UserError(`train: ${DESCRIPTOR_MODEL} has no --resume (its head trains in seconds); pick another --exp-name`);
   const { head: headCfg, backbone: backboneOverrides } = descriptorConfigs(cfg.modelOverrides);
   const logLines: string[] = [];
   const log = (line: string) => {

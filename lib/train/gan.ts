@@ -27,7 +27,8 @@ import { descriptorStats, frechetDistance, type GaussianStats } from "../eval/fr
 import { loadOptimizerState, saveOptimizer, writeDirAtomic } from "./checkpoint.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { saveChart } from "../viz/vega.ts";
-import { appendFileAtomic, exists, writeFileAtomic, writeJsonAtomic, readJson } from "../util/fs.ts";
+import { appendFileAtomic, exists, readJson, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { assertFreshRunDir, checkResumeConfig, runDirPath, withRunLock } from "../util/run_dir.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 import { formatDuration, Progress } from "../util/progress.ts";
 import { engineChoice } from "../engine/mod.ts";
@@ -111,7 +112,7 @@ export const GAN_PRESETS: Record<string, Partial<GanTrainConfig>> = {
 };
 
 export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expName">, preset: string | undefined, overrides: Partial<GanTrainConfig>): GanTrainConfig {
-  if (preset !== undefined && !(preset in GAN_PRESETS)) throw new Error(`gan:train: unknown preset '${preset}'; expected one of ${Object.keys(GAN_PRESETS).join(", ")}`);
+  if (preset !== undefined && !(preset in GAN_PRESETS)) throw new UserError(`gan:train: unknown preset '${preset}'; expected one of ${Object.keys(GAN_PRESETS).join(", ")}`);
   const p = preset ? GAN_PRESETS[preset] : {};
   const merged = mergeDefined(mergeDefined({ ...DEFAULT_GAN_TRAIN, ...base } as GanTrainConfig, p), overrides);
   merged.model = { ...(p.model ?? {}), ...(overrides.model ?? {}) };
@@ -141,6 +142,7 @@ export {
   updateEma,
 } from "./gan_steps.ts";
 import { AUGMENTS, type Augment, buildGanNets, classTensor, discriminatorStep, disposeGanNets, type GanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "./gan_steps.ts";
+import { UserError } from "../util/errors.ts";
 
 /** Real batch in [-1, 1], randomly mirrored. */
 function realBatch(pixels: Uint8Array, rows: ArrayLike<number>, rng: Rng): tf.Tensor4D {
@@ -269,17 +271,32 @@ function fddChart(records: GanSnapshotRecord[]) {
   };
 }
 
-/** Trains (or resumes) a GAN run under checkpoints/<exp>/. */
+/** Settings a resumed GAN run must keep (kimg, snapshot interval, time limit may change). */
+export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "condition", "seed"] as const;
+
+/**
+ * Trains (or resumes) a GAN run under checkpoints/<exp>/, holding the folder's lock: a fresh run
+ * needs an empty folder, a resumed one must keep GAN_RESUME_FIXED_KEYS (checked before any write).
+ */
 export async function ganTrainRun(cfg: GanTrainConfig): Promise<GanRunResult> {
-  const runDir = join(cfg.checkpointsDir, cfg.expName);
+  const runDir = runDirPath(cfg.checkpointsDir, cfg.expName, "gan:train");
+  return await withRunLock(runDir, "gan:train", async () => {
+    if (!cfg.resume) await assertFreshRunDir(runDir, "gan:train");
+    else if (await exists(join(runDir, "config.json"))) {
+      checkResumeConfig(runDir, await readJson<Record<string, unknown>>(join(runDir, "config.json")), cfg as unknown as Record<string, unknown>, GAN_RESUME_FIXED_KEYS, "gan:train");
+    }
+    return await ganTrainLocked(cfg, runDir);
+  }, { quiet: cfg.quiet });
+}
+
+async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanRunResult> {
   const latest = join(runDir, LATEST);
   const log = async (line: string) => {
     if (!cfg.quiet) console.log(line);
     await appendFileAtomic(join(runDir, "run.log"), `${new Date().toISOString()} ${line}\n`);
   };
   const hasRun = (await exists(join(latest, "state.json"))) || (await exists(join(`${latest}.old`, "state.json")));
-  if (!cfg.resume && hasRun) throw new Error(`gan:train: ${runDir} already holds a run; pass --resume to continue it or pick another --exp-name`);
-  if (cfg.resume && !hasRun) throw new Error(`gan:train: --resume but no snapshot in ${latest}; train without --resume first`);
+  if (cfg.resume && !hasRun) throw new UserError(`gan:train: --resume but no snapshot in ${latest}; train without --resume first`);
   await Deno.mkdir(join(runDir, "samples"), { recursive: true });
 
   const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, quiet: cfg.quiet });
@@ -289,7 +306,7 @@ export async function ganTrainRun(cfg: GanTrainConfig): Promise<GanRunResult> {
   const labels = cfg.condition === "none" ? null : ds.attrs.labels[cfg.condition];
   const classes = cfg.condition === "none" ? [] : [...HEADS[cfg.condition].labels];
   const rows = Int32Array.from(ds.goodRows).filter((r) => !exclude.has(ds.attrs.index[r]) && (!labels || labels[r] >= 0));
-  if (rows.length < cfg.batchSize) throw new Error(`gan:train: ${rows.length} usable images in ${cfg.dataroot}, fewer than one batch of ${cfg.batchSize}`);
+  if (rows.length < cfg.batchSize) throw new UserError(`gan:train: ${rows.length} usable images in ${cfg.dataroot}, fewer than one batch of ${cfg.batchSize}`);
   const modelConfig: GanConfig = { ...DEFAULT_GAN_CONFIG, ...cfg.model, numClasses: classes.length, seed: cfg.seed + 1 };
   const meta: GeneratorMeta = { model: modelConfig, condition: cfg.condition, classes, kimg: 0, dataset: name };
 
@@ -386,7 +403,7 @@ export async function ganTrainRun(cfg: GanTrainConfig): Promise<GanRunResult> {
         const ld = await discriminatorStep(nets, optD, { real, realClass, z: z1, fakeClass }, cfg.augment, rng);
         if (cfg.spectralNorm) sn.project();
         const lg = await generatorStep(nets, optG, { z: z2, fakeClass }, cfg.augment, rng);
-        if (!Number.isFinite(ld) || !Number.isFinite(lg)) throw new Error(`GAN training diverged at step ${state.step}: loss D ${ld}, G ${lg}; lower --lr-g/--lr-d`);
+        if (!Number.isFinite(ld) || !Number.isFinite(lg)) throw new UserError(`GAN training diverged at step ${state.step}: loss D ${ld}, G ${lg}; lower --lr-g/--lr-d`);
         state.imagesShown += cfg.batchSize;
         const beta = Math.pow(0.5, cfg.batchSize / Math.max(1e-9, cfg.emaKimg * 1000));
         updateEma(nets, Math.min(beta, (1 + state.step) / (10 + state.step)));

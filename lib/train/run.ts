@@ -17,8 +17,10 @@ import { classificationTask } from "./tasks.ts";
 import { type TrainResult, Trainer } from "./trainer.ts";
 import { DESCRIPTOR_MODEL, trainDescriptorHead } from "./descriptor_head.ts";
 import { engineChoice } from "../engine/mod.ts";
+import { UserError } from "../util/errors.ts";
 import { calibrateRun } from "../eval/evaluate.ts";
-import { exists, writeJsonAtomic } from "../util/fs.ts";
+import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
+import { assertFreshRunDir, checkResumeConfig, runDirPath, withRunLock } from "../util/run_dir.ts";
 
 export interface TrainConfig {
   dataroot: string;
@@ -134,9 +136,9 @@ export function recipeFor(task: SplitTask, model: string): Partial<TrainConfig> 
  * given) ← preset ← explicit options. Model overrides are merged key by key at each layer.
  */
 export function resolveTrainConfig(base: Pick<TrainConfig, "dataroot" | "expName">, preset: string | undefined, overrides: Partial<TrainConfig>): TrainConfig {
-  if (preset !== undefined && !(preset in PRESETS)) throw new Error(`train: unknown preset '${preset}'; expected one of ${Object.keys(PRESETS).join(", ")}`);
+  if (preset !== undefined && !(preset in PRESETS)) throw new UserError(`train: unknown preset '${preset}'; expected one of ${Object.keys(PRESETS).join(", ")}`);
   const task = overrides.task ?? DEFAULT_TRAIN_CONFIG.task;
-  if (!(task in TASK_HEADS)) throw new Error(`train: unknown task '${task}'; expected one of ${Object.keys(TASK_HEADS).join(", ")}`);
+  if (!(task in TASK_HEADS)) throw new UserError(`train: unknown task '${task}'; expected one of ${Object.keys(TASK_HEADS).join(", ")}`);
   const model = overrides.model ?? TASK_DEFAULT_MODEL[task];
   modelEntry(model); // an unknown model is an error here, before anything runs
   const layers = [recipeFor(task, model), preset ? PRESETS[preset] : {}, { ...overrides, task, model }];
@@ -149,6 +151,25 @@ export function resolveTrainConfig(base: Pick<TrainConfig, "dataroot" | "expName
   return cfg;
 }
 
+/** The TrainConfig keys that config.json holds for a resume (beyond DEFAULT_TRAIN_CONFIG's). */
+const RUN_KEYS = ["dataroot", "expName", "attributes", "stepsPerEpoch", "lossWeights", "splitDir", "badImages"] as const;
+
+/**
+ * The config of `--resume`: the run's saved config.json, then the explicitly given options over it
+ * (trainRun refuses any that changes RESUME_FIXED_KEYS; epochs and patience may change).
+ */
+export async function resumeTrainConfig(base: { expName: string; checkpointsDir?: string }, overrides: Partial<TrainConfig>): Promise<TrainConfig> {
+  const checkpointsDir = base.checkpointsDir ?? DEFAULT_TRAIN_CONFIG.checkpointsDir;
+  const runDir = runDirPath(checkpointsDir, base.expName, "train");
+  const path = join(runDir, "config.json");
+  if (!(await exists(path))) throw new UserError(`train: --resume but ${runDir} holds no run (no config.json); train without --resume first`);
+  const saved = await readJson<Record<string, unknown>>(path);
+  const cfg: Record<string, unknown> = {};
+  for (const k of [...Object.keys(DEFAULT_TRAIN_CONFIG), ...RUN_KEYS]) if (saved[k] !== undefined) cfg[k] = saved[k];
+  const merged = { ...mergeDefined(cfg as unknown as TrainConfig, overrides), checkpointsDir, expName: base.expName, resume: true };
+  return resolveTrainConfig({ dataroot: merged.dataroot, expName: merged.expName }, undefined, merged);
+}
+
 export interface TrainRunResult extends TrainResult {
   runDir: string;
   config: TrainConfig;
@@ -156,7 +177,31 @@ export interface TrainRunResult extends TrainResult {
   params: number;
 }
 
+/** Settings a resumed run must keep (epochs, patience, evaluation batch and decision biases may change). */
+export const RESUME_FIXED_KEYS = [
+  "task", "model", "modelOverrides", "batchSize", "lr", "seed", "warmupEpochs", "stepsPerEpoch", "augment", "sampling",
+  "lossWeights", "backboneLrMult", "freezeEpochs", "labelSmoothing", "tta",
+] as const;
+
+/**
+ * Trains one run into `<checkpointsDir>/<expName>/` holding the folder's lock: a fresh run needs an
+ * empty folder, a resumed one must keep the saved settings (RESUME_FIXED_KEYS), checked before
+ * anything is written. Then the decision biases, when the config asks for them.
+ */
 export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {}): Promise<TrainRunResult> {
+  const runDir = runDirPath(cfg.checkpointsDir, cfg.expName, "train");
+  return await withRunLock(runDir, "train", async () => {
+    if (!cfg.resume) await assertFreshRunDir(runDir, "train");
+    else {
+      const savedPath = join(runDir, "config.json");
+      if (!(await exists(savedPath))) throw new UserError(`train: --resume but ${runDir} holds no run (no config.json); train without --resume first`);
+      checkResumeConfig(runDir, await readJson<Record<string, unknown>>(savedPath), cfg as unknown as Record<string, unknown>, RESUME_FIXED_KEYS, "train");
+    }
+    return await trainAndCalibrate(cfg, opts);
+  }, opts);
+}
+
+async function trainAndCalibrate(cfg: TrainConfig, opts: { quiet?: boolean }): Promise<TrainRunResult> {
   // Frozen descriptors + a head trained on them in seconds: its own short loop (lib/train/descriptor_head.ts).
   const result = cfg.model === DESCRIPTOR_MODEL ? await trainDescriptorHead(cfg, opts) : await trainNetwork(cfg, opts);
   if (cfg.decisionBias === "fit" && TASK_HEADS[cfg.task].some((h) => HEADS[h].labels.length > 2)) {
@@ -168,9 +213,6 @@ export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {})
 
 async function trainNetwork(cfg: TrainConfig, opts: { quiet?: boolean }): Promise<TrainRunResult> {
   const runDir = join(cfg.checkpointsDir, cfg.expName);
-  if (!cfg.resume && (await exists(join(runDir, "models", "last")))) {
-    throw new Error(`train: ${runDir} already holds a run; pass --resume to continue it or pick another --exp-name`);
-  }
   const { ds, name, splits, created } = await openRunData(cfg, opts);
   const heads = TASK_HEADS[cfg.task];
   const task = classificationTask(cfg.task, ds.attrs, splits.train, { lossWeights: cfg.lossWeights });

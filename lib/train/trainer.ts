@@ -21,6 +21,7 @@ import { predictHeads, type TtaMode } from "../models/inference.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
 import { appendFileAtomic, writeFileAtomic, readJson } from "../util/fs.ts";
+import { UserError } from "../util/errors.ts";
 
 /** File stem of the backbone's optimizer state in a checkpoint (models/last/optimizer_backbone.{json,bin}). */
 export const BACKBONE_OPTIMIZER = "optimizer_backbone";
@@ -210,7 +211,10 @@ export class Trainer {
     let resumedFrom: number | null = null;
     if (o.resume) {
       const dir = await resolveCheckpoint(lastDir);
-      if (!dir) throw new Error(`resume: no checkpoint in ${lastDir}; train without --resume first`);
+      if (!dir) this.log(`resume: no checkpoint in ${lastDir} yet (stopped during the first epoch); starting at epoch 1`);
+    }
+    if (o.resume && (await resolveCheckpoint(lastDir))) {
+      const dir = (await resolveCheckpoint(lastDir))!;
       const saved = await tfl.loadLayersModel(fileIO(dir));
       this.model.setWeights(saved.getWeights());
       saved.dispose();
@@ -227,7 +231,6 @@ export class Trainer {
     const groups = this.weightGroups();
     const mult = o.backboneLrMult ?? 1;
     const order = this.headOrder();
-    const rng = new Rng(o.seed * 31 + state.epoch);
     let stoppedEarly = false;
     try {
       for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
@@ -239,6 +242,8 @@ export class Trainer {
         const varList = !this.backboneOptimizer ? allVars : frozen ? groups.head : [...groups.head, ...groups.backbone];
         const samples = o.stepsPerEpoch ? Math.min(train.length, o.stepsPerEpoch * o.batchSize) : train.length;
         const plan = planEpoch(train, { batchSize: o.batchSize, seed: o.seed, epoch, weights, samples, dropLast: train.length > o.batchSize });
+        // Augmentation draws from a stream of its own per epoch, so a resumed run sees what the uninterrupted one saw.
+        const rng = new Rng(o.seed * 31 + 7919 * (epoch + 1));
         const progress = new Progress(`epoch ${epoch + 1}/${o.epochs}`, plan.reduce((a, b) => a + b.length, 0), { unit: "img", quiet: o.quiet });
         let lossSum = 0, correct = 0, seen = 0;
         const t0 = performance.now();
@@ -268,7 +273,7 @@ export class Trainer {
             loss = value;
           }
           const l = (await loss.data())[0];
-          if (!Number.isFinite(l)) throw new Error(`training diverged: loss ${l} at epoch ${epoch + 1}; lower --lr`);
+          if (!Number.isFinite(l)) throw new UserError(`training diverged: loss ${l} at epoch ${epoch + 1}; lower --lr`);
           const pred = await (firstLogits as unknown as tf.Tensor).data();
           const truth = await labels[0].data();
           for (let i = 0; i < pred.length; i++) if (truth[i] >= 0) seen++, correct += pred[i] === truth[i] ? 1 : 0;

@@ -3,6 +3,7 @@
  * nothing is ever half-written) and small path utilities.
  */
 import { dirname } from "node:path";
+import { UserError } from "./errors.ts";
 
 let tmpCounter = 0;
 
@@ -121,6 +122,6 @@ export async function readJson<T>(path: string): Promise<T> {
   try {
     return JSON.parse(await Deno.readTextFile(path)) as T;
   } catch (err) {
-    throw new Error(`${path}: cannot read JSON (${(err as Error).message})`);
+    throw new UserError(`${path}: cannot read JSON (${(err as Error).message})`);
   }
 }

@@ -93,3 +93,61 @@ Deno.test("pixel cache is invalidated when an image or the CSV changes, and the 
     assert.equal(bins.length, 1);
   });
 });
+
+Deno.test("pixel cache: a same-size corruption of the .bin fails its checksum and the images are decoded again", async () => {
+  await withTempDir(async (dir) => {
+    await makeDataset(dir, 5);
+    const a = await openDataset({ dataroot: dir, quiet: true });
+    const good = a.cache.pixels.slice();
+    // Zero 3 images' worth of pixels in place: same size, same name.
+    const f = await Deno.open(a.cache.binPath, { write: true });
+    await f.seek(5 + IMAGE_BYTES, Deno.SeekMode.Start);
+    await f.write(new Uint8Array(3 * IMAGE_BYTES));
+    f.close();
+    const b = await openDataset({ dataroot: dir, quiet: true });
+    assert.equal(b.cache.built, true, "a damaged cache is rebuilt, not loaded");
+    assert.deepEqual(b.cache.pixels, good);
+    const c = await openDataset({ dataroot: dir, quiet: true });
+    assert.equal(c.cache.built, false, "the rebuilt cache loads");
+  });
+});
+
+Deno.test("pixel cache: an image replaced by one of the same size with its old mtime restored still invalidates the cache (ctime, inode)", async () => {
+  await withTempDir(async (dir) => {
+    const rows = await makeDataset(dir, 4);
+    const img = join(dir, imageFileName(rows[1].index));
+    const old = await Deno.stat(img);
+    const a = await openDataset({ dataroot: dir, quiet: true });
+    // Deno reports ctime in whole seconds: replace the file in a later second than the cache was keyed in.
+    await new Promise((r) => setTimeout(r, 1100));
+    // Same size, different content: one byte in the middle of the file changed.
+    const same = await Deno.readFile(img);
+    same[same.length >> 1] ^= 0xff;
+    await Deno.remove(img);
+    await Deno.writeFile(img, same);
+    await Deno.utime(img, old.atime!, old.mtime!);
+    const st = await Deno.stat(img);
+    assert.equal(st.size, old.size);
+    assert.equal(st.mtime!.getTime(), old.mtime!.getTime());
+    const b = await openDataset({ dataroot: dir, quiet: true });
+    assert.equal(b.cache.built, true);
+    assert.notEqual(b.cache.key, a.cache.key);
+  });
+});
+
+Deno.test("pixel cache: temp files left by a killed build (dead pid) are removed by the next build; a live process's are kept", async () => {
+  await withTempDir(async (dir) => {
+    await makeDataset(dir, 3);
+    await Deno.mkdir(join(dir, ".tp_cache"));
+    const child = new Deno.Command("true").spawn();
+    await child.status;
+    const dead = join(dir, ".tp_cache", `pixels-0123456789abcdef0123.bin.tmp-${child.pid}-1`);
+    const live = join(dir, ".tp_cache", `pixels-0123456789abcdef0123.bin.tmp-1-1`); // pid 1 is always alive
+    await Deno.writeFile(dead, new Uint8Array(10));
+    await Deno.writeFile(live, new Uint8Array(10));
+    await openDataset({ dataroot: dir, quiet: true });
+    const names = [...Deno.readDirSync(join(dir, ".tp_cache"))].map((e) => e.name);
+    assert.ok(!names.includes(dead.split("/").pop()!), `dead pid's temp file removed: ${names}`);
+    assert.ok(names.includes(live.split("/").pop()!), `live pid's temp file kept: ${names}`);
+  });
+});

@@ -85,3 +85,34 @@ Deno.test("splits written as CSV read back to the same rows, and a stale split i
     await assert.rejects(readSplits(out, "multitask", attrs), /multitask_test.csv: line 2: Image_Index 999999 is not in/);
   });
 });
+
+Deno.test("readSplits() refuses splits made from another attributes CSV (by content) and names both", async () => {
+  await withTempDir(async (dir) => {
+    const attrs = await skewedAttributes(dir, 300);
+    const s = makeSplits(attrs, "gender", Int32Array.from({ length: 300 }, (_, i) => i), { seed: 2 });
+    const out = join(dir, "splits");
+    await writeSplits(out, "gender", attrs, s);
+    // Another dataset folder with the same basename: same rows, one label edited (a different CSV).
+    const text = await Deno.readTextFile(attrs.csvPath);
+    const other = join(dir, "other.csv");
+    await Deno.writeTextFile(other, text.replace(/\n0,(female|male)/, (_m, g) => `\n0,${g === "female" ? "male" : "female"}`));
+    await assert.rejects(readSplits(out, "gender", await readAttributes(other)), /the gender splits were made from another attributes CSV .*attrs\.csv.*other\.csv.*--force/);
+  });
+});
+
+Deno.test("readSplits({ usable }) leaves out rows whose images broke after the split, and says how many per part", async () => {
+  await withTempDir(async (dir) => {
+    const attrs = await skewedAttributes(dir, 300);
+    const all = Int32Array.from({ length: 300 }, (_, i) => i);
+    const s = makeSplits(attrs, "gender", all, { seed: 2 });
+    const out = join(dir, "splits");
+    await writeSplits(out, "gender", attrs, s);
+    const broken = new Set([...s.train.slice(0, 10), ...s.test.slice(0, 2)]);
+    const notes: string[] = [];
+    const back = await readSplits(out, "gender", attrs, { usable: all.filter((r) => !broken.has(r)), log: (m) => notes.push(m) });
+    assert.deepEqual([back.train.length, back.val.length, back.test.length], [s.train.length - 10, s.val.length, s.test.length - 2]);
+    assert.ok([...back.train, ...back.test].every((r) => !broken.has(r)));
+    assert.equal(notes.length, 1);
+    assert.match(notes[0], /left out 10 of train, 2 of test .*no longer usable/);
+  });
+});
