@@ -18,6 +18,8 @@ const SPEC = {
   attributes: { type: "string", help: "attributes CSV outside the dataroot" },
   heads: { type: "string", help: "comma-separated heads to fit (default: every head with more than two classes)" },
   checkpoints: { type: "string", default: "checkpoints", help: "checkpoints folder" },
+  "split-dir": { type: "string", help: "split folder (default assets/splits/<dataset>)" },
+  "cache-dir": { type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
   backend: { type: "string", help: "force a tfjs backend" },
 } as const;
 
@@ -27,7 +29,7 @@ if (import.meta.main) {
     if (f.help) return void console.log(usage("calibrate", SPEC));
     if (!f["exp-name"]) throw new UserError("calibrate: --exp-name NAME is required\n" + usage("calibrate", SPEC));
     await initEngine({ backend: f.backend });
-    const r = await calibrateRun({ runDir: runDirPath(f.checkpoints, f["exp-name"], "calibrate"), ckpt: f.ckpt as "best" | "last", dataroot: f.dataroot, attributes: f.attributes, heads: f.heads?.split(",").map((h) => h.trim()) });
+    const r = await calibrateRun({ runDir: runDirPath(f.checkpoints, f["exp-name"], "calibrate"), ckpt: f.ckpt as "best" | "last", dataroot: f.dataroot, attributes: f.attributes, splitDir: f["split-dir"], cacheDir: f["cache-dir"], heads: f.heads?.split(",").map((h) => h.trim()) });
     console.log(r.text);
   });
 }

@@ -9,7 +9,7 @@
  */
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
-import { GAN_CONDITIONS, GAN_PRESETS, type GanCondition, ganTrainRun, resolveGanConfig } from "../train/gan.ts";
+import { GAN_CONDITIONS, GAN_PRESETS, type GanCondition, ganTrainRun, type GanTrainConfig, resolveGanConfig, resumeGanConfig } from "../train/gan.ts";
 import { UserError } from "../util/errors.ts";
 
 const SPEC = {
@@ -34,15 +34,19 @@ const SPEC = {
   backend: { type: "string", help: "force a tfjs backend" },
   resume: { type: "boolean", default: false, help: "continue from snapshots/latest" },
   checkpoints: { type: "string", help: "checkpoints folder (default checkpoints)" },
+  "cache-dir": { type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
 } as const;
 
 if (import.meta.main) {
   await runCli(async () => {
     const f = parseFlags("gan:train", Deno.args, SPEC);
     if (f.help) return void console.log(usage("gan:train", SPEC));
-    if (!f.dataroot || !f["exp-name"]) throw new UserError("gan:train: --dataroot DIR and --exp-name NAME are required\n" + usage("gan:train", SPEC));
+    if (!f["exp-name"] || (!f.dataroot && !f.resume)) throw new UserError("gan:train: --dataroot DIR and --exp-name NAME are required (--resume needs only --exp-name)\n" + usage("gan:train", SPEC));
+    if (f.resume && f.preset) throw new UserError("gan:train: --resume continues the run with its saved settings; drop --preset");
     await initEngine({ backend: f.backend });
-    const cfg = resolveGanConfig({ dataroot: f.dataroot, expName: f["exp-name"] }, f.preset, {
+    const overrides: Partial<GanTrainConfig> = {
+      dataroot: f.dataroot,
+      cacheDir: f["cache-dir"],
       attributes: f.attributes,
       kimg: f.kimg,
       condition: f.condition as GanCondition | undefined,
@@ -60,7 +64,10 @@ if (import.meta.main) {
       seed: f.seed,
       resume: f.resume,
       checkpointsDir: f.checkpoints,
-    });
+    };
+    const cfg = f.resume
+      ? await resumeGanConfig({ expName: f["exp-name"], checkpointsDir: f.checkpoints }, overrides)
+      : resolveGanConfig({ dataroot: f.dataroot!, expName: f["exp-name"] }, f.preset, overrides);
     const r = await ganTrainRun(cfg);
     const last = r.state.snapshots.at(-1);
     console.log(`${(r.state.imagesShown / 1000).toFixed(2)} kimg in ${(r.state.trainSeconds / 60).toFixed(1)} min` +

@@ -18,6 +18,7 @@ import { exists, writeFileAtomic } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";
 
 const SPEC = {
+  "cache-dir": { type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
   dataroot: { type: "string", help: "Tiny Portraits folder" },
   attributes: { type: "string", help: "attributes CSV outside the dataroot" },
   tasks: { type: "string", default: SPLIT_TASKS.join(","), help: "tasks to split" },
@@ -39,7 +40,7 @@ if (import.meta.main) {
     }
     const tasks = f.tasks.split(",").map((t) => t.trim());
     for (const t of tasks) if (!(SPLIT_TASKS as readonly string[]).includes(t)) throw new UserError(`split: unknown task '${t}'; expected ${SPLIT_TASKS.join(", ")}`);
-    const ds = await openDataset({ dataroot: f.dataroot, attributes: f.attributes });
+    const ds = await openDataset({ dataroot: f.dataroot, attributes: f.attributes, cacheDir: f["cache-dir"] });
     const name = datasetName(ds.layout);
     const dir = f.out ?? defaultSplitDir(name);
     const badPath = f.bad ?? defaultBadImagesPath(name);

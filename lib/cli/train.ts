@@ -45,6 +45,7 @@ const SPEC = {
   resume: { type: "boolean", default: false, help: "continue the run from models/last" },
   checkpoints: { type: "string", help: "checkpoints folder (default checkpoints)" },
   "split-dir": { type: "string", help: "split folder (default assets/splits/<dataset>)" },
+  "cache-dir": { type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
 } as const;
 
 /** "gender=1,hair_color=0.5" → { gender: 1, hair_color: 0.5 }, with errors naming the bad part. */
@@ -97,6 +98,7 @@ if (import.meta.main) {
       checkpointsDir: f.checkpoints,
       dataroot: f.dataroot,
       splitDir: f["split-dir"],
+      cacheDir: f["cache-dir"],
     };
     const cfg = f.resume
       ? await resumeTrainConfig({ expName: f["exp-name"], checkpointsDir: f.checkpoints }, overrides)

@@ -5,7 +5,7 @@
  * size or channels, unlisted). Writes the list as CSV. Exit code 1 when any
  * image problem was found.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { describeProblems, openDataset, writeProblemsCsv } from "../data/dataset.ts";
 import { UserError } from "../util/errors.ts";
@@ -13,8 +13,8 @@ import { UserError } from "../util/errors.ts";
 const SPEC = {
   dataroot: { type: "string", help: "Tiny Portraits folder (kit or flat layout)" },
   attributes: { type: "string", help: "attributes CSV outside the dataroot" },
-  out: { type: "string", help: "problems CSV (default <dataroot>/.tp_cache/problems.csv)" },
-  "cache-dir": { type: "string", help: "pixel cache folder (default <dataroot>/.tp_cache)" },
+  out: { type: "string", help: "problems CSV (default: problems.csv in the cache folder)" },
+  "cache-dir": { type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
   rebuild: { type: "boolean", default: false, help: "decode every image again" },
 } as const;
 
@@ -28,7 +28,7 @@ if (import.meta.main) {
     console.log(describeProblems(ds));
     for (const p of ds.problems.slice(0, 50)) console.log(`  ${p.file} (CSV line ${p.row + 2}): ${p.kind}: ${p.message}`);
     if (ds.problems.length > 50) console.log(`  ... and ${ds.problems.length - 50} more`);
-    const out = f.out ?? join(ds.layout.root, ".tp_cache", "problems.csv");
+    const out = f.out ?? join(dirname(ds.cache.binPath), "problems.csv");
     await writeProblemsCsv(ds, out);
     console.log(`problem list: ${out}`);
     return ds.problems.length ? 1 : 0;

@@ -22,7 +22,7 @@
  * above 4 GB, so the full set fits in one buffer.
  */
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { decodePortrait, type ImageProblem, type ImageProblemKind } from "./images.ts";
 import { imagePath, type DatasetLayout } from "./layout.ts";
 import { IMAGE_BYTES, IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from "./schema.ts";
@@ -62,7 +62,7 @@ export interface PixelCache {
 }
 
 export interface CacheOptions {
-  /** Folder for the cache files; default `<dataroot>/.tp_cache`. */
+  /** Folder for the cache files; default: see resolveCacheDir. */
   cacheDir?: string;
   /** Images decoded concurrently (sharp runs on libuv's thread pool). */
   concurrency?: number;
@@ -89,6 +89,44 @@ interface CacheMeta {
 /** Pixels of row `r` (a view, no copy). */
 export function rowPixels(cache: PixelCache, r: number): Uint8Array {
   return cache.pixels.subarray(r * IMAGE_BYTES, (r + 1) * IMAGE_BYTES);
+}
+
+/**
+ * Where a dataset's caches go: `explicit` (--cache-dir) when given; else `$TP_CACHE_DIR/<dataset>-<hash of its
+ * path>/` when TP_CACHE_DIR is set; else `<dataroot>/.tp_cache` when the dataroot is writable; else (a read-only
+ * dataroot) `$XDG_CACHE_HOME/tiny-portraits/<dataset>-<hash>/` (~/.cache/...), announced once.
+ */
+export async function resolveCacheDir(layout: DatasetLayout, explicit?: string, opts: { quiet?: boolean } = {}): Promise<string> {
+  if (explicit) return explicit;
+  const slot = `${basename(layout.root)}-${createHash("sha256").update(layout.root).digest("hex").slice(0, 8)}`;
+  const env = Deno.env.get("TP_CACHE_DIR");
+  if (env) return join(env, slot);
+  const inside = join(layout.root, ".tp_cache");
+  if (await writableDir(inside)) return inside;
+  const home = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? Deno.cwd(), ".cache");
+  const out = join(home, "tiny-portraits", slot);
+  if (!opts.quiet) console.error(`pixel cache: ${layout.root} is read-only; caching in ${out} (set TP_CACHE_DIR or --cache-dir to choose)`);
+  return out;
+}
+
+/** True when `dir` exists and takes a file, or can be created. */
+async function writableDir(dir: string): Promise<boolean> {
+  try {
+    const st = await Deno.stat(dir);
+    if (!st.isDirectory) return false;
+    const probe = join(dir, `.write-test-${Deno.pid}`);
+    await Deno.writeFile(probe, new Uint8Array(0));
+    await Deno.remove(probe);
+    return true;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) return false;
+  }
+  try {
+    await Deno.mkdir(dir);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Computes the cache key: CSV bytes + (size, mtime, ctime, inode) of each row's image. */
@@ -162,7 +200,7 @@ async function tryLoad(binPath: string, metaPath: string, key: string, n: number
  * `problems` (all of them) and their rows get a non-zero status.
  */
 export async function loadPixelCache(layout: DatasetLayout, attrs: Attributes, opts: CacheOptions = {}): Promise<PixelCache> {
-  const dir = opts.cacheDir ?? join(layout.root, ".tp_cache");
+  const dir = await resolveCacheDir(layout, opts.cacheDir, opts);
   const n = attrs.index.length;
   const key = await cacheKey(layout, attrs);
   const binPath = join(dir, `pixels-${key}.bin`);

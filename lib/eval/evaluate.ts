@@ -160,6 +160,8 @@ export interface CalibrateOptions {
   dataroot?: string;
   attributes?: string;
   splitDir?: string;
+  /** Cache folder (default: resolveCacheDir in lib/data/cache.ts). */
+  cacheDir?: string;
   /** Heads to fit (default: every head with more than two classes; on tp_real the fit lowered gender's test accuracy in both runs it was tried on). */
   heads?: string[];
   quiet?: boolean;
@@ -180,7 +182,7 @@ async function calibrateLocked(opts: CalibrateOptions): Promise<{ file: Decision
     const { config } = predictor;
     const dataroot = opts.dataroot ?? config.dataset.root;
     if (!dataroot) throw new UserError(`calibrate: pass --dataroot DIR for ${basename(opts.runDir)}`);
-    const ds = await openDataset({ dataroot, attributes: opts.attributes, quiet: opts.quiet });
+    const ds = await openDataset({ dataroot, attributes: opts.attributes, cacheDir: opts.cacheDir, quiet: opts.quiet });
     const splitDir = opts.splitDir ?? defaultSplitDir(datasetName(ds.layout));
     if (!(await splitsExist(splitDir, config.task))) throw new UserError(`calibrate: no ${config.task} splits in ${splitDir}; run deno task split --dataroot ${dataroot}`);
     const rows = (await readSplits(splitDir, config.task, ds.attrs, { usable: ds.goodRows })).val;
@@ -214,6 +216,8 @@ export interface EvaluateOptions {
   attributes?: string;
   /** Split folder (default assets/splits/<dataset>). */
   splitDir?: string;
+  /** Cache folder (default: resolveCacheDir in lib/data/cache.ts). */
+  cacheDir?: string;
   quiet?: boolean;
   /** Test-time augmentation instead of the run's own (config.json `tta`). */
   tta?: TtaMode;
@@ -286,7 +290,7 @@ async function evaluateLocked(opts: EvaluateOptions): Promise<EvaluateResult> {
   try {
     const dataroot = opts.dataroot ?? config.dataset.root;
     if (!dataroot) throw new UserError(`evaluate: pass --dataroot DIR for ${basename(opts.runDir)}`);
-    const ds = await openDataset({ dataroot, attributes: opts.attributes, quiet: opts.quiet });
+    const ds = await openDataset({ dataroot, attributes: opts.attributes, cacheDir: opts.cacheDir, quiet: opts.quiet });
     let rows: Int32Array;
     if (opts.split === "all") rows = ds.goodRows;
     else {

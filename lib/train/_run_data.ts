@@ -11,7 +11,7 @@ import { exists } from "../util/fs.ts";
 import type { TrainConfig } from "./run.ts";
 
 export async function openRunData(cfg: TrainConfig, opts: { quiet?: boolean } = {}) {
-  const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, quiet: opts.quiet });
+  const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, cacheDir: cfg.cacheDir, quiet: opts.quiet });
   const name = datasetName(ds.layout);
   const badPath = cfg.badImages ?? defaultBadImagesPath(name);
   const exclude = (await exists(badPath)) ? await readBadImages(badPath) : new Set<number>();

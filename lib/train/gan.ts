@@ -68,6 +68,8 @@ export interface GanTrainConfig {
   gridCols: number;
   seed: number;
   resume: boolean;
+  /** Cache folder (default: resolveCacheDir in lib/data/cache.ts). */
+  cacheDir?: string;
   badImages?: string;
   model: Partial<GanConfig>;
   quiet?: boolean;
@@ -271,6 +273,22 @@ function fddChart(records: GanSnapshotRecord[]) {
   };
 }
 
+/**
+ * The config of `--resume`: the run's saved config.json, then the explicitly given options over it
+ * (ganTrainRun refuses changes to GAN_RESUME_FIXED_KEYS; kimg, snapshots and the time limit may change).
+ */
+export async function resumeGanConfig(base: { expName: string; checkpointsDir?: string }, overrides: Partial<GanTrainConfig>): Promise<GanTrainConfig> {
+  const checkpointsDir = base.checkpointsDir ?? DEFAULT_GAN_TRAIN.checkpointsDir;
+  const runDir = runDirPath(checkpointsDir, base.expName, "gan:train");
+  const path = join(runDir, "config.json");
+  if (!(await exists(path))) throw new UserError(`gan:train: --resume but ${runDir} holds no run (no config.json); train without --resume first`);
+  const saved = await readJson<Record<string, unknown>>(path);
+  const keys = [...Object.keys(DEFAULT_GAN_TRAIN), "dataroot", "attributes", "badImages", "cacheDir"];
+  const cfg = Object.fromEntries(keys.filter((k) => saved[k] !== undefined).map((k) => [k, saved[k]])) as Partial<GanTrainConfig>;
+  const merged = { ...mergeDefined(cfg as GanTrainConfig, overrides), checkpointsDir, expName: base.expName, resume: true };
+  return resolveGanConfig({ dataroot: merged.dataroot, expName: merged.expName }, undefined, merged);
+}
+
 /** Settings a resumed GAN run must keep (kimg, snapshot interval, time limit may change). */
 export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "condition", "seed"] as const;
 
@@ -299,7 +317,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   if (cfg.resume && !hasRun) throw new UserError(`gan:train: --resume but no snapshot in ${latest}; train without --resume first`);
   await Deno.mkdir(join(runDir, "samples"), { recursive: true });
 
-  const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, quiet: cfg.quiet });
+  const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, cacheDir: cfg.cacheDir, quiet: cfg.quiet });
   const name = datasetName(ds.layout);
   const badPath = cfg.badImages ?? defaultBadImagesPath(name);
   const exclude = (await exists(badPath)) ? await readBadImages(badPath) : new Set<number>();

@@ -52,6 +52,8 @@ export interface TrainConfig {
   /** "fit": at the end, fit per-class decision biases of the multi-class heads on the validation split (decision_bias.json; evaluate/predict apply them). */
   decisionBias: "fit" | "none";
   checkpointsDir: string;
+  /** Cache folder (default: resolveCacheDir in lib/data/cache.ts). */
+  cacheDir?: string;
   splitDir?: string;
   badImages?: string;
   resume: boolean;
@@ -152,7 +154,7 @@ export function resolveTrainConfig(base: Pick<TrainConfig, "dataroot" | "expName
 }
 
 /** The TrainConfig keys that config.json holds for a resume (beyond DEFAULT_TRAIN_CONFIG's). */
-const RUN_KEYS = ["dataroot", "expName", "attributes", "stepsPerEpoch", "lossWeights", "splitDir", "badImages"] as const;
+const RUN_KEYS = ["dataroot", "expName", "attributes", "stepsPerEpoch", "lossWeights", "splitDir", "badImages", "cacheDir"] as const;
 
 /**
  * The config of `--resume`: the run's saved config.json, then the explicitly given options over it
@@ -205,7 +207,7 @@ async function trainAndCalibrate(cfg: TrainConfig, opts: { quiet?: boolean }): P
   // Frozen descriptors + a head trained on them in seconds: its own short loop (lib/train/descriptor_head.ts).
   const result = cfg.model === DESCRIPTOR_MODEL ? await trainDescriptorHead(cfg, opts) : await trainNetwork(cfg, opts);
   if (cfg.decisionBias === "fit" && TASK_HEADS[cfg.task].some((h) => HEADS[h].labels.length > 2)) {
-    const fit = await calibrateRun({ runDir: result.runDir, ckpt: "best", dataroot: cfg.dataroot, attributes: cfg.attributes, splitDir: cfg.splitDir, quiet: opts.quiet });
+    const fit = await calibrateRun({ runDir: result.runDir, ckpt: "best", dataroot: cfg.dataroot, attributes: cfg.attributes, splitDir: cfg.splitDir, cacheDir: cfg.cacheDir, quiet: opts.quiet });
     if (!opts.quiet) console.log(fit.text);
   }
   return result;

@@ -151,3 +151,36 @@ Deno.test("pixel cache: temp files left by a killed build (dead pid) are removed
     assert.ok(names.includes(live.split("/").pop()!), `live pid's temp file kept: ${names}`);
   });
 });
+
+Deno.test("TP_CACHE_DIR puts the caches in <TP_CACHE_DIR>/<dataset>-<hash>/ and nothing is written into the dataroot", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await makeDataset(data, 3);
+    const before = [...Deno.readDirSync(data)].map((e) => e.name).sort();
+    Deno.env.set("TP_CACHE_DIR", join(dir, "caches"));
+    try {
+      const ds = await openDataset({ dataroot: data, quiet: true });
+      assert.match(ds.cache.binPath, new RegExp(`^${join(dir, "caches")}/data-[0-9a-f]{8}/pixels-[0-9a-f]{20}\\.bin$`));
+      assert.deepEqual([...Deno.readDirSync(data)].map((e) => e.name).sort(), before);
+      assert.equal((await openDataset({ dataroot: data, quiet: true })).cache.built, false);
+    } finally {
+      Deno.env.delete("TP_CACHE_DIR");
+    }
+  });
+});
+
+Deno.test("when <dataroot>/.tp_cache cannot be made (read-only dataroot, or a file in the way) the cache goes to $XDG_CACHE_HOME/tiny-portraits/<dataset>-<hash>/", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await makeDataset(data, 3);
+    await Deno.writeTextFile(join(data, ".tp_cache"), "not a folder");
+    const old = Deno.env.get("XDG_CACHE_HOME");
+    Deno.env.set("XDG_CACHE_HOME", join(dir, "xdg"));
+    try {
+      const ds = await openDataset({ dataroot: data, quiet: true });
+      assert.match(ds.cache.binPath, new RegExp(`^${join(dir, "xdg")}/tiny-portraits/data-[0-9a-f]{8}/pixels-`));
+    } finally {
+      old === undefined ? Deno.env.delete("XDG_CACHE_HOME") : Deno.env.set("XDG_CACHE_HOME", old);
+    }
+  });
+});

@@ -146,7 +146,7 @@ Deno.test("gan:train runs, snapshots, resumes exactly where a fresh run would be
     for (const f of ["fdd.csv", "fdd.png", "samples/grid-latest.png", "snapshots/latest/state.json", "snapshots/network-kimg00000_032/generator.json"]) {
       assert.ok((await Deno.stat(join(straight.runDir, f))).isFile, f);
     }
-    await assert.rejects(() => ganTrainRun(base("straight", 0.032)), /already holds a run; pass --resume/);
+    await assert.rejects(() => ganTrainRun(base("straight", 0.032)), /already holds a run \(config.json, .*\); pass --resume/);
     // Half, then resume to the end: same weights as the straight run.
     await ganTrainRun(base("halves", 0.016));
     const resumed = await ganTrainRun(base("halves", 0.032, true));
