@@ -41,7 +41,12 @@ if (import.meta.main) {
       out,
       outliers: { descriptors: !f["no-descriptors"], detector: !f["no-detector"], screenShare: f["screen-share"], seed: f.seed },
     });
-    const s = r.summary as { rows: number; imagesFound: number; flagged: number; flaggedByReason: Record<string, number>; timings: Record<string, number> };
+    const s = r.summary as { rows: number; badRows: number; imagesFound: number; flagged: number; flaggedByReason: Record<string, number>; timings: Record<string, number> };
+    if (s.badRows) {
+      console.log(`${s.badRows} CSV row(s) with bad values left out of the exploration (every one in ${r.files.bad_rows}); training refuses the CSV until they are fixed:`);
+      for (const p of r.ds.attrs.problems.slice(0, 20)) console.log(`  line ${p.line}: ${p.message}`);
+      if (s.badRows > 20) console.log(`  ... and ${s.badRows - 20} more`);
+    }
     console.log(`${s.rows} rows, ${s.imagesFound} images found, ${s.flagged} flags: ${JSON.stringify(s.flaggedByReason)}`);
     const t = s.timings;
     console.log(`timings (s): pixel cache ${t.cacheSeconds.toFixed(0)}${t.cacheBuilt ? " (built)" : " (loaded)"}, statistics ${t.statsSeconds.toFixed(0)}, ` +

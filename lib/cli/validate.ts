@@ -26,7 +26,7 @@ if (import.meta.main) {
     const ds = await openDataset({ dataroot: f.dataroot, attributes: f.attributes, cacheDir: f["cache-dir"], rebuild: f.rebuild });
     console.log(`${ds.cache.built ? "built" : "loaded"} pixel cache ${ds.cache.binPath} in ${ds.cache.seconds.toFixed(1)} s`);
     console.log(describeProblems(ds));
-    for (const p of ds.problems.slice(0, 50)) console.log(`  ${p.file} (CSV line ${p.row + 2}): ${p.kind}: ${p.message}`);
+    for (const p of ds.problems.slice(0, 50)) console.log(`  ${p.file} (CSV line ${ds.attrs.csvLines[p.row]}): ${p.kind}: ${p.message}`);
     if (ds.problems.length > 50) console.log(`  ... and ${ds.problems.length - 50} more`);
     const out = f.out ?? join(dirname(ds.cache.binPath), "problems.csv");
     await writeProblemsCsv(ds, out);

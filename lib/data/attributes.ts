@@ -1,9 +1,10 @@
 /**
  * Reads and validates `Tiny_Portraits_Attributes.csv` with nodejs-polars.
  * `n/a` is parsed as a missing value (null in the frame, -1 in label codes).
- * Every problem — wrong header, wrong field count, bad index, duplicate index,
- * unknown label, missing gender — is collected with its line number; the
- * read then stops with one error listing them all.
+ * Every problem — wrong header, wrong field count, blank line, bad index,
+ * duplicate index, unknown label, missing gender — is collected with its line
+ * number; the read then stops with one error listing them all (or, with
+ * `keepGoing`, leaves those rows out and lists them).
  */
 import pl from "nodejs-polars";
 import { CSV_HEADER, HEAD_NAMES, type HeadName, HEADS, MISSING, MISSING_CODE } from "./schema.ts";
@@ -16,6 +17,10 @@ export interface Attributes {
   index: Int32Array;
   /** Label codes per head (position in HEADS[head].labels, MISSING_CODE for n/a). */
   labels: Record<HeadName, Int8Array>;
+  /** Rows left out with `keepGoing` (empty otherwise), by CSV line. */
+  problems: AttributeProblem[];
+  /** 1-based CSV line of each row (rows can skip lines when bad rows were left out). */
+  csvLines: Int32Array;
 }
 
 export interface AttributeProblem {
@@ -37,20 +42,42 @@ export class AttributesError extends Error {
 
 const INDEX_RE = /^\d+$/;
 
-/** Structural checks polars would silently repair (ragged lines, empty fields). */
-function checkStructure(text: string, problems: AttributeProblem[]): void {
+export interface ReadAttributesOptions {
+  /**
+   * Leave every bad row out (listed in `problems`) instead of throwing, so that exploration can look at
+   * the rest. A wrong header, an empty file or a file with no usable row still throws.
+   */
+  keepGoing?: boolean;
+}
+
+/** A data line that passed the structural checks: its 1-based line number and its text. */
+interface GoodLine {
+  line: number;
+  text: string;
+}
+
+/**
+ * Structural checks polars would silently repair (ragged lines, empty fields, blank lines). Returns the
+ * normalised header (BOM and spaces around names removed) and the lines that passed; problems are pushed.
+ */
+function checkStructure(text: string, problems: AttributeProblem[]): { header: string; good: GoodLine[] } | null {
   const lines = text.split(/\r?\n/);
-  while (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
+  while (lines.length > 0 && lines[lines.length - 1].trim() === "") lines.pop();
   if (lines.length === 0) {
     problems.push({ line: 1, message: "file is empty; expected header " + CSV_HEADER.join(",") });
-    return;
+    return null;
   }
   const header = lines[0].replace(/^\uFEFF/, "").split(",").map((s) => s.trim());
   if (header.join(",") !== CSV_HEADER.join(",")) {
     problems.push({ line: 1, message: `expected header '${CSV_HEADER.join(",")}', got '${lines[0]}'` });
-    return;
+    return null;
   }
+  const good: GoodLine[] = [];
   for (let i = 1; i < lines.length; i++) {
+    if (lines[i].trim() === "") {
+      problems.push({ line: i + 1, message: "blank line; delete it" });
+      continue;
+    }
     const fields = lines[i].split(",");
     if (fields.length !== CSV_HEADER.length) {
       problems.push({
@@ -59,42 +86,32 @@ function checkStructure(text: string, problems: AttributeProblem[]): void {
       });
       continue;
     }
-    fields.forEach((f, c) => {
-      if (f.trim() === "") {
-        problems.push({ line: i + 1, message: `empty ${CSV_HEADER[c]}; write '${MISSING}' for a missing label` });
-      }
-    });
+    const empty = fields.map((f, c) => (f.trim() === "" ? c : -1)).filter((c) => c >= 0);
+    for (const c of empty) problems.push({ line: i + 1, message: `empty ${CSV_HEADER[c]}; write '${MISSING}' for a missing label` });
+    if (empty.length === 0) good.push({ line: i + 1, text: lines[i] });
   }
+  if (lines.length === 1) problems.push({ line: 2, message: "no data rows: the file has only its header; expected one row per portrait" });
+  return { header: header.join(","), good };
 }
 
-/** Reads, validates and encodes the attributes CSV. Throws AttributesError listing every problem. */
-export async function readAttributes(csvPath: string): Promise<Attributes> {
-  const text = await Deno.readTextFile(csvPath);
-  const problems: AttributeProblem[] = [];
-  checkStructure(text, problems);
-  if (problems.length > 0) throw new AttributesError(csvPath, problems);
-
-  let raw: pl.DataFrame;
-  try {
-    // All columns as strings first; values are checked below before casting.
-    raw = pl.readCSV(text, { inferSchemaLength: 0, nullValues: MISSING, hasHeader: true });
-  } catch (err) {
-    throw new Error(`${csvPath}: could not be parsed as CSV: ${err instanceof Error ? err.message : err}`);
-  }
+/** Value checks of the structurally good lines; returns the line numbers of rows with a bad value. */
+function checkValues(raw: pl.DataFrame, good: GoodLine[], problems: AttributeProblem[]): { index: Int32Array; labels: Record<HeadName, Int8Array>; bad: Set<number> } {
   const n = raw.height;
+  const bad = new Set<number>();
+  const flag = (r: number, message: string) => (problems.push({ line: good[r].line, message }), bad.add(good[r].line));
   const idxCol = raw.getColumn("Image_Index").toArray() as (string | null)[];
   const index = new Int32Array(n);
   const seen = new Map<number, number>();
   for (let r = 0; r < n; r++) {
     const v = (idxCol[r] ?? "").trim();
     if (!INDEX_RE.test(v) || Number(v) > 2 ** 31 - 1) {
-      problems.push({ line: r + 2, message: `Image_Index must be a non-negative integer, got '${idxCol[r] ?? MISSING}'` });
+      flag(r, `Image_Index must be a non-negative integer, got '${idxCol[r] ?? MISSING}'`);
       continue;
     }
     const idx = Number(v);
     index[r] = idx;
     const prev = seen.get(idx);
-    if (prev !== undefined) problems.push({ line: r + 2, message: `duplicate Image_Index ${idx} (first on line ${prev + 2})` });
+    if (prev !== undefined) flag(r, `duplicate Image_Index ${idx} (first on line ${good[prev].line})`);
     else seen.set(idx, r);
   }
   const labels = {} as Record<HeadName, Int8Array>;
@@ -106,27 +123,53 @@ export async function readAttributes(csvPath: string): Promise<Attributes> {
     for (let r = 0; r < n; r++) {
       const v = values[r];
       if (v === null) {
-        if (head === "gender") problems.push({ line: r + 2, message: `Gender is '${MISSING}'; every row needs female or male` });
+        if (head === "gender") flag(r, `Gender is '${MISSING}'; every row needs female or male`);
         codes[r] = MISSING_CODE;
         continue;
       }
       const code = lookup.get(v.trim());
       if (code === undefined) {
-        problems.push({
-          line: r + 2,
-          message: `unknown ${column} '${v}'; expected one of ${[...vocab, ...(head === "gender" ? [] : [MISSING])].join(", ")}`,
-        });
+        flag(r, `unknown ${column} '${v}'; expected one of ${[...vocab, ...(head === "gender" ? [] : [MISSING])].join(", ")}`);
         codes[r] = MISSING_CODE;
       } else codes[r] = code;
     }
     labels[head] = codes;
   }
-  if (problems.length > 0) {
-    problems.sort((a, b) => a.line - b.line);
-    throw new AttributesError(csvPath, problems);
+  return { index, labels, bad };
+}
+
+function parse(csvPath: string, header: string, good: GoodLine[]): pl.DataFrame {
+  try {
+    // All columns as strings first; values are checked before casting.
+    return pl.readCSV([header, ...good.map((g) => g.text)].join("\n") + "\n", { inferSchemaLength: 0, nullValues: MISSING, hasHeader: true });
+  } catch (err) {
+    throw new Error(`${csvPath}: could not be parsed as CSV: ${err instanceof Error ? err.message : err}`);
   }
+}
+
+/**
+ * Reads, validates and encodes the attributes CSV. Every problem of every line (structure and values
+ * together) is collected; then it throws AttributesError listing them all, or with `keepGoing` leaves
+ * those rows out and returns them in `problems`.
+ */
+export async function readAttributes(csvPath: string, opts: ReadAttributesOptions = {}): Promise<Attributes> {
+  const text = await Deno.readTextFile(csvPath);
+  const problems: AttributeProblem[] = [];
+  const structure = checkStructure(text, problems);
+  if (!structure) throw new AttributesError(csvPath, problems);
+  let good = structure.good;
+  let raw = parse(csvPath, structure.header, good);
+  let checked = checkValues(raw, good, problems);
+  problems.sort((a, b) => a.line - b.line);
+  if (problems.length > 0 && !opts.keepGoing) throw new AttributesError(csvPath, problems);
+  if (checked.bad.size > 0) {
+    good = good.filter((g) => !checked.bad.has(g.line));
+    raw = parse(csvPath, structure.header, good);
+    checked = checkValues(raw, good, []);
+  }
+  if (good.length === 0) throw new AttributesError(csvPath, problems.length ? problems : [{ line: 2, message: "no usable rows" }]);
   const frame = raw.withColumns(pl.col("Image_Index").cast(pl.Int64));
-  return { csvPath, frame, index, labels };
+  return { csvPath, frame, index: checked.index, labels: checked.labels, problems, csvLines: Int32Array.from(good, (g) => g.line) };
 }
 
 /** Decodes a label code back to its text (`n/a` for missing). */

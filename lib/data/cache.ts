@@ -40,10 +40,11 @@ export const STATUS_CODES: Record<"ok" | ImageProblemKind, number> = {
   corrupt: 3,
   wrong_size: 4,
   wrong_channels: 5,
+  not_a_file: 6,
 };
 
 export interface RowProblem extends ImageProblem {
-  /** Row in the attributes CSV (0-based data row; CSV line = row + 2). */
+  /** Row of the attributes (0-based; its CSV line is attrs.csvLines[row]). */
   row: number;
   index: number;
 }

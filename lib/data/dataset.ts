@@ -12,6 +12,8 @@ export interface OpenOptions extends CacheOptions {
   dataroot: string;
   /** Attributes CSV outside the dataroot. */
   attributes?: string;
+  /** Leave CSV rows with bad values out (listed in `attrs.problems`) instead of stopping (exploration). */
+  keepGoing?: boolean;
 }
 
 export interface Dataset {
@@ -30,7 +32,7 @@ export interface Dataset {
 
 export async function openDataset(opts: OpenOptions): Promise<Dataset> {
   const layout = await resolveLayout(opts);
-  const attrs = await readAttributes(layout.csvPath);
+  const attrs = await readAttributes(layout.csvPath, { keepGoing: opts.keepGoing });
   const cache = await loadPixelCache(layout, attrs, opts);
   const listed = new Set(attrs.index);
   const files = await listImageFiles(layout);
@@ -51,7 +53,7 @@ export async function openDataset(opts: OpenOptions): Promise<Dataset> {
 /** CSV of every problem found (file, line, kind, message), written atomically. */
 export async function writeProblemsCsv(ds: Dataset, path: string): Promise<void> {
   const lines = ["file,csv_line,image_index,kind,message"];
-  for (const p of ds.problems) lines.push([p.file, String(p.row + 2), String(p.index), p.kind, csvField(p.message)].join(","));
+  for (const p of ds.problems) lines.push([p.file, String(ds.attrs.csvLines[p.row]), String(p.index), p.kind, csvField(p.message)].join(","));
   for (const f of ds.unlistedFiles) lines.push([f, "", "", "unlisted", "portrait file has no row in the attributes CSV"].join(","));
   await writeFileAtomic(path, lines.join("\n") + "\n");
 }

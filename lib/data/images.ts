@@ -6,7 +6,7 @@
 import sharp from "sharp";
 import { IMAGE_BYTES, IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from "./schema.ts";
 
-export type ImageProblemKind = "missing" | "bad_header" | "corrupt" | "wrong_size" | "wrong_channels";
+export type ImageProblemKind = "missing" | "bad_header" | "corrupt" | "wrong_size" | "wrong_channels" | "not_a_file";
 
 export interface ImageProblem {
   file: string;
@@ -26,6 +26,12 @@ const EXPECTED = `a ${IMAGE_WIDTH}x${IMAGE_HEIGHT} (width x height) RGB PNG`;
 export async function decodePortrait(path: string, into?: Uint8Array): Promise<DecodeResult> {
   let bytes: Uint8Array;
   try {
+    // A FIFO or device named like a portrait would block the read forever: only regular files are read.
+    const st = await Deno.stat(path);
+    if (!st.isFile) {
+      const what = st.isDirectory ? "a folder" : st.isFifo ? "a FIFO (named pipe)" : "not a regular file";
+      return { ok: false, problem: { file: path, kind: "not_a_file", message: `${what}, skipped; expected ${EXPECTED}` } };
+    }
     bytes = await Deno.readFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {

@@ -120,8 +120,11 @@ export async function runExploration(opts: ExploreOptions): Promise<ExploreResul
   const t0 = performance.now();
   const out = opts.out;
   await Deno.mkdir(out, { recursive: true });
-  const ds = await openDataset(opts);
+  // Exploration is where problems get found: rows with bad labels are listed and left out, the rest is explored.
+  const ds = await openDataset({ ...opts, keepGoing: true });
   const files: Record<string, string> = {};
+  files.bad_rows = join(out, "bad_rows.csv");
+  await writeFileAtomic(files.bad_rows, "csv_line,message\n" + ds.attrs.problems.map((p) => `${p.line},${csvField(p.message)}`).join("\n") + (ds.attrs.problems.length ? "\n" : ""));
   const description = describeAttributes(ds.attrs);
   const tables: Record<string, pl.DataFrame> = {
     class_counts: description.classCounts,
@@ -245,6 +248,8 @@ export async function runExploration(opts: ExploreOptions): Promise<ExploreResul
   const summary = {
     dataroot: ds.layout.root,
     rows: ds.rows,
+    /** CSV rows left out for bad values (bad_rows.csv); training refuses the CSV until they are fixed. */
+    badRows: ds.attrs.problems.length,
     imagesFound,
     imagesDecoded: ds.goodRows.length,
     unlistedFiles: ds.unlistedFiles.length,

@@ -245,7 +245,7 @@ export class Trainer {
         // Augmentation draws from a stream of its own per epoch, so a resumed run sees what the uninterrupted one saw.
         const rng = new Rng(o.seed * 31 + 7919 * (epoch + 1));
         const progress = new Progress(`epoch ${epoch + 1}/${o.epochs}`, plan.reduce((a, b) => a + b.length, 0), { unit: "img", quiet: o.quiet });
-        let lossSum = 0, correct = 0, seen = 0;
+        let lossSum = 0, correct = 0, seen = 0, rowsDone = 0;
         const t0 = performance.now();
         // The next batch is augmented (sharp, thread pool) while this one trains.
         let next = plan.length ? makeTrainBatch(this.pixels, plan[0], { norm: o.norm, augment: o.augment, rng }) : null;
@@ -278,8 +278,9 @@ export class Trainer {
           const truth = await labels[0].data();
           for (let i = 0; i < pred.length; i++) if (truth[i] >= 0) seen++, correct += pred[i] === truth[i] ? 1 : 0;
           lossSum += l * rows.length;
+          rowsDone += rows.length;
           tf.dispose([x, loss, ...labels, firstLogits as unknown as tf.Tensor]);
-          progress.tick(rows.length, `loss ${(lossSum / progress.done).toFixed(4)}`);
+          progress.tick(rows.length, `loss ${(lossSum / rowsDone).toFixed(4)}`);
         }
         const trainSeconds = (performance.now() - t0) / 1000;
         progress.finish(`loss ${(lossSum / Math.max(1, progress.done)).toFixed(4)}`);

@@ -66,3 +66,48 @@ Deno.test("readAttributes() rejects ragged lines and empty fields that polars wo
   assert.match(error.message, /line 2: expected 4 fields/);
   assert.match(error.message, /line 3: empty Hair_Color; write 'n\/a'/);
 });
+
+async function readKeepGoing(csv: string) {
+  let result: Awaited<ReturnType<typeof readAttributes>> | undefined;
+  await withTempDir(async (dir) => {
+    const p = join(dir, "a.csv");
+    await Deno.writeTextFile(p, csv);
+    result = await readAttributes(p, { keepGoing: true });
+  });
+  return result!;
+}
+
+const HEADER = "Image_Index,Gender,Hair_Color,Hair_Type";
+
+Deno.test("readAttributes() ignores trailing blank or whitespace-only lines, and reads a header with spaces around its names", async () => {
+  const a = await readText(`${HEADER}\n0,female,black,wavy\n1,male,n/a,straight\n\n  \n\r\n`);
+  assert.equal(a.error, undefined);
+  assert.deepEqual(Array.from(a.result!.index), [0, 1]);
+  const b = await readText("Image_Index, Gender , Hair_Color,Hair_Type\n0,female,black,wavy\n");
+  assert.equal(b.error, undefined);
+  assert.deepEqual(Array.from(b.result!.labels.gender), [0]);
+});
+
+Deno.test("readAttributes() lists structural and value problems of different lines together, including a blank line in the middle", async () => {
+  const { error } = await readText(`${HEADER}\n0,female,black\n\n2,female,purple,wavy\n3,male,black,wavy\n`);
+  assert.ok(error instanceof AttributesError);
+  assert.deepEqual(error.problems.map((p) => p.line), [2, 3, 4]);
+  assert.match(error.message, /line 2: expected 4 fields/);
+  assert.match(error.message, /line 3: blank line; delete it/);
+  assert.match(error.message, /line 4: unknown Hair_Color 'purple'/);
+});
+
+Deno.test("readAttributes() refuses a header-only CSV: no data rows", async () => {
+  const { error } = await readText(`${HEADER}\n`);
+  assert.ok(error instanceof AttributesError);
+  assert.match(error.message, /line 2: no data rows: the file has only its header/);
+});
+
+Deno.test("readAttributes({ keepGoing }) leaves every bad row out, lists them, and keeps each remaining row's CSV line", async () => {
+  const a = await readKeepGoing(`${HEADER}\n0,female,black,wavy\n1,female,purple,wavy\n2,male\n3,male,gray,straight\n`);
+  assert.deepEqual(Array.from(a.index), [0, 3]);
+  assert.deepEqual(Array.from(a.csvLines), [2, 5]);
+  assert.deepEqual(a.problems.map((p) => p.line), [3, 4]);
+  assert.equal(a.frame.height, 2);
+  assert.deepEqual(Array.from(a.labels.hair_color), [0, 3]);
+});

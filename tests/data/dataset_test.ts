@@ -184,3 +184,17 @@ Deno.test("when <dataroot>/.tp_cache cannot be made (read-only dataroot, or a fi
     }
   });
 });
+
+Deno.test("a FIFO named like a portrait is reported as not a file and skipped instead of blocking the decode", async () => {
+  await withTempDir(async (dir) => {
+    const rows = await makeDataset(dir, 3);
+    const fifo = join(dir, imageFileName(rows[1].index));
+    await Deno.remove(fifo);
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.equal(mk.code, 0, "mkfifo");
+    const ds = await openDataset({ dataroot: dir, quiet: true });
+    assert.equal(ds.goodRows.length, 2);
+    assert.deepEqual(ds.problems.map((p) => [p.index, p.kind]), [[rows[1].index, "not_a_file"]]);
+    assert.match(ds.problems[0].message, /a FIFO \(named pipe\), skipped/);
+  });
+});

@@ -220,3 +220,20 @@ Deno.test("scoreGroundTruth() counts a planted near-duplicate as found when eith
     assert.equal(none.precision, 0);
   });
 });
+
+Deno.test("runExploration() with an unknown label and a broken image lists the bad row (bad_rows.csv) and the bad file together and explores the rest", async () => {
+  await withTempDir(async (dir) => {
+    const rows = await makeDataset(dir, 12);
+    rows[3].hair_color = "purple";
+    await Deno.writeTextFile(join(dir, "Tiny_Portraits_Attributes.csv"), csvText(rows));
+    await Deno.writeTextFile(join(dir, imageFileName(rows[5].index)), "not a png");
+    const { runExploration } = await import("../../lib/explore/mod.ts");
+    const r = await runExploration({ dataroot: dir, out: join(dir, "report"), quiet: true, outliers: { descriptors: false, detector: false } });
+    assert.equal(r.summary.rows, 11, "the purple row is left out");
+    assert.equal(r.summary.badRows, 1);
+    assert.equal(await Deno.readTextFile(r.files.bad_rows), `csv_line,message\n5,"unknown Hair_Color 'purple'; expected one of black, brown, blond, gray, bald, n/a"\n`);
+    assert.ok(r.flags.some((f) => f.index === rows[5].index && f.reason === "broken"), "the broken file is flagged");
+    // Training still refuses the CSV, with the same line.
+    await assert.rejects(readAttributes(join(dir, "Tiny_Portraits_Attributes.csv")), /line 5: unknown Hair_Color 'purple'/);
+  });
+});

@@ -165,3 +165,13 @@ Deno.test("resolveTrainConfig: without --model a task gets its recipe's model an
   assert.throws(() => resolveTrainConfig(base, undefined, { task: "gender", model: "vgg" }), /unknown model 'vgg'/);
   assert.throws(() => resolveTrainConfig(base, undefined, { task: "gender", labelSmoothing: 1 }), /labelSmoothing in \[0, 1\), got 1/);
 });
+
+Deno.test("checkClasses() refuses a training split with one class in the task's main head and only warns for another head", async () => {
+  const { checkClasses } = await import("../../lib/train/_run_data.ts");
+  const labels = { gender: Int8Array.from([0, 0, 0, 0]), hair_color: Int8Array.from([0, 1, -1, 2]), hair_type: Int8Array.from([-1, -1, -1, -1]) };
+  const train = Int32Array.from([0, 1, 2, 3]);
+  assert.throws(() => checkClasses(labels, "gender", train), /the gender training split has only 'female' for gender \(4 rows\); a classifier needs at least two classes/);
+  checkClasses(labels, "haircolor", train);
+  labels.gender[1] = 1;
+  checkClasses(labels, "multitask", train); // hair_type has no labelled row: a warning, not an error
+});
