@@ -9,7 +9,7 @@
  * (/proc/<pid>/stat, so a reused pid is not mistaken for the owner), host and command. A lock whose
  * owner is gone (killed with -9, machine restarted) is stale and taken over with a note.
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { hostname } from "node:os";
 import { UserError } from "./errors.ts";
 
@@ -90,14 +90,25 @@ export interface RunLock {
   release(): Promise<void>;
 }
 
+/** Locks this process holds, with their nesting depth (train → calibrate in one process is one writer). */
+const held = new Map<string, number>();
+
 /**
  * Takes `<dir>/.lock` for this process (creating `dir`), or throws a UserError naming the live owner.
- * A stale lock (owner gone) is replaced, with a line on stderr.
+ * A stale lock (owner gone) is replaced, with a line on stderr. Taking a lock this process already
+ * holds nests (released when the outermost holder releases it).
  */
 export async function acquireRunLock(dir: string, command: string, opts: LockOptions = {}): Promise<RunLock> {
   if (opts.create === false && !(await isDirectory(dir))) throw new UserError(`${command}: there is no run ${dir}; train it first (deno task train --exp-name ...) or check --exp-name and --checkpoints`);
   await Deno.mkdir(dir, { recursive: true });
   const path = join(dir, LOCK_FILE);
+  const key = resolve(path);
+  const depth = held.get(key);
+  if (depth !== undefined) {
+    held.set(key, depth + 1);
+    let done = false;
+    return { path, release: () => (done || (done = true, held.set(key, held.get(key)! - 1)), Promise.resolve()) };
+  }
   const mine: LockInfo = { pid: Deno.pid, start: await processStart(Deno.pid) || null, host: hostname(), command, since: new Date().toISOString() };
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
@@ -108,11 +119,13 @@ export async function acquireRunLock(dir: string, command: string, opts: LockOpt
         f.close();
       }
       let released = false;
+      held.set(key, 0);
       return {
         path,
         async release() {
           if (released) return;
           released = true;
+          held.delete(key);
           try {
             const now = JSON.parse(await Deno.readTextFile(path)) as LockInfo;
             if (now.pid === mine.pid && now.host === mine.host) await Deno.remove(path);

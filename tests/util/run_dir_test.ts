@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { acquireRunLock, assertFreshRunDir, checkResumeConfig, checkRunName, LOCK_FILE, runDirPath } from "../../lib/util/run_dir.ts";
 import { isUserError } from "../../lib/util/errors.ts";
 import { withTempDir } from "../_fixtures.ts";
+import { hostname } from "node:os";
 
 /** Asserts that `fn` throws a UserError whose message matches `re`. */
 async function rejectsUser(fn: () => unknown, re: RegExp): Promise<void> {
@@ -26,17 +27,24 @@ Deno.test("checkRunName() accepts one safe folder name and rejects '..', '/', ab
   assert.equal(runDirPath("checkpoints", "g1", "train"), join("checkpoints", "g1"));
 });
 
-Deno.test("acquireRunLock(): a second writer gets a UserError naming the holder's pid; after release the folder can be locked again", async () => {
+Deno.test("acquireRunLock(): a lock held by another live process (pid 1) is a UserError naming its pid and command; this process's own lock nests and is removed by the outermost release", async () => {
   await withTempDir(async (dir) => {
     const run = join(dir, "run");
     const lock = await acquireRunLock(run, "train");
     const info = JSON.parse(await Deno.readTextFile(join(run, LOCK_FILE)));
     assert.equal(info.pid, Deno.pid);
-    await rejectsUser(() => acquireRunLock(run, "evaluate"), new RegExp(`is in use by 'train' \\(pid ${Deno.pid} `));
+    const inner = await acquireRunLock(run, "calibrate"); // train → calibrate in one process
+    await inner.release();
+    await Deno.stat(join(run, LOCK_FILE)); // still held by the outer lock
     await lock.release();
     await assert.rejects(Deno.stat(join(run, LOCK_FILE)), Deno.errors.NotFound);
-    const again = await acquireRunLock(run, "evaluate");
-    await again.release();
+    // Another live process: pid 1, with its real start time.
+    const stat = await Deno.readTextFile("/proc/1/stat");
+    const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    await Deno.writeTextFile(join(run, LOCK_FILE), JSON.stringify({ pid: 1, start, host: hostname(), command: "train", since: "now" }));
+    await rejectsUser(() => acquireRunLock(run, "evaluate"), /is in use by 'train' \(pid 1 on .*\); wait for it or stop it \(kill 1\)/);
+    await Deno.remove(join(run, LOCK_FILE));
+    await (await acquireRunLock(run, "evaluate")).release();
   });
 });
 
