@@ -10,7 +10,7 @@
 import { runDirPath } from "../util/run_dir.ts";
 import { parseFlags, runCli, usage, UsageError } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
-import { evaluateRun } from "../eval/evaluate.ts";
+import { type EnsembleMode, evaluateRun } from "../eval/evaluate.ts";
 import { DECISION_BIAS_MODES, type DecisionBiasMode } from "../eval/decision.ts";
 import { TTA_MODES, type TtaMode } from "../models/inference.ts";
 import { UserError } from "../util/errors.ts";
@@ -29,6 +29,7 @@ const SPEC = {
   "face-min-score": { type: "number", default: 0.5, positive: true, help: "detector score that counts as a face found (with --face-check)" },
   resamples: { type: "int", default: 1000, positive: true, help: "bootstrap resamples for the 95% intervals" },
   tta: { type: "string", choices: TTA_MODES, help: "test-time augmentation (default: the run's own, config.json)" },
+  ensemble: { type: "string", choices: ["auto", "faceapi", "none"], default: "auto", help: "gender averaged with face-api's age/gender net: auto = when the run asks (its recipe), faceapi = always, none = never" },
   "decision-bias": { type: "string", choices: DECISION_BIAS_MODES, default: "auto", help: "auto: the run's decision_bias.json when it has one; none: plain arg-max" },
 } as const;
 
@@ -50,6 +51,7 @@ if (import.meta.main) {
       faceCheck: f["face-check"],
       tta: f.tta as TtaMode | undefined,
       decisionBias: f["decision-bias"] as DecisionBiasMode,
+      ensemble: f.ensemble as EnsembleMode,
       faceMinScore: f["face-min-score"],
       bootstrap: { resamples: f.resamples },
     });

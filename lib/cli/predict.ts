@@ -10,6 +10,7 @@ import { runDirPath } from "../util/run_dir.ts";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { predictFolder } from "../eval/predict.ts";
+import type { EnsembleMode } from "../eval/evaluate.ts";
 import { DECISION_BIAS_MODES, type DecisionBiasMode } from "../eval/decision.ts";
 import { DEFAULT_FILL, FILL_MODES, type FillMode } from "../faces/mod.ts";
 import { UserError } from "../util/errors.ts";
@@ -27,6 +28,7 @@ const SPEC = {
   },
   truth: { type: "string", help: "CSV with filename and a column per head (e.g. filename,gender): report accuracy" },
   "batch-size": { type: "int", positive: true, default: 16, help: "photos per forward pass of the face nets" },
+  ensemble: { type: "string", choices: ["auto", "faceapi", "none"], default: "auto", help: "gender averaged with face-api's age/gender net: auto = when the run asks (its recipe), faceapi = always, none = never" },
   "decision-bias": { type: "string", choices: DECISION_BIAS_MODES, default: "auto", help: "auto: the run's decision_bias.json when it has one; none: plain arg-max" },
   checkpoints: { type: "string", default: "checkpoints", help: "checkpoints folder" },
   backend: { type: "string", help: "force a tfjs backend" },
@@ -47,6 +49,7 @@ if (import.meta.main) {
       truth: f.truth,
       batchSize: f["batch-size"],
       decisionBias: f["decision-bias"] as DecisionBiasMode,
+      ensemble: f.ensemble as EnsembleMode,
     });
     console.log(`predictions: ${r.csvPath}${r.sheetPath ? `, contact sheet ${r.sheetPath}` : ""}`);
   });

@@ -80,6 +80,8 @@ export interface Predictor {
   dir: string;
   /** Decision biases applied to each head's probabilities (decision_bias.json); empty when none. */
   decisionBias?: Record<string, number[]>;
+  /** "faceapi": the gender head is averaged with face-api's age/gender net. */
+  ensemble?: Ensemble;
   predict(pixels: Uint8Array, rows: ArrayLike<number>): Promise<Record<string, Float32Array>>;
   dispose(): void;
 }
@@ -105,6 +107,25 @@ export interface PredictorOptions {
   tta?: TtaMode;
   /** "auto" (default): apply the run's decision_bias.json when it was fitted for this checkpoint; "none": plain arg-max. */
   decisionBias?: DecisionBiasMode;
+  /** "auto" (default): the run's own ensemble (config.json `ensemble`); "faceapi": force it on; "none": the trained net alone. */
+  ensemble?: EnsembleMode;
+}
+
+export type EnsembleMode = "auto" | Ensemble;
+
+/** Ensembles a run can ask for: "faceapi" averages its gender head with face-api's pretrained age/gender net (equal weights). */
+export const ENSEMBLES = ["faceapi", "none"] as const;
+export type Ensemble = typeof ENSEMBLES[number];
+
+/** probs (n×2, [female, male]) averaged with face-api's age/gender net on the same portraits. */
+async function withFaceapiGender(probs: Float32Array, pixels: Uint8Array, rows: ArrayLike<number>): Promise<Float32Array> {
+  const { male } = await ageGenderPredict(pixels, rows);
+  const out = new Float32Array(probs.length);
+  male.forEach((p, i) => {
+    out[2 * i + 1] = 0.5 * probs[2 * i + 1] + 0.5 * p;
+    out[2 * i] = 1 - out[2 * i + 1];
+  });
+  return out;
 }
 
 export async function loadPredictor(runDir: string, ckpt: "best" | "last", opts: PredictorOptions = {}): Promise<Predictor> {
@@ -141,12 +162,18 @@ export async function loadPredictor(runDir: string, ckpt: "best" | "last", opts:
       if (h.bias.some((b) => b !== 0)) biases[head] = h.bias;
     }
   }
+  const mode = opts.ensemble ?? "auto";
+  const wanted: Ensemble = mode === "auto" ? (config.ensemble as Ensemble | undefined) ?? "none" : mode;
+  if (wanted === "faceapi" && !("gender" in config.heads)) throw new UserError(`--ensemble faceapi averages the gender head; ${runDir} has none (${Object.keys(config.heads).join(", ")})`);
+  const ensemble: Ensemble = wanted;
   return {
     config,
     dir,
     decisionBias: biases,
+    ensemble,
     async predict(pixels, rows) {
       const probs = await predictHeads(model, pixels, rows, { norm: config.normalization, heads: Object.keys(config.heads), tta: tta ?? config.tta ?? "none" });
+      if (ensemble === "faceapi") probs.gender = await withFaceapiGender(probs.gender, pixels, rows);
       for (const [head, b] of Object.entries(biases)) probs[head] = applyDecisionBias(probs[head], b.length, b);
       return probs;
     },
@@ -223,6 +250,8 @@ export interface EvaluateOptions {
   tta?: TtaMode;
   /** "auto" (default): apply the run's decision_bias.json; "none": plain arg-max. */
   decisionBias?: DecisionBiasMode;
+  /** "auto" (default): the run's own ensemble; "faceapi": force it on; "none": the trained net alone. */
+  ensemble?: EnsembleMode;
   /** Bootstrap settings for the intervals (default 1,000 resamples, seed 1, 95%). */
   bootstrap?: BootstrapOptions;
   /** Run face-api's tiny detector on every evaluated portrait and report accuracy for face found / not found (default false). */
@@ -285,7 +314,7 @@ async function evaluateLocked(opts: EvaluateOptions): Promise<EvaluateResult> {
   const s = opts.faceMinScore, m = opts.worstMinRows;
   if (s !== undefined && !(s > 0 && s <= 1)) throw new UserError(`evaluate: expected --face-min-score in (0, 1], got ${s}`);
   if (m !== undefined && !(Number.isInteger(m) && m >= 1)) throw new Error(`evaluate: expected worstMinRows to be a positive integer, got ${m}`);
-  const predictor = await loadPredictor(opts.runDir, opts.ckpt, { dataroot: opts.dataroot, tta: opts.tta, decisionBias: opts.decisionBias });
+  const predictor = await loadPredictor(opts.runDir, opts.ckpt, { dataroot: opts.dataroot, tta: opts.tta, decisionBias: opts.decisionBias, ensemble: opts.ensemble });
   const { config, dir } = predictor;
   try {
     const dataroot = opts.dataroot ?? config.dataset.root;
@@ -319,6 +348,7 @@ async function evaluateLocked(opts: EvaluateOptions): Promise<EvaluateResult> {
     }
     const withCi = (w: WorstSubgroup | null): WorstSubgroup | null => (w ? { ...w, accuracy_ci: bootstrapProportion(w.correct, w.n, bootstrap) } : null);
     const lines = [`evaluation of ${dir} (${config.model}, task ${config.task}, test-time augmentation ${opts.tta ?? config.tta ?? "none"}) on ${opts.split === "all" ? "all good images" : `the ${opts.split} split`} of ${ds.layout.root}: ${rows.length} rows, ${imgPerSec.toFixed(1)} img/s`];
+    if (predictor.ensemble === "faceapi") lines.push("gender: averaged with face-api's pretrained age/gender net (--ensemble none for the trained net alone)");
     const biased = Object.entries(predictor.decisionBias ?? {});
     if (biased.length) lines.push(`decision biases (${DECISION_BIAS_FILE}, fitted on the validation split; --decision-bias none for plain arg-max): ${biased.map(([h, b]) => `${h} [${b.map((x) => x.toFixed(1)).join(", ")}]`).join("; ")}`);
     for (const head of heads) {
@@ -349,7 +379,7 @@ async function evaluateLocked(opts: EvaluateOptions): Promise<EvaluateResult> {
         subgroups[`${head}_by_${other}`] = headTables[`${head}_by_${other}`] = df;
         lines.push("", `${head} accuracy by ${other === "face" ? "face found (face-api tiny detector)" : other}:`, df.toString());
       }
-      extras[head] = { intervals: intervals[head], worstSubgroup: withCi(worstSubgroup(headTables, minRows)), decisionBias: predictor.decisionBias?.[head] };
+      extras[head] = { intervals: intervals[head], worstSubgroup: withCi(worstSubgroup(headTables, minRows)), decisionBias: predictor.decisionBias?.[head], ensemble: head === "gender" && predictor.ensemble === "faceapi" ? "faceapi" : undefined };
       const worst = worstMistakes(yTrue, probs[head], k, 32);
       if (worst.length) {
         const tiles = worst.map((m) => ({

@@ -16,7 +16,7 @@ import pl from "nodejs-polars";
 import sharp from "sharp";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { checkFill, DEFAULT_FILL, type FillMode, portraitsFromImages } from "../faces/mod.ts";
-import { FACEAPI_BASELINE, loadPredictor } from "./evaluate.ts";
+import { type EnsembleMode, FACEAPI_BASELINE, loadPredictor } from "./evaluate.ts";
 import { withRunLock } from "../util/run_dir.ts";
 import type { DecisionBiasMode } from "./decision.ts";
 import { argmaxRows } from "./report.ts";
@@ -47,6 +47,8 @@ export interface PredictOptions {
   batchSize?: number;
   /** "auto" (default): apply the run's decision_bias.json; "none": plain arg-max. */
   decisionBias?: DecisionBiasMode;
+  /** "auto" (default): the run's own ensemble; "faceapi": force it on; "none": the trained net alone. */
+  ensemble?: EnsembleMode;
   quiet?: boolean;
 }
 
@@ -168,7 +170,7 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
 async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const fill = opts.fill ?? DEFAULT_FILL;
   checkFill("predict", fill);
-  const predictor = await loadPredictor(opts.runDir, opts.ckpt, { decisionBias: opts.decisionBias });
+  const predictor = await loadPredictor(opts.runDir, opts.ckpt, { decisionBias: opts.decisionBias, ensemble: opts.ensemble });
   const { config } = predictor;
   try {
     const files = await listImages(opts.images);

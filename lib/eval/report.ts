@@ -199,6 +199,8 @@ export interface HeadMetrics {
   worst_subgroup?: WorstSubgroup | null;
   /** Per-class offsets added to log p before the arg-max (decision_bias.json); absent when none were applied. */
   decision_bias?: number[];
+  /** "faceapi" when this head was averaged with face-api's age/gender net; absent otherwise. */
+  ensemble?: string;
 }
 
 /** What `metricsJson` adds to a head's entry besides the report's numbers. */
@@ -206,6 +208,7 @@ export interface HeadMetricsExtras {
   intervals?: BootstrapIntervals;
   worstSubgroup?: WorstSubgroup | null;
   decisionBias?: number[];
+  ensemble?: string;
 }
 
 /**
@@ -226,6 +229,8 @@ export function metricsJson(reports: Record<string, ClassificationReport>, extra
     if (worst !== undefined) out[head].worst_subgroup = worst;
     const bias = extras[head]?.decisionBias;
     if (bias !== undefined) out[head].decision_bias = bias;
+    const ens = extras[head]?.ensemble;
+    if (ens !== undefined) out[head].ensemble = ens;
   }
   return out;
 }

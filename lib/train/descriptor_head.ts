@@ -499,6 +499,7 @@ export async function trainDescriptorHead(cfg: TrainConfig, opts: { quiet?: bool
       dataset: { name, root: ds.layout.root },
       params,
       tta: "none",
+      ensemble: cfg.ensemble,
     };
     const runConfig = { ...cfg, ...modelConfig, descriptorHead: headCfg, backend: engineChoice()?.backend ?? null, createdAt: new Date().toISOString() };
     await writeJsonAtomic(join(runDir, "config.json"), runConfig);

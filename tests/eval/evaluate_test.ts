@@ -95,3 +95,38 @@ Deno.test("evaluateRun() reports bootstrap intervals, accuracy by face found / n
     assert.ok(r.text.includes(`  worst subgroup (≥ 3 rows): ${head} accuracy where ${by === "face" ? "face check" : by} = ${w.group}: ${pct} [`), r.text.slice(-600));
   });
 });
+
+Deno.test("a run whose config asks for ensemble 'faceapi' gives the mean of its gender probabilities and face-api's age/gender net's; 'none' turns it off, 'faceapi' forces it", async () => {
+  const { loadPredictor } = await import("../../lib/eval/evaluate.ts");
+  const { ageGenderPredict } = await import("../../lib/faces/mod.ts");
+  const { openDataset } = await import("../../lib/data/dataset.ts");
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await generateSynthetic({ out: data, count: 8, seed: 4, badFraction: 0, duplicateFraction: 0 });
+    const ds = await openDataset({ dataroot: data, quiet: true });
+    const { model, normalization } = await createClassifier("compact_cnn", ["gender"], { widths: [8, 8, 8, 8], blocksPerStage: 0 });
+    const config = { model: "compact_cnn", task: "gender", heads: { gender: [...HEADS.gender.labels] }, normalization: normalization ?? REFERENCE_NORMALIZATION, dataset: { name: "synthetic", root: data } };
+    await saveCheckpoint(join(dir, "plain", "models", "best"), { model, config });
+    await saveCheckpoint(join(dir, "ens", "models", "best"), { model, config: { ...config, ensemble: "faceapi" } });
+    model.dispose();
+    const rows = ds.goodRows;
+    const { male } = await ageGenderPredict(ds.cache.pixels, rows);
+    const get = async (run: string, ensemble?: "auto" | "faceapi" | "none") => {
+      const p = await loadPredictor(join(dir, run), "best", { ensemble });
+      try {
+        return { probs: (await p.predict(ds.cache.pixels, rows)).gender, ensemble: p.ensemble };
+      } finally {
+        p.dispose();
+      }
+    };
+    const plain = await get("plain"), ens = await get("ens"), off = await get("ens", "none"), forced = await get("plain", "faceapi");
+    assert.deepEqual([plain.ensemble, ens.ensemble, off.ensemble, forced.ensemble], ["none", "faceapi", "none", "faceapi"]);
+    assert.deepEqual(Array.from(off.probs), Array.from(plain.probs));
+    for (let i = 0; i < rows.length; i++) {
+      const want = 0.5 * plain.probs[2 * i + 1] + 0.5 * male[i];
+      assert.ok(Math.abs(ens.probs[2 * i + 1] - want) < 1e-6, `row ${i}: ${ens.probs[2 * i + 1]} vs ${want}`);
+      assert.ok(Math.abs(ens.probs[2 * i] + ens.probs[2 * i + 1] - 1) < 1e-6);
+      assert.ok(Math.abs(forced.probs[2 * i + 1] - want) < 1e-6);
+    }
+  });
+});

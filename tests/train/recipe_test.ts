@@ -143,7 +143,7 @@ Deno.test("tta 'flip' gives the mean of the probabilities of each portrait and o
   }
 });
 
-Deno.test("resolveTrainConfig: without --model a task gets its recipe's model and settings (decision biases fitted for hair colour and multitask only); preset and flags override it", () => {
+Deno.test("resolveTrainConfig: without --model a task gets its recipe's model and settings (decision biases fitted for hair colour and multitask only, the face-api gender ensemble for gender and multitask); preset and flags override it", () => {
   const base = { dataroot: "d", expName: "e" };
   const g = resolveTrainConfig(base, undefined, { task: "gender" });
   assert.equal(g.model, "face_resnet");
@@ -157,6 +157,8 @@ Deno.test("resolveTrainConfig: without --model a task gets its recipe's model an
   assert.equal(resolveTrainConfig(base, undefined, { task: "haircolor" }).modelOverrides.crop, "both");
   assert.deepEqual(["gender", "haircolor", "multitask"].map((task) => resolveTrainConfig(base, undefined, { task: task as "gender" }).decisionBias), ["none", "fit", "fit"]);
   assert.equal(resolveTrainConfig(base, undefined, { task: "haircolor", decisionBias: "none" }).decisionBias, "none", "the flag overrides the recipe");
+  assert.deepEqual(["gender", "haircolor", "multitask"].map((task) => resolveTrainConfig(base, undefined, { task: task as "gender" }).ensemble), ["faceapi", "none", "faceapi"]);
+  assert.throws(() => resolveTrainConfig(base, undefined, { task: "haircolor", ensemble: "faceapi" }), /--ensemble faceapi averages the gender head; task haircolor has none/);
   const flagged = resolveTrainConfig(base, "debug", { task: "haircolor", backboneLrMult: 0.5, modelOverrides: { trainableFrom: "conv256_1" } });
   assert.deepEqual([flagged.backboneLrMult, flagged.epochs, flagged.stepsPerEpoch], [0.5, 3, 12]);
   assert.deepEqual(flagged.modelOverrides, { crop: "both", trainableFrom: "conv256_1" }, "flag overrides merge with the recipe's");
