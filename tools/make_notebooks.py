@@ -267,7 +267,7 @@ nb([
 # 06 — Generating portraits from scratch: a GAN at 108×84
 
 A generator (mapping network → 14×11 → three 4×4 transposed convolutions → 112×88 → centre crop 108×84) against a
-discriminator with spectral normalisation, hinge loss, DiffAugment (colour, translation, cutout) and an exponential
+discriminator (spectral normalisation off by default: `--spectral-norm`), hinge loss, DiffAugment (colour, translation, cutout) and an exponential
 moving average of the generator weights. Everything lives in `lib/models/gan.ts` and `lib/train/gan.ts`; this
 notebook trains briefly, then shows the sample grid (fixed latents), an interpolation strip, the truncation trick and
 the Fréchet descriptor distance (FDD: Fréchet distance between real and generated portraits in face-api's 128-D face

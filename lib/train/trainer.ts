@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
-import { type AugmentOptions, classBalanceWeights, makeTrainBatch, type Normalization, planEpoch } from "../data/batches.ts";
+import { type AugmentOptions, classBalanceWeights, labelTensor, makeTrainBatch, type Normalization, planEpoch } from "../data/batches.ts";
 import type { HeadName } from "../data/schema.ts";
 import { maskedSoftmaxCrossEntropy } from "./losses.ts";
 import { loadOptimizerState, resolveCheckpoint, saveCheckpoint } from "./checkpoint.ts";
@@ -177,10 +177,7 @@ export class Trainer {
   }
 
   private labelTensors(rows: Int32Array): tf.Tensor1D[] {
-    return this.task.heads.map((h) => {
-      const codes = this.task.labels[h.name];
-      return tf.tensor1d(Int32Array.from(rows, (r) => codes[r]), "int32");
-    });
+    return this.task.heads.map((h) => labelTensor(this.task.labels[h.name], rows));
   }
 
   /** Probabilities per head ([n×k] row-major, task head order) and the mean masked loss over `rows`. */

@@ -90,7 +90,7 @@ function trainStep(model: tfl.LayersModel, opt: tf.Optimizer, x: tf.Tensor, y: t
   return v;
 }
 
-Deno.test("the rebuilt net reproduces face-api's descriptors on portraits within 1e-3, aligned and portrait crops", async () => {
+Deno.test("the rebuilt net reproduces face-api's descriptors on portraits within 1e-5 (5e-7 measured on onednn), aligned and portrait crops", async () => {
   await engine();
   const { pixels, rows } = await data();
   const pick = rows.slice(0, 3);
@@ -101,7 +101,7 @@ Deno.test("the rebuilt net reproduces face-api's descriptors on portraits within
       const mine = await values(model, x);
       const ref = await faceDescriptors(pixels, pick, { crop });
       const diff = maxAbsDiff(mine, ref);
-      assert.ok(diff < 1e-3, `${crop}: max abs difference ${diff}`);
+      assert.ok(diff < 1e-5, `${crop}: max abs difference ${diff}`);
       // Not trivially equal: different portraits get different descriptors.
       assert.ok(maxAbsDiff(ref.subarray(0, 128), ref.subarray(128, 256)) > 0.01);
       if (crop !== "aligned") model.dispose();
