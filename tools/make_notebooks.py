@@ -82,9 +82,8 @@ images flagged by the exploration (`bad_images.csv`) and undecodable ones are le
 ("code", '''
 const ds = await tp.openDataset({ dataroot });
 const name = tp.datasetName(ds.layout);
-const badPath = `${outRoot}/explore/bad_images.csv`;
-let exclude = new Set<number>();
-try { exclude = await tp.readBadImages(badPath); } catch { console.log(`no ${badPath}: run 01_explore first to drop outliers`); }
+const { exclude, note } = await tp.loadExclusion(name, `${outRoot}/explore/bad_images.csv`, { optional: true });
+console.log(note);
 console.log(`${ds.rows} rows, ${ds.goodRows.length} decodable, ${exclude.size} flagged as bad`);
 const dir = Deno.env.get("TP_SPLIT_DIR") ?? `../assets/splits/${name}`;
 '''),

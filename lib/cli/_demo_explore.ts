@@ -7,7 +7,7 @@ import { runExploration } from "../explore/mod.ts";
 import { splitShareChart } from "../explore/charts.ts";
 import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
-import { readBadImages } from "../explore/mod.ts";
+import { loadExclusion } from "../data/bad_images.ts";
 import { ensureSplits, SPLIT_TASKS, splitReport } from "../data/split.ts";
 import { saveChart } from "../viz/vega.ts";
 import { writeFileAtomic } from "../util/fs.ts";
@@ -29,12 +29,9 @@ export async function runExploreStage(ctx: DemoContext): Promise<Record<string, 
 export async function runSplitStage(ctx: DemoContext): Promise<Record<string, unknown>> {
   const ds = await openDataset({ dataroot: ctx.dataroot, attributes: ctx.attributes, quiet: true });
   const dir = ctx.splitDir ?? join("assets", "splits", datasetName(ds.layout));
-  let exclude = new Set<number>();
-  try {
-    exclude = await readBadImages(join(ctx.out, "explore", "bad_images.csv"));
-  } catch {
-    console.log("no bad_images.csv from the explore stage; only undecodable images are left out");
-  }
+  const badPath = join(ctx.out, "explore", "bad_images.csv");
+  const { exclude, note } = await loadExclusion(datasetName(ds.layout), badPath, { optional: true });
+  console.log(note);
   const reports: pl.DataFrame[] = [];
   const sizes: Record<string, Record<string, number>> = {};
   for (const task of SPLIT_TASKS) {

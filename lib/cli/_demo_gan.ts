@@ -7,6 +7,7 @@ import { generateImages } from "../models/gan_generate.ts";
 import { judgeGenerated } from "../eval/gan_eval.ts";
 import { saveChart } from "../viz/vega.ts";
 import { exists, writeFileAtomic } from "../util/fs.ts";
+import { UserError } from "../util/errors.ts";
 
 /** Classifier presets → GAN presets. */
 const PRESET_OF: Record<string, string> = { debug: "tiny", demo: "demo", full: "full" };
@@ -14,7 +15,8 @@ const PRESET_OF: Record<string, string> = { debug: "tiny", demo: "demo", full: "
 export async function runGanStage(ctx: DemoContext): Promise<Record<string, unknown>> {
   await initEngine({ backend: ctx.backend });
   const expName = "demo_gan";
-  const preset = PRESET_OF[ctx.trainPreset] ?? "demo";
+  const preset = PRESET_OF[ctx.trainPreset];
+  if (!preset) throw new UserError(`demo: unknown --train-preset '${ctx.trainPreset}'; expected one of ${Object.keys(PRESET_OF).join(", ")}`);
   const cfg = resolveGanConfig({ dataroot: ctx.dataroot, expName }, preset, {
     attributes: ctx.attributes,
     seed: ctx.seed,

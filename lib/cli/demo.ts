@@ -47,7 +47,7 @@ const SPEC = {
   stages: { type: "string", default: STAGES.join(","), help: "comma-separated stages to run" },
   backend: { type: "string", help: "force a tfjs backend (tensorflow|onednn|wasm|cpu|webgpu)" },
   checkpoints: { type: "string", default: "checkpoints", help: "where training runs go" },
-  "train-preset": { type: "string", default: "demo", help: "training preset of the classifier stages (debug|demo|full)" },
+  "train-preset": { type: "string", choices: ["debug", "demo", "full"], default: "demo", help: "training preset of the classifier stages; the GAN stage takes tiny, demo or full to match" },
   "split-dir": { type: "string", help: "split folder (default assets/splits/<dataset>)" },
   images: { type: "string", help: "outside photos to predict on (default: face-api's sample photos)" },
 } as const;

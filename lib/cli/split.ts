@@ -10,11 +10,11 @@ import pl from "nodejs-polars";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
-import { defaultBadImagesPath, defaultSplitDir, ensureSplits, SPLIT_TASKS, type SplitTask, splitReport } from "../data/split.ts";
-import { readBadImages } from "../explore/mod.ts";
+import { loadExclusion } from "../data/bad_images.ts";
+import { defaultSplitDir, ensureSplits, SPLIT_TASKS, type SplitTask, splitReport } from "../data/split.ts";
 import { splitShareChart } from "../explore/charts.ts";
 import { saveChart } from "../viz/vega.ts";
-import { exists, writeFileAtomic } from "../util/fs.ts";
+import { writeFileAtomic } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";
 
 const SPEC = {
@@ -43,13 +43,8 @@ if (import.meta.main) {
     const ds = await openDataset({ dataroot: f.dataroot, attributes: f.attributes, cacheDir: f["cache-dir"] });
     const name = datasetName(ds.layout);
     const dir = f.out ?? defaultSplitDir(name);
-    const badPath = f.bad ?? defaultBadImagesPath(name);
-    let exclude = new Set<number>();
-    if (await exists(badPath)) {
-      exclude = await readBadImages(badPath);
-      console.log(`leaving out ${exclude.size} flagged images listed in ${badPath}`);
-    } else if (f.bad) throw new UserError(`split: --bad ${badPath} does not exist`);
-    else console.log(`no ${badPath}; run 'deno task explore --dataroot ${f.dataroot}' first to drop outliers (undecodable images are always left out)`);
+    const { exclude, note } = await loadExclusion(name, f.bad);
+    console.log(note);
     const reports: pl.DataFrame[] = [];
     for (const task of tasks as SplitTask[]) {
       const { splits } = await ensureSplits(ds.attrs, task, ds.goodRows, {

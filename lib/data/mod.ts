@@ -13,4 +13,6 @@ export * from "./dataset.ts";
 export * from "./batches.ts";
 export * from "./unpack.ts";
 export * from "./split.ts";
+export * from "./tasks.ts";
+export * from "./bad_images.ts";
 export * from "./synthetic/mod.ts";

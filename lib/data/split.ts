@@ -23,20 +23,18 @@ import { type Attributes, readAttributes } from "./attributes.ts";
 import { CSV_HEADER, HEAD_NAMES, type HeadName, HEADS, MISSING } from "./schema.ts";
 import { labelName } from "./attributes.ts";
 import { Rng } from "../util/rng.ts";
+import { TASK_NAMES, type TaskName, TASKS } from "./tasks.ts";
 import { exists, readJson, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";
 
-export const SPLIT_TASKS = ["gender", "haircolor", "multitask"] as const;
-export type SplitTask = typeof SPLIT_TASKS[number];
+/** The tasks (lib/data/tasks.ts). */
+export const SPLIT_TASKS = TASK_NAMES;
+export type SplitTask = TaskName;
 export const SPLIT_PARTS = ["train", "val", "test"] as const;
 export type SplitPart = typeof SPLIT_PARTS[number];
 
-/** Heads each task trains. */
-export const TASK_HEADS: Record<SplitTask, HeadName[]> = {
-  gender: ["gender"],
-  haircolor: ["hair_color"],
-  multitask: ["gender", "hair_color", "hair_type"],
-};
+/** Heads each task trains (TASKS[task].heads). */
+export const TASK_HEADS = Object.fromEntries(TASK_NAMES.map((t) => [t, [...TASKS[t].heads]])) as Record<SplitTask, HeadName[]>;
 
 export interface SplitOptions {
   /** Shares of train, val, test (normalised). Default 0.70/0.15/0.15. */
@@ -48,9 +46,7 @@ export type Splits = Record<SplitPart, Int32Array>;
 
 /** The stratum key of a row for a task. */
 export function stratumOf(attrs: Attributes, task: SplitTask, row: number): string {
-  if (task === "gender") return labelName("gender", attrs.labels.gender[row]);
-  if (task === "haircolor") return labelName("hair_color", attrs.labels.hair_color[row]);
-  return HEAD_NAMES.map((h) => labelName(h, attrs.labels[h][row])).join("|");
+  return TASKS[task].strata.map((h) => labelName(h, attrs.labels[h][row])).join("|");
 }
 
 /** Rows (of `usable`) that take part in a task. */
@@ -58,7 +54,7 @@ export function taskRows(attrs: Attributes, task: SplitTask, usable: ArrayLike<n
   const out: number[] = [];
   for (let i = 0; i < usable.length; i++) {
     const r = usable[i];
-    if (task === "haircolor" && attrs.labels.hair_color[r] < 0) continue;
+    if (TASKS[task].required.some((h) => attrs.labels[h][r] < 0)) continue;
     out.push(r);
   }
   return Int32Array.from(out);
@@ -230,12 +226,9 @@ export function splitReport(attrs: Attributes, task: SplitTask, splits: Splits):
   return pl.DataFrame(recs);
 }
 
-/** Default folders: assets/splits/<dataset>/ and reports/explore/<dataset>/bad_images.csv. */
+/** Default split folder: assets/splits/<dataset>/ (the bad-image list's is in bad_images.ts). */
 export function defaultSplitDir(name: string): string {
   return join("assets", "splits", name);
-}
-export function defaultBadImagesPath(name: string): string {
-  return join("reports", "explore", name, "bad_images.csv");
 }
 
 export interface EnsureSplitsOptions extends SplitOptions {

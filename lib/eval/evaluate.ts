@@ -15,7 +15,7 @@
  * the end of the text names the worst subgroup (lowest accuracy among
  * subgroups with at least 10 rows).
  */
-import * as tfl from "@tensorflow/tfjs-layers";
+import type * as tfl from "@tensorflow/tfjs-layers";
 import { basename, join } from "node:path";
 import pl from "nodejs-polars";
 import { openDataset } from "../data/dataset.ts";
@@ -26,10 +26,8 @@ import { HEAD_NAMES, type HeadName, HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDT
 
 import { predictHeads, type TtaMode } from "../models/inference.ts";
 import { ageGenderPredict, detectFaces } from "../faces/mod.ts";
-// Also registers the custom layers of every registered model, so saved models load.
-import { disposeModel } from "../models/mod.ts";
-import { fileIO } from "../models/io.ts";
-import { resolveCheckpoint } from "../train/checkpoint.ts";
+import { disposeModel, loadSavedModel } from "../models/mod.ts";
+import { resolveCheckpoint } from "../models/io.ts";
 import {
   argmaxRows,
   type BootstrapIntervals,
@@ -91,7 +89,7 @@ export async function loadRunModel(runDir: string, ckpt: "best" | "last"): Promi
   const dir = await resolveCheckpoint(join(runDir, "models", ckpt));
   if (!dir) throw new UserError(`no '${ckpt}' checkpoint in ${join(runDir, "models")}; train first (deno task train --exp-name ...)`);
   const config = await readJson<RunModelConfig>(join(dir, "config.json"));
-  const model = await tfl.loadLayersModel(fileIO(dir));
+  const model = await loadSavedModel(dir);
   return { model, config, dir };
 }
 

@@ -30,7 +30,6 @@ export * from "./charts.ts";
 
 export const BAD_IMAGES_FILE = "bad_images.csv";
 import { GROUND_TRUTH_FILE } from "../data/synthetic/mod.ts";
-import { UserError } from "../util/errors.ts";
 
 export interface ExploreOptions extends OpenOptions {
   out: string;
@@ -63,13 +62,6 @@ export interface ExploreResult {
 function csvOf(flags: OutlierFlag[]): string {
   return "file,image_index,reason,score,detail\n" +
     flags.map((f) => [f.file, f.index, f.reason, f.score.toFixed(4), csvField(f.detail)].join(",")).join("\n") + "\n";
-}
-
-/** Reads a bad-image list (file,…) written by the exploration: the set of Image_Index values. */
-export async function readBadImages(path: string): Promise<Set<number>> {
-  const df = pl.readCSV(await Deno.readTextFile(path), { inferSchemaLength: 0 });
-  if (!df.columns.includes("image_index")) throw new UserError(`${path}: expected a column image_index (a bad_images.csv from deno task explore)`);
-  return new Set((df.getColumn("image_index").toArray() as string[]).map(Number));
 }
 
 /**

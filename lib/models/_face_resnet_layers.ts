@@ -126,5 +126,8 @@ export class ChannelZeroPad extends tfl.layers.Layer {
   }
 }
 
-tf.serialization.registerClass(FaceResnetInput);
-tf.serialization.registerClass(ChannelZeroPad);
+/** Registers the face ResNet's custom layers for tfjs deserialisation (registerCustomLayers in mod.ts calls it). */
+export function registerFaceResnetLayers(): void {
+  tf.serialization.registerClass(FaceResnetInput);
+  tf.serialization.registerClass(ChannelZeroPad);
+}

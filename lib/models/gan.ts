@@ -57,7 +57,10 @@ export class PixelNorm extends tfl.layers.Layer {
     return shape;
   }
 }
-tf.serialization.registerClass(PixelNorm);
+/** Registers the GAN's custom layers for tfjs deserialisation (registerCustomLayers in mod.ts calls it). */
+export function registerGanLayers(): void {
+  tf.serialization.registerClass(PixelNorm);
+}
 
 type T = tfl.SymbolicTensor;
 

@@ -8,7 +8,6 @@ import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import { fileIO } from "./io.ts";
 import "./gan.ts"; // registers PixelNorm for loading
 import sharp from "sharp";
 import { exists, writeFileAtomic, readJson } from "../util/fs.ts";
@@ -16,6 +15,7 @@ import { mosaic } from "../viz/mosaic.ts";
 import { classTensor, latentsForSeeds, LATEST, toPixels } from "../train/gan.ts";
 import type { GeneratorMeta } from "../train/gan.ts";
 import { UserError } from "../util/errors.ts";
+import { loadSavedModel } from "./mod.ts";
 
 export interface LoadedGenerator {
   mapping: tfl.LayersModel;
@@ -40,8 +40,8 @@ export async function loadGenerator(path: string): Promise<LoadedGenerator> {
   }
   if (!dir) throw new UserError(`gan:generate: no generator in ${path} (expected generator.json and synthesisEma/ there or under ${LATEST}); train with deno task gan:train first`);
   const meta = await readJson<GeneratorMeta>(join(dir, "generator.json"));
-  const mapping = await tfl.loadLayersModel(fileIO(join(dir, "mappingEma")));
-  const synthesis = await tfl.loadLayersModel(fileIO(join(dir, "synthesisEma")));
+  const mapping = await loadSavedModel(join(dir, "mappingEma"));
+  const synthesis = await loadSavedModel(join(dir, "synthesisEma"));
   return { mapping, synthesis, meta, dir, dispose: () => (mapping.dispose(), synthesis.dispose()) };
 }
 

@@ -17,6 +17,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
 import { UserError } from "../util/errors.ts";
+import { exists } from "../util/fs.ts";
 
 export const MODEL_FILE = "model.json";
 export const WEIGHTS_FILE = "weights.bin";
@@ -162,4 +163,15 @@ export function fileIO(dir: string): tf.io.IOHandler {
     save: (artifacts) => save(dir, artifacts),
     load: () => load(dir),
   };
+}
+
+/**
+ * Finds the usable copy of a checkpoint after a possible kill mid-save:
+ * `dir` if complete, else `dir.old` (the previous one). Null if none.
+ */
+export async function resolveCheckpoint(dir: string): Promise<string | null> {
+  for (const d of [dir, `${dir}.old`]) {
+    if ((await exists(join(d, "model.json"))) && (await exists(join(d, "config.json")))) return d;
+  }
+  return null;
 }

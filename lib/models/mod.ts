@@ -5,13 +5,18 @@
  * model with one logits output per head (output names = label names).
  * Overrides that are `undefined` never replace defaults.
  */
-import type * as tfl from "@tensorflow/tfjs-layers";
+import * as tfl from "@tensorflow/tfjs-layers";
+import { registerFaceResnetLayers } from "./_face_resnet_layers.ts";
+import { registerGanLayers } from "./gan.ts";
+import { fileIO } from "./io.ts";
 import { buildCompactCnn, type CompactCnnConfig, DEFAULT_COMPACT_CNN_CONFIG } from "./compact_cnn.ts";
 import { buildFaceResnetBackbone, DEFAULT_FACE_RESNET_CONFIG, type FaceResnetConfig, loadFaceResnetWeights, setTrainableFrom } from "./face_resnet.ts";
 import { attachHeads } from "./heads.ts";
 import type { HeadName } from "../data/schema.ts";
 import { type Normalization, REFERENCE_NORMALIZATION } from "../data/batches.ts";
 import { UserError } from "../util/errors.ts";
+import { mergeDefined } from "../util/merge.ts";
+export { mergeDefined };
 
 export interface ModelEntry<C extends object> {
   description: string;
@@ -66,11 +71,17 @@ export const MODELS = {
 export type ModelName = keyof typeof MODELS;
 export const MODEL_NAMES = Object.keys(MODELS) as ModelName[];
 
-/** Defaults overlaid with the defined values of `overrides`. */
-export function mergeDefined<C extends object>(defaults: C, overrides: Partial<C> = {}): C {
-  const out = { ...defaults } as Record<string, unknown>;
-  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) out[k] = v;
-  return out as C;
+
+/** Registers every custom layer of the project's nets with tfjs, so saved models deserialise. Idempotent. */
+export function registerCustomLayers(): void {
+  registerFaceResnetLayers();
+  registerGanLayers();
+}
+
+/** Loads a model saved with fileIO(dir) (custom layers registered first). */
+export async function loadSavedModel(dir: string): Promise<tfl.LayersModel> {
+  registerCustomLayers();
+  return await tfl.loadLayersModel(fileIO(dir));
 }
 
 export function modelEntry(name: string): ModelEntry<object> {

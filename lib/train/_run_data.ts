@@ -5,9 +5,8 @@
  */
 import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
-import { defaultBadImagesPath, defaultSplitDir, ensureSplits } from "../data/split.ts";
-import { readBadImages } from "../explore/mod.ts";
-import { exists } from "../util/fs.ts";
+import { defaultSplitDir, ensureSplits } from "../data/split.ts";
+import { loadExclusion } from "../data/bad_images.ts";
 import { UserError } from "../util/errors.ts";
 import { type HeadName, HEADS } from "../data/schema.ts";
 import { type SplitTask, TASK_HEADS } from "../data/split.ts";
@@ -16,8 +15,7 @@ import type { TrainConfig } from "./run.ts";
 export async function openRunData(cfg: TrainConfig, opts: { quiet?: boolean } = {}) {
   const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, cacheDir: cfg.cacheDir, quiet: opts.quiet });
   const name = datasetName(ds.layout);
-  const badPath = cfg.badImages ?? defaultBadImagesPath(name);
-  const exclude = (await exists(badPath)) ? await readBadImages(badPath) : new Set<number>();
+  const { exclude } = await loadExclusion(name, cfg.badImages);
   const { splits, created } = await ensureSplits(ds.attrs, cfg.task, ds.goodRows, {
     dir: cfg.splitDir ?? defaultSplitDir(name),
     exclude,

@@ -87,15 +87,6 @@ export async function saveCheckpoint(dir: string, opts: SaveOptions): Promise<vo
   });
 }
 
-/**
- * Finds the usable copy of a checkpoint after a possible kill mid-save:
- * `dir` if complete, else `dir.old` (the previous one). Null if none.
- */
-export async function resolveCheckpoint(dir: string): Promise<string | null> {
-  for (const d of [dir, `${dir}.old`]) {
-    if ((await exists(join(d, "model.json"))) && (await exists(join(d, "config.json")))) return d;
-  }
-  return null;
-}
+export { resolveCheckpoint } from "../models/io.ts";
 
 

@@ -45,7 +45,8 @@ import { classificationReport, learningCurveChart } from "../eval/mod.ts";
 import { type PixelCache } from "../data/cache.ts";
 import { cropViews, FACE_API_MEAN_RGB, FACE_RESNET_INPUT_SIZE, type FaceResnetConfig, faceResnetCropBox } from "../models/face_resnet.ts";
 import { attachHeads } from "../models/heads.ts";
-import { disposeModel, mergeDefined, modelEntry } from "../models/mod.ts";
+import { disposeModel, modelEntry } from "../models/mod.ts";
+import { mergeDefined } from "../util/merge.ts";
 import { saveChart } from "../viz/vega.ts";
 import { appendFileAtomic, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { Rng } from "../util/rng.ts";
@@ -55,6 +56,7 @@ import type { TrainConfig, TrainRunResult } from "./run.ts";
 import { classificationTask } from "./tasks.ts";
 import { type EpochMetrics, learningRate, type TrainTask } from "./trainer.ts";
 import { UserError } from "../util/errors.ts";
+import { TASKS } from "../data/tasks.ts";
 
 /** Registry name of the baseline (lib/models/mod.ts). */
 export const DESCRIPTOR_MODEL = "face_descriptors";
@@ -479,7 +481,7 @@ export async function trainDescriptorHead(cfg: TrainConfig, opts: { quiet?: bool
   const heads = TASK_HEADS[cfg.task];
   const task = classificationTask(cfg.task, ds.attrs, splits.train, {
     lossWeights: cfg.lossWeights,
-    classWeights: cfg.task === "multitask" || cfg.sampling === "weighted",
+    classWeights: TASKS[cfg.task].classWeights || cfg.sampling === "weighted",
   });
   const entry = modelEntry(DESCRIPTOR_MODEL);
   const config = mergeDefined(entry.defaults as FaceResnetConfig, backboneOverrides as Partial<FaceResnetConfig>);

@@ -17,11 +17,11 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
 import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
-import { defaultBadImagesPath } from "../data/split.ts";
+import { loadExclusion } from "../data/bad_images.ts";
 import { HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import { readBadImages } from "../explore/mod.ts";
 import { DEFAULT_GAN_CONFIG, type GanConfig, ganParams, generate } from "../models/gan.ts";
-import { mergeDefined } from "../models/mod.ts";
+import { loadSavedModel } from "../models/mod.ts";
+import { mergeDefined } from "../util/merge.ts";
 import { fileIO } from "../models/io.ts";
 import { descriptorStats, frechetDistance, type GaussianStats } from "../eval/frechet.ts";
 import { loadOptimizerState, saveOptimizer, writeDirAtomic } from "./checkpoint.ts";
@@ -319,8 +319,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
 
   const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, cacheDir: cfg.cacheDir, quiet: cfg.quiet });
   const name = datasetName(ds.layout);
-  const badPath = cfg.badImages ?? defaultBadImagesPath(name);
-  const exclude = (await exists(badPath)) ? await readBadImages(badPath) : new Set<number>();
+  const { exclude } = await loadExclusion(name, cfg.badImages);
   const labels = cfg.condition === "none" ? null : ds.attrs.labels[cfg.condition];
   const classes = cfg.condition === "none" ? [] : [...HEADS[cfg.condition].labels];
   const rows = Int32Array.from(ds.goodRows).filter((r) => !exclude.has(ds.attrs.index[r]) && (!labels || labels[r] >= 0));
@@ -337,7 +336,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   if (cfg.resume) {
     const dir = (await exists(join(latest, "state.json"))) ? latest : `${latest}.old`;
     for (const k of NETS) {
-      const saved = await tfl.loadLayersModel(fileIO(join(dir, k)));
+      const saved = await loadSavedModel(join(dir, k));
       nets[k].setWeights(saved.getWeights());
       saved.dispose();
     }

@@ -11,7 +11,9 @@ import { join } from "node:path";
 import { type SplitTask, TASK_HEADS } from "../data/split.ts";
 import { DEFAULT_AUGMENT } from "../data/batches.ts";
 import { HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import { createClassifier, disposeModel, mergeDefined, modelEntry } from "../models/mod.ts";
+import { TASKS } from "../data/tasks.ts";
+import { createClassifier, disposeModel, modelEntry } from "../models/mod.ts";
+import { mergeDefined } from "../util/merge.ts";
 import { TTA_MODES, type TtaMode } from "../models/inference.ts";
 import { classificationTask } from "./tasks.ts";
 import { type TrainResult, Trainer } from "./trainer.ts";
@@ -95,12 +97,6 @@ export const PRESETS: Record<string, Partial<TrainConfig>> = {
   full: {},
 };
 
-/** The model a task trains when --model is not given (chosen on real faces: README, "Recipes"). */
-export const TASK_DEFAULT_MODEL: Record<SplitTask, string> = {
-  gender: "face_resnet",
-  haircolor: "face_resnet",
-  multitask: "face_resnet",
-};
 
 /**
  * Training recipes per model and per task × model, chosen on real faces (tp_real, README "Recipes":
@@ -149,11 +145,17 @@ export function resolveTrainConfig(base: Pick<TrainConfig, "dataroot" | "expName
   if (preset !== undefined && !(preset in PRESETS)) throw new UserError(`train: unknown preset '${preset}'; expected one of ${Object.keys(PRESETS).join(", ")}`);
   const task = overrides.task ?? DEFAULT_TRAIN_CONFIG.task;
   if (!(task in TASK_HEADS)) throw new UserError(`train: unknown task '${task}'; expected one of ${Object.keys(TASK_HEADS).join(", ")}`);
-  const model = overrides.model ?? TASK_DEFAULT_MODEL[task];
+  const model = overrides.model ?? TASKS[task].defaultModel;
   modelEntry(model); // an unknown model is an error here, before anything runs
   const layers = [recipeFor(task, model), preset ? PRESETS[preset] : {}, { ...overrides, task, model }];
   let cfg = { ...DEFAULT_TRAIN_CONFIG, ...base } as TrainConfig;
   for (const layer of layers) cfg = { ...mergeDefined(cfg, layer), modelOverrides: { ...cfg.modelOverrides, ...layer.modelOverrides } };
+  // Multitask samples plainly: its heads are masked per row, so no one head's classes can be balanced by sampling
+  // (per-head class weights in the loss do that); the effective config says so.
+  if (TASKS[task].sampling === "shuffle") {
+    if (overrides.sampling === "weighted") throw new UserError(`train: ${task} samples plainly (per-head class weights balance the classes); drop --sampling weighted`);
+    cfg.sampling = "shuffle";
+  }
   if (!(cfg.backboneLrMult >= 0)) throw new Error(`train: expected backboneLrMult ≥ 0, got ${cfg.backboneLrMult}`);
   if (!(cfg.labelSmoothing >= 0 && cfg.labelSmoothing < 1)) throw new Error(`train: expected labelSmoothing in [0, 1), got ${cfg.labelSmoothing}`);
   if (!TTA_MODES.includes(cfg.tta)) throw new Error(`train: expected tta to be one of ${TTA_MODES.join(", ")}, got '${cfg.tta}'`);
@@ -178,6 +180,7 @@ export async function resumeTrainConfig(base: { expName: string; checkpointsDir?
   const saved = await readJson<Record<string, unknown>>(path);
   const cfg: Record<string, unknown> = {};
   for (const k of [...Object.keys(DEFAULT_TRAIN_CONFIG), ...RUN_KEYS]) if (saved[k] !== undefined) cfg[k] = saved[k];
+  if (TASKS[cfg.task as SplitTask]?.sampling === "shuffle") delete cfg.sampling; // older runs recorded "weighted" but sampled plainly
   const merged = { ...mergeDefined(cfg as unknown as TrainConfig, overrides), checkpointsDir, expName: base.expName, resume: true };
   return resolveTrainConfig({ dataroot: merged.dataroot, expName: merged.expName }, undefined, merged);
 }
@@ -259,7 +262,7 @@ async function trainNetwork(cfg: TrainConfig, opts: { quiet?: boolean }): Promis
     seed: cfg.seed,
     norm: created_.normalization,
     augment: cfg.augment ? DEFAULT_AUGMENT : undefined,
-    sampling: cfg.task === "multitask" ? "shuffle" : cfg.sampling,
+    sampling: cfg.sampling,
     samplingHead: heads[0],
     stepsPerEpoch: cfg.stepsPerEpoch,
     evalBatchSize: cfg.evalBatchSize,

@@ -11,27 +11,27 @@
  */
 import type { Attributes } from "../data/attributes.ts";
 import { type HeadName, HEADS } from "../data/schema.ts";
-import { type SplitTask, TASK_HEADS } from "../data/split.ts";
+import type { SplitTask } from "../data/split.ts";
+import { type TaskSpec, TASKS } from "../data/tasks.ts";
 import type { TrainTask } from "./trainer.ts";
 import { inverseFrequencyWeights } from "./losses.ts";
 
-export const DEFAULT_LOSS_WEIGHTS: Record<HeadName, number> = { gender: 1, hair_color: 1, hair_type: 0.5 };
-
 export interface TaskOptions {
-  /** Inverse-frequency class weights in the loss (default: multitask only). */
+  /** Inverse-frequency class weights in the loss (default: the task's, TASKS[task].classWeights). */
   classWeights?: boolean;
   lossWeights?: Partial<Record<HeadName, number>>;
 }
 
 export function classificationTask(task: SplitTask, attrs: Attributes, trainRows: Int32Array, opts: TaskOptions = {}): TrainTask {
-  const heads = TASK_HEADS[task];
-  const useClassWeights = opts.classWeights ?? task === "multitask";
+  const spec: TaskSpec = TASKS[task];
+  const heads = spec.heads;
+  const useClassWeights = opts.classWeights ?? spec.classWeights;
   return {
     name: task,
     heads: heads.map((h) => ({
       name: h,
       labels: HEADS[h].labels,
-      lossWeight: opts.lossWeights?.[h] ?? (task === "multitask" ? DEFAULT_LOSS_WEIGHTS[h] : 1),
+      lossWeight: opts.lossWeights?.[h] ?? spec.lossWeights[h] ?? 1,
       classWeights: useClassWeights
         ? inverseFrequencyWeights(Array.from(trainRows, (r) => attrs.labels[h][r]), HEADS[h].labels.length)
         : undefined,

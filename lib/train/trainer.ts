@@ -16,12 +16,12 @@ import { maskedSoftmaxCrossEntropy } from "./losses.ts";
 import { loadOptimizerState, resolveCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { classificationReport, learningCurveChart } from "../eval/mod.ts";
 import { saveChart } from "../viz/vega.ts";
-import { fileIO } from "../models/io.ts";
 import { predictHeads, type TtaMode } from "../models/inference.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
 import { appendFileAtomic, writeFileAtomic, readJson } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";
+import { loadSavedModel } from "../models/mod.ts";
 
 /** File stem of the backbone's optimizer state in a checkpoint (models/last/optimizer_backbone.{json,bin}). */
 export const BACKBONE_OPTIMIZER = "optimizer_backbone";
@@ -212,7 +212,7 @@ export class Trainer {
     }
     if (o.resume && (await resolveCheckpoint(lastDir))) {
       const dir = (await resolveCheckpoint(lastDir))!;
-      const saved = await tfl.loadLayersModel(fileIO(dir));
+      const saved = await loadSavedModel(dir);
       this.model.setWeights(saved.getWeights());
       saved.dispose();
       await loadOptimizerState(dir, this.optimizer);

@@ -16,7 +16,7 @@ import {
   setTrainableFrom,
 } from "../../lib/models/face_resnet.ts";
 import { fileIO } from "../../lib/models/io.ts";
-import { disposeModel } from "../../lib/models/mod.ts";
+import { disposeModel, loadSavedModel } from "../../lib/models/mod.ts";
 import { withTempDir } from "../_fixtures.ts";
 
 const BACKEND = Deno.env.get("TP_BACKEND") ?? "wasm";
@@ -194,7 +194,7 @@ Deno.test("save and load through fileIO give a model with identical outputs and 
   try {
     await withTempDir(async (dir) => {
       await model.save(fileIO(dir));
-      const loaded = await tfl.loadLayersModel(fileIO(dir));
+      const loaded = await loadSavedModel(dir);
       try {
         assert.deepEqual(await values(loaded, x), await values(model, x));
         assert.equal(loaded.trainableWeights.length, model.trainableWeights.length);
@@ -228,7 +228,7 @@ Deno.test("crop 'both' outputs the aligned and the portrait embeddings of one sh
     setTrainableFrom(both, "conv256_down");
     await withTempDir(async (dir) => {
       await both.save(fileIO(dir));
-      const loaded = await tfl.loadLayersModel(fileIO(dir));
+      const loaded = await loadSavedModel(dir);
       try {
         assert.deepEqual(await values(loaded, x), b);
         assert.equal(loaded.trainableWeights.length, both.trainableWeights.length);

@@ -5,6 +5,7 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import { initEngine } from "../../lib/engine/mod.ts";
 import { fileIO, MODEL_FILE, WEIGHTS_FILE } from "../../lib/models/io.ts";
 import { withTempDir } from "../_fixtures.ts";
+import { loadSavedModel } from "../../lib/models/mod.ts";
 
 const BACKEND = Deno.env.get("TP_BACKEND") ?? "wasm";
 
@@ -40,7 +41,7 @@ Deno.test("fileIO saves model.json and weights.bin and loads a model with identi
     const json = JSON.parse(await Deno.readTextFile(join(target, MODEL_FILE)));
     assert.equal(json.format, "layers-model");
     assert.deepEqual(json.weightsManifest[0].paths, [`./${WEIGHTS_FILE}`]);
-    const loaded = await tfl.loadLayersModel(fileIO(target));
+    const loaded = await loadSavedModel(target);
     assert.deepEqual(await out(loaded, x), await out(model, x));
     tf.dispose(x);
     model.dispose();
@@ -57,7 +58,7 @@ Deno.test("fileIO keeps the optimizer state with includeOptimizer", async () => 
     const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0], "int32"), 3);
     await model.fit(x, y, { epochs: 1, batchSize: 4, verbose: 0 });
     await model.save(fileIO(dir), { includeOptimizer: true });
-    const loaded = await tfl.loadLayersModel(fileIO(dir));
+    const loaded = await loadSavedModel(dir);
     const before = await model.optimizer.getWeights(), after = await loaded.optimizer.getWeights();
     assert.equal(after.length, before.length);
     assert.ok(after.length > 1);
@@ -77,7 +78,7 @@ Deno.test("fileIO overwrites an earlier save in place, leaves other files and no
     await a.save(fileIO(dir));
     await b.save(fileIO(dir));
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["config.json", MODEL_FILE, WEIGHTS_FILE]);
-    const loaded = await tfl.loadLayersModel(fileIO(dir));
+    const loaded = await loadSavedModel(dir);
     assert.deepEqual(await out(loaded, x), await out(b, x));
     tf.dispose(x);
     [a, b, loaded].forEach((m) => m.dispose());
@@ -92,9 +93,9 @@ Deno.test("fileIO refuses weights.bin that does not belong to model.json (a torn
     await b.save(fileIO(join(dir, "b")));
     // Same architecture, same size, other values: what a crash between the two renames would leave.
     await Deno.copyFile(join(dir, "b", WEIGHTS_FILE), join(dir, "a", WEIGHTS_FILE));
-    await assert.rejects(tfl.loadLayersModel(fileIO(join(dir, "a"))), /do not belong to its model\.json/);
+    await assert.rejects(loadSavedModel(join(dir, "a")), /do not belong to its model\.json/);
     await Deno.writeFile(join(dir, "b", WEIGHTS_FILE), new Uint8Array(10));
-    await assert.rejects(tfl.loadLayersModel(fileIO(join(dir, "b"))), /found 10 bytes/);
+    await assert.rejects(loadSavedModel(join(dir, "b")), /found 10 bytes/);
     a.dispose();
     b.dispose();
   });
@@ -103,7 +104,7 @@ Deno.test("fileIO refuses weights.bin that does not belong to model.json (a torn
 Deno.test("fileIO names the folder when no model was saved there", async () => {
   await engine();
   await withTempDir(async (dir) => {
-    await assert.rejects(tfl.loadLayersModel(fileIO(join(dir, "nothing"))), /no saved model in .*nothing \(model\.json is missing\)/);
+    await assert.rejects(loadSavedModel(join(dir, "nothing")), /no saved model in .*nothing \(model\.json is missing\)/);
   });
   assert.throws(() => fileIO(""), /expected dir to be a folder path/);
 });

@@ -192,6 +192,8 @@ Deno.test("a face_descriptors run from trainRun is a normal run folder, and load
   try {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 48, seed: 9, badFraction: 0, duplicateFraction: 0 });
+    // An empty bad-image list of its own, so that no list in reports/ is picked up.
+    await Deno.writeTextFile(join(dir, "no_bad_images.csv"), "file,image_index,reason,score,detail\n");
     const cfg = resolveTrainConfig({ dataroot: data, expName: "desc" }, "debug", {
       task: "multitask",
       model: "face_descriptors",

@@ -3,14 +3,12 @@
 // Run: deno test -A tests/train/fault_test.ts   (about 40 s: ~10 Deno starts)
 import assert from "node:assert/strict";
 import { join, resolve } from "node:path";
-import * as tfl from "@tensorflow/tfjs-layers";
 import { initEngine } from "../../lib/engine/mod.ts";
 import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
-import { fileIO } from "../../lib/models/io.ts";
 import { resolveCheckpoint } from "../../lib/train/checkpoint.ts";
-import "../../lib/models/mod.ts"; // registers the custom layers so saved models load
 import { Rng } from "../../lib/util/rng.ts";
 import { withTempDir } from "../_fixtures.ts";
+import { loadSavedModel } from "../../lib/models/mod.ts";
 
 await initEngine({ verbose: false });
 const ROOT = resolve(import.meta.dirname!, "../..");
@@ -47,7 +45,7 @@ async function runAndKill(dir: string, name: string, resume: boolean, ms: number
 async function lastWeights(runDir: string): Promise<Float32Array[]> {
   const dir = await resolveCheckpoint(join(runDir, "models", "last"));
   assert.ok(dir, `a last checkpoint in ${runDir}`);
-  const model = await tfl.loadLayersModel(fileIO(dir));
+  const model = await loadSavedModel(dir);
   const w = model.getWeights().map((t) => t.dataSync() as Float32Array);
   model.dispose();
   return w;

@@ -159,6 +159,8 @@ Deno.test("resolveTrainConfig: without --model a task gets its recipe's model an
   assert.equal(resolveTrainConfig(base, undefined, { task: "haircolor", decisionBias: "none" }).decisionBias, "none", "the flag overrides the recipe");
   assert.deepEqual(["gender", "haircolor", "multitask"].map((task) => resolveTrainConfig(base, undefined, { task: task as "gender" }).ensemble), ["faceapi", "none", "faceapi"]);
   assert.throws(() => resolveTrainConfig(base, undefined, { task: "haircolor", ensemble: "faceapi" }), /--ensemble faceapi averages the gender head; task haircolor has none/);
+  assert.equal(resolveTrainConfig(base, undefined, { task: "multitask" }).sampling, "shuffle", "the effective config records multitask's plain sampling");
+  assert.throws(() => resolveTrainConfig(base, undefined, { task: "multitask", sampling: "weighted" }), /multitask samples plainly/);
   const flagged = resolveTrainConfig(base, "debug", { task: "haircolor", backboneLrMult: 0.5, modelOverrides: { trainableFrom: "conv256_1" } });
   assert.deepEqual([flagged.backboneLrMult, flagged.epochs, flagged.stepsPerEpoch], [0.5, 3, 12]);
   assert.deepEqual(flagged.modelOverrides, { crop: "both", trainableFrom: "conv256_1" }, "flag overrides merge with the recipe's");

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import * as tfl from "@tensorflow/tfjs-layers";
 import { initEngine } from "../../lib/engine/mod.ts";
 import { openDataset } from "../../lib/data/dataset.ts";
 import { makeSplits } from "../../lib/data/split.ts";
 import { REFERENCE_NORMALIZATION } from "../../lib/data/batches.ts";
-import { createClassifier } from "../../lib/models/mod.ts";
+import { createClassifier, loadSavedModel } from "../../lib/models/mod.ts";
 import { classificationTask } from "../../lib/train/tasks.ts";
 import { learningRate, Trainer, type TrainerOptions } from "../../lib/train/trainer.ts";
 import { fileIO } from "../../lib/models/io.ts";
@@ -103,7 +102,7 @@ Deno.test("a saved model loads back and gives the same predictions", async () =>
   try {
     const { model } = await createClassifier("compact_cnn", ["gender", "hair_color"], { ...TINY, dropout: 0.3 });
     await model.save(fileIO(join(dir, "m")));
-    const back = await tfl.loadLayersModel(fileIO(join(dir, "m")));
+    const back = await loadSavedModel(join(dir, "m"));
     const rows = Array.from({ length: 10 }, (_, i) => i);
     const p1 = await predictHeads(model, ds.cache.pixels, rows, { norm: REFERENCE_NORMALIZATION });
     const p2 = await predictHeads(back, ds.cache.pixels, rows, { norm: REFERENCE_NORMALIZATION });
