@@ -82,3 +82,17 @@ Deno.test("--debug (or TP_DEBUG=1) prints the stack trace of a user error too", 
     assert.match(e.err, /^\s+at /m);
   });
 });
+
+Deno.test("validate --cache-dir X writes the pixel cache and problems.csv into X and nothing into the dataroot", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await makeDataset(data, 6);
+    await Deno.writeTextFile(join(data, "Tiny_Portrait_000003.png"), "broken");
+    const before = [...Deno.readDirSync(data)].map((e) => e.name).sort();
+    const r = await cli("validate.ts", ["--dataroot", data, "--cache-dir", join(dir, "cache")], dir);
+    assert.equal(r.code, 1, r.err); // 1: problems were found
+    assert.deepEqual([...Deno.readDirSync(data)].map((e) => e.name).sort(), before);
+    const problems = await Deno.readTextFile(join(dir, "cache", "problems.csv"));
+    assert.match(problems, /Tiny_Portrait_000003\.png,3,3,bad_header/);
+  });
+});
