@@ -20,6 +20,35 @@ export interface FlagSpec {
   nonNegative?: boolean;
   /** For string: allowed values. */
   choices?: readonly string[];
+  /** For number: must be < this. */
+  below?: number;
+}
+
+/**
+ * Checks one value against its flag spec — a string from the command line or a typed value from code
+ * (notebooks, the demo) — and returns it typed. Throws UsageError with the flag's name, e.g.
+ * "train: expected --epochs to be a positive integer, got 'x'".
+ */
+export function checkValue(command: string, name: string, f: FlagSpec, raw: unknown): string | number | boolean {
+  if (f.type === "boolean") {
+    if (typeof raw !== "boolean") throw new UsageError(`${command}: expected --${name} to be true or false, got '${raw}'`);
+    return raw;
+  }
+  const s = String(raw);
+  if (f.type === "int" || f.type === "number") {
+    const v = typeof raw === "number" ? raw : Number(s);
+    const isInt = f.type === "int";
+    const ok = (typeof raw === "number" || s.trim() !== "") && Number.isFinite(v) && (!isInt || Number.isInteger(v)) &&
+      (!f.positive || (isInt ? v >= 1 : v > 0)) && (!f.nonNegative || v >= 0) && (f.below === undefined || v < f.below);
+    if (!ok) {
+      const what = `${f.positive ? "a positive " : f.nonNegative ? "a non-negative " : isInt ? "an " : "a "}${isInt ? "integer" : "number"}${f.below !== undefined ? ` below ${f.below}` : ""}`;
+      throw new UsageError(`${command}: expected --${name} to be ${what}, got '${s}'`);
+    }
+    return v;
+  }
+  if (typeof raw !== "string") throw new UsageError(`${command}: expected --${name} to be text, got '${s}'`);
+  if (f.choices && !f.choices.includes(s)) throw new UsageError(`${command}: expected --${name} to be one of ${f.choices.join(", ")}, got '${s}'`);
+  return s;
 }
 
 type ValueOf<F extends FlagSpec> = F["type"] extends "boolean" ? boolean
@@ -42,7 +71,7 @@ export function usage(command: string, spec: Record<string, FlagSpec>): string {
   const lines = Object.entries(spec).map(([name, f]) => {
     const arg = f.type === "boolean" ? "" : ` ${f.type === "string" ? (f.choices ? f.choices.join("|") : "VALUE") : f.type.toUpperCase()}`;
     const def = f.default !== undefined ? ` (default ${f.default})` : "";
-    return `  --${name}${arg}`.padEnd(34) + f.help + def;
+    return `  --${name}${arg}  `.padEnd(34) + f.help + def;
   });
   return `usage: deno task ${command} [flags]\n${lines.join("\n")}\n  --help                          show this help\n  --debug                         print the stack trace of any error (also TP_DEBUG=1)`;
 }
@@ -74,27 +103,7 @@ export function parseFlags<S extends Record<string, FlagSpec>>(command: string, 
       out[name] = f.default;
       continue;
     }
-    if (f.type === "boolean") {
-      out[name] = raw;
-      continue;
-    }
-    const s = String(raw);
-    if (f.type === "int" || f.type === "number") {
-      const v = Number(s);
-      const isInt = f.type === "int";
-      const ok = s.trim() !== "" && Number.isFinite(v) && (!isInt || Number.isInteger(v)) &&
-        (!f.positive || (isInt ? v >= 1 : v > 0)) && (!f.nonNegative || v >= 0);
-      if (!ok) {
-        const what = `${f.positive ? "a positive " : f.nonNegative ? "a non-negative " : isInt ? "an " : "a "}${isInt ? "integer" : "number"}`;
-        throw new UsageError(`${command}: expected --${name} to be ${what}, got '${s}'`);
-      }
-      out[name] = v;
-    } else {
-      if (f.choices && !f.choices.includes(s)) {
-        throw new UsageError(`${command}: expected --${name} to be one of ${f.choices.join(", ")}, got '${s}'`);
-      }
-      out[name] = s;
-    }
+    out[name] = checkValue(command, name, f, f.type === "boolean" ? raw : String(raw));
   }
   return out as Flags<S> & { help: boolean };
 }

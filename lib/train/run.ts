@@ -11,8 +11,9 @@ import { join } from "node:path";
 import { type SplitTask, TASK_HEADS } from "../data/split.ts";
 import { DEFAULT_AUGMENT } from "../data/batches.ts";
 import { HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import { TASKS } from "../data/tasks.ts";
-import { createClassifier, disposeModel, modelEntry } from "../models/mod.ts";
+import { TASK_NAMES, TASKS } from "../data/tasks.ts";
+import { checkValue, type FlagSpec } from "../config.ts";
+import { createClassifier, disposeModel, MODEL_NAMES, modelEntry } from "../models/mod.ts";
 import { mergeDefined } from "../util/merge.ts";
 import { TTA_MODES, type TtaMode } from "../models/inference.ts";
 import { classificationTask } from "./tasks.ts";
@@ -62,6 +63,46 @@ export interface TrainConfig {
   badImages?: string;
   resume: boolean;
   evalBatchSize: number;
+}
+
+/**
+ * The train job's schema: every TrainConfig field a user sets, with its flag, type, limits and help. The
+ * `train` CLI builds its flags and help from it, and resolveTrainConfig checks the final config with the
+ * same rules (so notebooks and the demo get the CLI's messages); defaults are DEFAULT_TRAIN_CONFIG, then
+ * the recipe (MODEL_RECIPES, TASK_RECIPES).
+ */
+export const TRAIN_FIELDS = {
+  dataroot: { flag: "dataroot", type: "string", help: "Tiny Portraits folder" },
+  attributes: { flag: "attributes", type: "string", help: "attributes CSV outside the dataroot" },
+  task: { flag: "task", type: "string", choices: TASK_NAMES, help: "what to learn (default gender)" },
+  model: { flag: "model", type: "string", choices: MODEL_NAMES, help: "registered model (default: the task's recipe, face_resnet)" },
+  epochs: { flag: "epochs", type: "int", positive: true, help: "epochs" },
+  batchSize: { flag: "batch-size", type: "int", positive: true, help: "batch size" },
+  lr: { flag: "lr", type: "number", positive: true, help: "peak learning rate of the heads (Adam, warm-up + cosine)" },
+  backboneLrMult: { flag: "backbone-lr-mult", type: "number", nonNegative: true, help: "backbone learning rate = lr × this (0 freezes it)" },
+  freezeEpochs: { flag: "freeze-epochs", type: "int", nonNegative: true, help: "first epochs train the heads only" },
+  labelSmoothing: { flag: "label-smoothing", type: "number", nonNegative: true, below: 1, help: "label smoothing ε in [0, 1)" },
+  tta: { flag: "tta", type: "string", choices: TTA_MODES, help: "test-time augmentation for validation/evaluation/prediction" },
+  ensemble: { flag: "ensemble", type: "string", choices: ENSEMBLES, help: "faceapi: evaluation and prediction average the gender head with face-api's pretrained age/gender net" },
+  decisionBias: { flag: "decision-bias", type: "string", choices: ["fit", "none"], help: "fit: per-class decision biases of the multi-class heads on the validation split at the end (deno task calibrate)" },
+  seed: { flag: "seed", type: "int", nonNegative: true, help: "seed (splits, init, sampling, augmentation)" },
+  patience: { flag: "patience", type: "int", positive: true, help: "early-stopping patience in epochs" },
+  warmupEpochs: { flag: "warmup-epochs", type: "int", nonNegative: true, help: "epochs of linear learning-rate warm-up" },
+  stepsPerEpoch: { flag: "steps-per-epoch", type: "int", positive: true, help: "cap steps per epoch" },
+  sampling: { flag: "sampling", type: "string", choices: ["weighted", "shuffle"], help: "class-balanced or plain batches" },
+  evalBatchSize: { flag: "eval-batch-size", type: "int", positive: true, help: "batch size of validation passes" },
+  resume: { flag: "resume", type: "boolean", help: "continue the run from models/last with its saved settings" },
+  checkpointsDir: { flag: "checkpoints", type: "string", help: "checkpoints folder (default checkpoints)" },
+  splitDir: { flag: "split-dir", type: "string", help: "split folder (default assets/splits/<dataset>)" },
+  cacheDir: { flag: "cache-dir", type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
+} as const satisfies Partial<Record<keyof TrainConfig, FlagSpec & { flag: string }>>;
+
+/** Checks every schema field of `cfg` with the CLI's rules (messages name the flag). */
+export function validateTrainConfig(cfg: TrainConfig): void {
+  for (const [key, spec] of Object.entries(TRAIN_FIELDS)) {
+    const v = (cfg as unknown as Record<string, unknown>)[key];
+    if (v !== undefined) checkValue("train", spec.flag, spec, v);
+  }
 }
 
 export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, "dataroot" | "expName"> = {
@@ -156,12 +197,8 @@ export function resolveTrainConfig(base: Pick<TrainConfig, "dataroot" | "expName
     if (overrides.sampling === "weighted") throw new UserError(`train: ${task} samples plainly (per-head class weights balance the classes); drop --sampling weighted`);
     cfg.sampling = "shuffle";
   }
-  if (!(cfg.backboneLrMult >= 0)) throw new Error(`train: expected backboneLrMult ≥ 0, got ${cfg.backboneLrMult}`);
-  if (!(cfg.labelSmoothing >= 0 && cfg.labelSmoothing < 1)) throw new Error(`train: expected labelSmoothing in [0, 1), got ${cfg.labelSmoothing}`);
-  if (!TTA_MODES.includes(cfg.tta)) throw new Error(`train: expected tta to be one of ${TTA_MODES.join(", ")}, got '${cfg.tta}'`);
-  if (!ENSEMBLES.includes(cfg.ensemble)) throw new UserError(`train: expected ensemble to be one of ${ENSEMBLES.join(", ")}, got '${cfg.ensemble}'`);
+  validateTrainConfig(cfg);
   if (cfg.ensemble === "faceapi" && !TASK_HEADS[task].includes("gender")) throw new UserError(`train: --ensemble faceapi averages the gender head; task ${task} has none`);
-  if (!["fit", "none"].includes(cfg.decisionBias)) throw new Error(`train: expected decisionBias to be fit or none, got '${cfg.decisionBias}'`);
   return cfg;
 }
 

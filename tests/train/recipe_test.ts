@@ -167,7 +167,10 @@ Deno.test("resolveTrainConfig: without --model a task gets its recipe's model an
   const cnn = resolveTrainConfig(base, undefined, { task: "gender", model: "compact_cnn" });
   assert.deepEqual([cnn.model, cnn.backboneLrMult, cnn.tta], ["compact_cnn", 1, "none"]);
   assert.throws(() => resolveTrainConfig(base, undefined, { task: "gender", model: "vgg" }), /unknown model 'vgg'/);
-  assert.throws(() => resolveTrainConfig(base, undefined, { task: "gender", labelSmoothing: 1 }), /labelSmoothing in \[0, 1\), got 1/);
+  // The schema's rules check configs from code too, with the CLI's messages.
+  assert.throws(() => resolveTrainConfig(base, undefined, { task: "gender", labelSmoothing: 1 }), /train: expected --label-smoothing to be a non-negative number below 1, got '1'/);
+  assert.throws(() => resolveTrainConfig(base, undefined, { task: "gender", epochs: 0 }), /train: expected --epochs to be a positive integer, got '0'/);
+  assert.throws(() => resolveTrainConfig(base, undefined, { task: "gender", tta: "rot" as "flip" }), /train: expected --tta to be one of none, flip, got 'rot'/);
 });
 
 Deno.test("checkClasses() refuses a training split with one class in the task's main head and only warns for another head", async () => {
