@@ -9,32 +9,15 @@
  */
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
-import { GAN_CONDITIONS, GAN_PRESETS, type GanCondition, ganTrainRun, type GanTrainConfig, resolveGanConfig, resumeGanConfig } from "../train/gan.ts";
+import { GAN_FIELDS, GAN_PRESETS, ganTrainRun, type GanTrainConfig, resolveGanConfig, resumeGanConfig } from "../train/gan.ts";
 import { UserError } from "../util/errors.ts";
 
+/** Flags of the config fields (lib/train/gan.ts GAN_FIELDS) plus those of the command itself. */
 const SPEC = {
-  dataroot: { type: "string", help: "Tiny Portraits folder" },
-  attributes: { type: "string", help: "attributes CSV outside the dataroot" },
+  ...(Object.fromEntries(Object.values(GAN_FIELDS).map(({ flag, ...spec }) => [flag, spec])) as { [K in keyof typeof GAN_FIELDS as typeof GAN_FIELDS[K]["flag"]]: Omit<typeof GAN_FIELDS[K], "flag"> }),
   "exp-name": { type: "string", help: "run name: checkpoints/<exp-name>/" },
-  kimg: { type: "number", positive: true, help: "thousands of real images to show the discriminator" },
   preset: { type: "string", choices: Object.keys(GAN_PRESETS), help: "named preset (tiny = seconds, demo = minutes)" },
-  condition: { type: "string", choices: GAN_CONDITIONS, help: "condition on a label (projection discriminator)" },
-  "batch-size": { type: "int", positive: true, help: "batch size" },
-  "lr-g": { type: "number", positive: true, help: "generator learning rate (Adam, β1 0.5, β2 0.999)" },
-  "lr-d": { type: "number", positive: true, help: "discriminator learning rate" },
-  "spectral-norm": { type: "boolean", default: false, help: "spectral normalisation of the discriminator (projection after each step)" },
-  beta1: { type: "number", nonNegative: true, help: "Adam β1 of both nets" },
-  beta2: { type: "number", positive: true, help: "Adam β2 of both nets" },
-  augment: { type: "string", help: "DiffAugment policy: comma-separated of color, translation, cutout; 'none' = off" },
-  "snapshot-kimg": { type: "number", positive: true, help: "kimg between snapshots (grid, metric, checkpoint)" },
-  "max-minutes": { type: "number", positive: true, help: "stop after this much training time (a CPU budget)" },
-  "metric-images": { type: "int", nonNegative: true, help: "images per side for the Fréchet descriptor distance (0 = off)" },
-  "ema-kimg": { type: "number", positive: true, help: "half-life of the generator weight average, kimg" },
-  seed: { type: "int", nonNegative: true, help: "seed" },
   backend: { type: "string", help: "force a tfjs backend" },
-  resume: { type: "boolean", default: false, help: "continue from snapshots/latest" },
-  checkpoints: { type: "string", help: "checkpoints folder (default checkpoints)" },
-  "cache-dir": { type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
 } as const;
 
 if (import.meta.main) {
@@ -44,27 +27,10 @@ if (import.meta.main) {
     if (!f["exp-name"] || (!f.dataroot && !f.resume)) throw new UserError("gan:train: --dataroot DIR and --exp-name NAME are required (--resume needs only --exp-name)\n" + usage("gan:train", SPEC));
     if (f.resume && f.preset) throw new UserError("gan:train: --resume continues the run with its saved settings; drop --preset");
     await initEngine({ backend: f.backend });
-    const overrides: Partial<GanTrainConfig> = {
-      dataroot: f.dataroot,
-      cacheDir: f["cache-dir"],
-      attributes: f.attributes,
-      kimg: f.kimg,
-      condition: f.condition as GanCondition | undefined,
-      batchSize: f["batch-size"],
-      lrG: f["lr-g"],
-      lrD: f["lr-d"],
-      spectralNorm: f["spectral-norm"] ? true : undefined,
-      beta1: f.beta1,
-      beta2: f.beta2,
-      augment: f.augment === "none" ? "" : f.augment,
-      snapshotKimg: f["snapshot-kimg"],
-      maxMinutes: f["max-minutes"],
-      metricImages: f["metric-images"],
-      emaKimg: f["ema-kimg"],
-      seed: f.seed,
-      resume: f.resume,
-      checkpointsDir: f.checkpoints,
-    };
+    // Every schema field from its flag (undefined when not given: the layers below keep their value).
+    const overrides = Object.fromEntries(Object.entries(GAN_FIELDS).map(([key, spec]) => [key, (f as Record<string, unknown>)[spec.flag]])) as Partial<GanTrainConfig>;
+    if (!f.resume) delete overrides.resume;
+    if (overrides.augment === "none") overrides.augment = "";
     const cfg = f.resume
       ? await resumeGanConfig({ expName: f["exp-name"], checkpointsDir: f.checkpoints }, overrides)
       : resolveGanConfig({ dataroot: f.dataroot!, expName: f["exp-name"] }, f.preset, overrides);

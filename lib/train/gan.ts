@@ -75,6 +75,33 @@ export interface GanTrainConfig {
   quiet?: boolean;
 }
 
+/**
+ * The gan:train job's schema: every GanTrainConfig field a user sets, with its flag, type, limits and
+ * help. The CLI builds its flags and help from it; resolveGanConfig checks every config with the same
+ * rules (plus the cross-field ones below), so notebooks and the demo get the CLI's messages.
+ */
+export const GAN_FIELDS = {
+  dataroot: { flag: "dataroot", type: "string", help: "Tiny Portraits folder" },
+  attributes: { flag: "attributes", type: "string", help: "attributes CSV outside the dataroot" },
+  kimg: { flag: "kimg", type: "number", positive: true, help: "thousands of real images to show the discriminator" },
+  condition: { flag: "condition", type: "string", choices: GAN_CONDITIONS, help: "condition on a label (projection discriminator)" },
+  batchSize: { flag: "batch-size", type: "int", positive: true, help: "batch size (at least 2)" },
+  lrG: { flag: "lr-g", type: "number", positive: true, help: "generator learning rate (Adam, β1 0.5, β2 0.999)" },
+  lrD: { flag: "lr-d", type: "number", positive: true, help: "discriminator learning rate" },
+  spectralNorm: { flag: "spectral-norm", type: "boolean", help: "spectral normalisation of the discriminator (projection after each step)" },
+  beta1: { flag: "beta1", type: "number", nonNegative: true, below: 1, help: "Adam β1 of both nets" },
+  beta2: { flag: "beta2", type: "number", positive: true, below: 1, help: "Adam β2 of both nets" },
+  augment: { flag: "augment", type: "string", help: "DiffAugment policy: comma-separated of color, translation, cutout; 'none' = off" },
+  snapshotKimg: { flag: "snapshot-kimg", type: "number", positive: true, help: "kimg between snapshots (grid, metric, checkpoint)" },
+  maxMinutes: { flag: "max-minutes", type: "number", positive: true, help: "stop after this much training time (a CPU budget)" },
+  metricImages: { flag: "metric-images", type: "int", nonNegative: true, help: "images per side for the Fréchet descriptor distance (0 = off, else ≥ 16)" },
+  emaKimg: { flag: "ema-kimg", type: "number", positive: true, help: "half-life of the generator weight average, kimg" },
+  seed: { flag: "seed", type: "int", nonNegative: true, help: "seed" },
+  resume: { flag: "resume", type: "boolean", help: "continue from snapshots/latest with the run's saved settings" },
+  checkpointsDir: { flag: "checkpoints", type: "string", help: "checkpoints folder (default checkpoints)" },
+  cacheDir: { flag: "cache-dir", type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
+} as const satisfies Partial<Record<keyof GanTrainConfig, FlagSpec & { flag: string }>>;
+
 export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   checkpointsDir: "checkpoints",
   kimg: 50,
@@ -119,11 +146,12 @@ export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expNam
   const merged = mergeDefined(mergeDefined({ ...DEFAULT_GAN_TRAIN, ...base } as GanTrainConfig, p), overrides);
   merged.model = { ...(p.model ?? {}), ...(overrides.model ?? {}) };
   const c = merged;
-  const bad = (what: string, v: unknown) => new Error(`gan:train: expected ${what}, got ${JSON.stringify(v)}`);
-  if (!(c.kimg > 0)) throw bad("--kimg > 0", c.kimg);
-  if (!(Number.isInteger(c.batchSize) && c.batchSize >= 2)) throw bad("--batch-size ≥ 2", c.batchSize);
-  if (!(c.snapshotKimg > 0)) throw bad("--snapshot-kimg > 0", c.snapshotKimg);
-  if (!GAN_CONDITIONS.includes(c.condition)) throw bad(`--condition one of ${GAN_CONDITIONS.join(", ")}`, c.condition);
+  for (const [key, spec] of Object.entries(GAN_FIELDS)) {
+    const v = (c as unknown as Record<string, unknown>)[key];
+    if (v !== undefined && v !== null) checkValue("gan:train", spec.flag, spec, v);
+  }
+  const bad = (what: string, v: unknown) => new UserError(`gan:train: expected ${what}, got ${JSON.stringify(v)}`);
+  if (c.batchSize < 2) throw bad("--batch-size ≥ 2", c.batchSize);
   for (const p of c.augment.split(",").filter(Boolean)) if (!AUGMENTS.includes(p as Augment)) throw bad(`--augment of ${AUGMENTS.join(", ")}`, p);
   if (!(Number.isInteger(c.metricImages) && (c.metricImages === 0 || c.metricImages >= 16))) throw bad("--metric-images 0 or ≥ 16", c.metricImages);
   return c;
@@ -145,6 +173,7 @@ export {
 } from "./gan_steps.ts";
 import { AUGMENTS, type Augment, buildGanNets, classTensor, discriminatorStep, disposeGanNets, type GanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "./gan_steps.ts";
 import { UserError } from "../util/errors.ts";
+import { checkValue, type FlagSpec } from "../config.ts";
 
 /** Real batch in [-1, 1], randomly mirrored. */
 function realBatch(pixels: Uint8Array, rows: ArrayLike<number>, rng: Rng): tf.Tensor4D {
