@@ -13,6 +13,7 @@ export { Rng } from "./util/rng.ts";
 export { default as pl } from "nodejs-polars";
 export * from "./models/mod.ts";
 export * from "./train/run.ts";
+export * from "./train/compare.ts";
 export * from "./eval/mod.ts";
 export * from "./eval/evaluate.ts";
 export * from "./eval/predict.ts";

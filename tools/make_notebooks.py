@@ -125,14 +125,10 @@ const task = "{task}";
 ("markdown", "## Train the compact CNN and the fine-tuned ResNet"),
 ("code", '''
 const runs: Record<string, any> = {};
+const compare = { dataroot, task, preset, checkpointsDir: ckpts, splitDir, expPrefix: "nb" };
 for (const model of ["compact_cnn", "face_resnet"]) {
-  const cfg = tp.resolveTrainConfig({ dataroot, expName: `nb_${task}_${model}` }, preset, {
-    task, model, checkpointsDir: ckpts, splitDir,
-    // the pretrained ResNet: fine-tune its last blocks only in the short presets
-    modelOverrides: model === "face_resnet" && preset !== "full" ? { trainableFrom: "conv256_down" } : {},
-  });
-  await Deno.remove(`${ckpts}/${cfg.expName}`, { recursive: true }).catch(() => {});
-  runs[model] = await tp.trainRun(cfg, { quiet: true });
+  // The comparison's rules (lib/train/compare.ts): the recipe under the preset; short presets fine-tune the ResNet's last blocks.
+  runs[model] = await tp.trainFresh(tp.comparisonConfig(compare, model));
   console.log(`${model}: best val macro-F1 ${runs[model].bestScore.toFixed(3)} at epoch ${runs[model].bestEpoch}, ${runs[model].params.toLocaleString("en")} parameters`);
   await tp.showImage(`${runs[model].runDir}/learning_curve.png`);
 }
@@ -140,10 +136,8 @@ for (const model of ["compact_cnn", "face_resnet"]) {
 ("markdown", "## The seconds-fast baseline: frozen face descriptors + a small head\nThe pretrained ResNet runs once over the dataset (aligned face and whole portrait); its 128-D descriptors are cached beside the pixel cache, and only a small head is trained, with its own defaults (no preset)."),
 ("code", '''
 {
-  const cfg = tp.resolveTrainConfig({ dataroot, expName: `nb_${task}_face_descriptors` }, undefined, { task, model: "face_descriptors", checkpointsDir: ckpts, splitDir });
-  await Deno.remove(`${ckpts}/${cfg.expName}`, { recursive: true }).catch(() => {});
   const t0 = performance.now();
-  runs.face_descriptors = await tp.trainRun(cfg, { quiet: true });
+  runs.face_descriptors = await tp.trainFresh(tp.comparisonConfig(compare, "face_descriptors"));
   console.log(`face_descriptors: best val macro-F1 ${runs.face_descriptors.bestScore.toFixed(3)} at epoch ${runs.face_descriptors.bestEpoch}, ${((performance.now() - t0) / 1000).toFixed(1)} s (descriptor pass included when not cached)`);
 }
 '''),
@@ -218,17 +212,13 @@ for (const [name, task] of [["nb_gender_compact_cnn", "gender"], ["nb_haircolor_
     runs[task] = { runDir, params: JSON.parse(await Deno.readTextFile(`${runDir}/config.json`)).params, history: [] };
     continue;
   }
-  await Deno.remove(runDir, { recursive: true }).catch(() => {});
-  const cfg = tp.resolveTrainConfig({ dataroot, expName: name }, preset, { task, model: "compact_cnn", checkpointsDir: ckpts, splitDir });
-  runs[task] = await tp.trainRun(cfg, { quiet: true });
+  runs[task] = await tp.trainFresh(tp.comparisonConfig({ dataroot, task, preset, checkpointsDir: ckpts, splitDir, expPrefix: "nb" }, "compact_cnn"));
   console.log(`${name}: best val macro-F1 ${runs[task].bestScore.toFixed(3)} (mean over heads) at epoch ${runs[task].bestEpoch}`);
 }
 await tp.showImage(`${runs.multitask.runDir}/learning_curve.png`);
 // The seconds-fast baseline with the same three heads: frozen face descriptors (cached) + small heads.
 {
-  const cfg = tp.resolveTrainConfig({ dataroot, expName: "nb_multitask_face_descriptors" }, undefined, { task: "multitask", model: "face_descriptors", checkpointsDir: ckpts, splitDir });
-  await Deno.remove(`${ckpts}/${cfg.expName}`, { recursive: true }).catch(() => {});
-  runs.multitask_face_descriptors = await tp.trainRun(cfg, { quiet: true });
+  runs.multitask_face_descriptors = await tp.trainFresh(tp.comparisonConfig({ dataroot, task: "multitask", preset, checkpointsDir: ckpts, splitDir, expPrefix: "nb" }, "face_descriptors"));
 }
 '''),
 ("markdown", "## Evaluate every head on its test split (rows where that head's label is present)"),

@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import type { DemoContext } from "./demo.ts";
 import { initEngine } from "../engine/mod.ts";
-import { resolveTrainConfig, trainRun } from "../train/run.ts";
+import { COMPARED_MODELS, comparisonConfig, trainFresh } from "../train/compare.ts";
 import { evaluateRun, FACEAPI_BASELINE } from "../eval/evaluate.ts";
 import { predictFolder } from "../eval/predict.ts";
 import { sampleImagesDir } from "../faces/mod.ts";
@@ -19,28 +19,15 @@ import type { SplitTask } from "../data/split.ts";
 import { TASK_HEADS } from "../data/split.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 
-export const DEMO_MODELS = ["compact_cnn", "face_resnet", "face_descriptors"] as const;
 
 export async function runClassifyStage(ctx: DemoContext, task: SplitTask): Promise<Record<string, unknown>> {
   await initEngine({ backend: ctx.backend });
   const out = join(ctx.out, task);
   const results: Record<string, unknown> = {};
   const rows: { model: string; head: string; accuracy: number; macro_f1: number; train_img_per_s: number; params: number }[] = [];
-  for (const model of DEMO_MODELS) {
-    const expName = `demo_${task}_${model}`;
-    // The frozen-descriptor baseline trains in seconds with its own defaults; a step-capped preset would only cut it short.
-    const cfg = resolveTrainConfig({ dataroot: ctx.dataroot, expName }, model === "face_descriptors" ? undefined : ctx.trainPreset, {
-      attributes: ctx.attributes,
-      task,
-      model,
-      seed: ctx.seed,
-      checkpointsDir: ctx.checkpoints,
-      splitDir: ctx.splitDir,
-      // Short runs fine-tune the pretrained ResNet's last blocks only.
-      modelOverrides: model === "face_resnet" ? { trainableFrom: "conv256_down" } : {},
-    });
-    await Deno.remove(join(ctx.checkpoints, expName), { recursive: true }).catch(() => {});
-    const run = await trainRun(cfg, { quiet: true });
+  for (const model of COMPARED_MODELS) {
+    const cfg = comparisonConfig({ dataroot: ctx.dataroot, attributes: ctx.attributes, task, preset: ctx.trainPreset, seed: ctx.seed, checkpointsDir: ctx.checkpoints, splitDir: ctx.splitDir, expPrefix: "demo" }, model);
+    const run = await trainFresh(cfg);
     const trainImgPerSec = run.history.reduce((a, m) => a + m.img_per_s, 0) / run.history.length;
     const ev = await evaluateRun({ runDir: run.runDir, ckpt: "best", split: "test", splitDir: ctx.splitDir, quiet: true });
     const pred = await predictFolder({ runDir: run.runDir, images: ctx.images ?? sampleImagesDir(), ckpt: "best", quiet: true });

@@ -182,3 +182,17 @@ Deno.test("checkClasses() refuses a training split with one class in the task's 
   labels.gender[1] = 1;
   checkClasses(labels, "multitask", train); // hair_type has no labelled row: a warning, not an error
 });
+
+Deno.test("comparisonConfig(): short presets fine-tune only the ResNet's last blocks, full is the recipe, and the descriptor baseline never takes the preset", async () => {
+  const { comparisonConfig } = await import("../../lib/train/compare.ts");
+  const o = { dataroot: "d", task: "haircolor" as const, checkpointsDir: "c", expPrefix: "nb" };
+  const short = comparisonConfig({ ...o, preset: "debug" }, "face_resnet");
+  assert.equal(short.expName, "nb_haircolor_face_resnet");
+  assert.deepEqual(short.modelOverrides, { crop: "both", trainableFrom: "conv256_down" });
+  assert.equal(short.stepsPerEpoch, 12);
+  const full = comparisonConfig({ ...o, preset: "full" }, "face_resnet");
+  assert.deepEqual(full.modelOverrides, { crop: "both" });
+  assert.equal(full.epochs, 12);
+  const desc = comparisonConfig({ ...o, preset: "debug" }, "face_descriptors");
+  assert.equal(desc.stepsPerEpoch, undefined);
+});
