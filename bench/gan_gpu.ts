@@ -11,8 +11,8 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { parseArgs } from "node:util";
 import { buildReferenceCnn } from "./reference_cnn.ts";
-import { DEFAULT_GAN_CONFIG } from "../lib/models/gan.ts";
-import { buildGanNets, discriminatorStep, generatorStep, latentsForSeeds } from "../lib/train/gan_steps.ts";
+import { DEFAULT_GAN_CONFIG } from "../lib/gan/nets.ts";
+import { buildGanNets, discriminatorStep, generatorStep, latentsForSeeds } from "../lib/gan/steps.ts";
 import { Rng } from "../lib/util/rng.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { backend: { type: "string", default: "webgpu" }, out: { type: "string" }, steps: { type: "string", default: "10" } } });

@@ -257,7 +257,7 @@ nb([
 
 A generator (mapping network → 14×11 → three 4×4 transposed convolutions → 112×88 → centre crop 108×84) against a
 discriminator (spectral normalisation off by default: `--spectral-norm`), hinge loss, DiffAugment (colour, translation, cutout) and an exponential
-moving average of the generator weights. Everything lives in `lib/models/gan.ts` and `lib/train/gan.ts`; this
+moving average of the generator weights. Everything lives in `lib/gan/nets.ts` and `lib/gan/train.ts`; this
 notebook trains briefly, then shows the sample grid (fixed latents), an interpolation strip, the truncation trick and
 the Fréchet descriptor distance (FDD: Fréchet distance between real and generated portraits in face-api's 128-D face
 descriptor space) per snapshot. `TP_GAN_PRESET` picks the preset (`tiny` seconds, `demo` minutes, `full` hours).

@@ -2,9 +2,9 @@
 import { join } from "node:path";
 import type { DemoContext } from "./demo.ts";
 import { initEngine } from "../engine/mod.ts";
-import { ganTrainRun, resolveGanConfig } from "../train/gan.ts";
-import { generateImages } from "../models/gan_generate.ts";
-import { judgeGenerated } from "../eval/gan_eval.ts";
+import { ganTrainRun, resolveGanConfig } from "../gan/train.ts";
+import { generateImages } from "../gan/generate.ts";
+import { judgeGenerated } from "../gan/judge.ts";
 import { saveChart } from "../viz/vega.ts";
 import { exists, writeFileAtomic } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";

@@ -6,7 +6,7 @@
  */
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
-import { generateImages, parseSeeds } from "../models/gan_generate.ts";
+import { generateImages, parseSeeds } from "../gan/generate.ts";
 import { UserError } from "../util/errors.ts";
 
 const SPEC = {

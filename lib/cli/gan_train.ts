@@ -5,14 +5,14 @@
  *   [--max-minutes M] [--metric-images N] [--seed N] [--backend NAME] [--checkpoints DIR]
  * Trains a GAN on 108×84 portraits into checkpoints/<exp>/: run.log, fdd.csv + chart,
  * samples/grid-*.png (fixed latents), snapshots/latest (resumable) and
- * snapshots/network-* (EMA generator per snapshot, for gan:generate). See lib/train/gan.ts.
+ * snapshots/network-* (EMA generator per snapshot, for gan:generate). See lib/gan/train.ts.
  */
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
-import { GAN_FIELDS, GAN_PRESETS, ganTrainRun, type GanTrainConfig, resolveGanConfig, resumeGanConfig } from "../train/gan.ts";
+import { GAN_FIELDS, GAN_PRESETS, ganTrainRun, type GanTrainConfig, resolveGanConfig, resumeGanConfig } from "../gan/train.ts";
 import { UserError } from "../util/errors.ts";
 
-/** Flags of the config fields (lib/train/gan.ts GAN_FIELDS) plus those of the command itself. */
+/** Flags of the config fields (lib/gan/train.ts GAN_FIELDS) plus those of the command itself. */
 const SPEC = {
   ...(Object.fromEntries(Object.values(GAN_FIELDS).map(({ flag, ...spec }) => [flag, spec])) as { [K in keyof typeof GAN_FIELDS as typeof GAN_FIELDS[K]["flag"]]: Omit<typeof GAN_FIELDS[K], "flag"> }),
   "exp-name": { type: "string", help: "run name: checkpoints/<exp-name>/" },

@@ -7,7 +7,7 @@
  */
 import * as tfl from "@tensorflow/tfjs-layers";
 import { registerFaceResnetLayers } from "./_face_resnet_layers.ts";
-import { registerGanLayers } from "./gan.ts";
+import { registerGanLayers } from "../gan/nets.ts";
 import { fileIO } from "./io.ts";
 import { buildCompactCnn, type CompactCnnConfig, DEFAULT_COMPACT_CNN_CONFIG } from "./compact_cnn.ts";
 import { buildFaceResnetBackbone, DEFAULT_FACE_RESNET_CONFIG, type FaceResnetConfig, loadFaceResnetWeights, setTrainableFrom } from "./face_resnet.ts";

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
 import { initEngine } from "../../lib/engine/mod.ts";
-import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, generate } from "../../lib/models/gan.ts";
+import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, generate } from "../../lib/gan/nets.ts";
 import {
   buildGanNets,
   diffAugment,
@@ -15,9 +15,9 @@ import {
   latentsForSeeds,
   resolveGanConfig,
   SpectralNorm,
-} from "../../lib/train/gan.ts";
+} from "../../lib/gan/train.ts";
 import { frechetDistance, gaussianStats } from "../../lib/eval/frechet.ts";
-import { generateImages, parseSeeds } from "../../lib/models/gan_generate.ts";
+import { generateImages, parseSeeds } from "../../lib/gan/generate.ts";
 import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { withTempDir } from "../_fixtures.ts";

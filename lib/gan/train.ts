@@ -19,12 +19,12 @@ import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
 import { loadExclusion } from "../data/bad_images.ts";
 import { HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import { DEFAULT_GAN_CONFIG, type GanConfig, ganParams, generate } from "../models/gan.ts";
+import { DEFAULT_GAN_CONFIG, type GanConfig, ganParams, generate } from "./nets.ts";
 import { loadSavedModel } from "../models/mod.ts";
 import { mergeDefined } from "../util/merge.ts";
 import { fileIO } from "../models/io.ts";
 import { descriptorStats, frechetDistance, type GaussianStats } from "../eval/frechet.ts";
-import { loadOptimizerState, saveOptimizer, writeDirAtomic } from "./checkpoint.ts";
+import { loadOptimizerState, saveOptimizer, writeDirAtomic } from "../train/checkpoint.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { saveChart } from "../viz/vega.ts";
 import { appendFileAtomic, exists, readJson, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
@@ -170,8 +170,8 @@ export {
   SpectralNorm,
   type StepInput,
   updateEma,
-} from "./gan_steps.ts";
-import { AUGMENTS, type Augment, buildGanNets, classTensor, discriminatorStep, disposeGanNets, type GanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "./gan_steps.ts";
+} from "./steps.ts";
+import { AUGMENTS, type Augment, buildGanNets, classTensor, discriminatorStep, disposeGanNets, type GanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "./steps.ts";
 import { UserError } from "../util/errors.ts";
 import { checkValue, type FlagSpec } from "../config.ts";
 

@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { buildGan, discriminate, type GanConfig, type GanModels, generate } from "../models/gan.ts";
+import { buildGan, discriminate, type GanConfig, type GanModels, generate } from "./nets.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 
 // ---------------------------------------------------------------- DiffAugment

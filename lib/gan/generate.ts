@@ -8,14 +8,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import "./gan.ts"; // registers PixelNorm for loading
 import sharp from "sharp";
 import { exists, writeFileAtomic, readJson } from "../util/fs.ts";
 import { mosaic } from "../viz/mosaic.ts";
-import { classTensor, latentsForSeeds, LATEST, toPixels } from "../train/gan.ts";
-import type { GeneratorMeta } from "../train/gan.ts";
+import { classTensor, latentsForSeeds, LATEST, toPixels } from "./train.ts";
+import type { GeneratorMeta } from "./train.ts";
 import { UserError } from "../util/errors.ts";
-import { loadSavedModel } from "./mod.ts";
+import { loadSavedModel } from "../models/mod.ts";
 
 export interface LoadedGenerator {
   mapping: tfl.LayersModel;

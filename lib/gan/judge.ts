@@ -6,8 +6,8 @@
  */
 import pl from "nodejs-polars";
 import { openDataset } from "../data/dataset.ts";
-import { loadPredictor } from "./evaluate.ts";
-import { loadGenerator, renderW, seedsToW } from "../models/gan_generate.ts";
+import { loadPredictor } from "../eval/evaluate.ts";
+import { loadGenerator, renderW, seedsToW } from "./generate.ts";
 import { Rng } from "../util/rng.ts";
 import type { VegaLiteSpec } from "../viz/vega.ts";
 

@@ -9,7 +9,7 @@
  *
  * The generator's batch norms keep running statistics (buffers, updated by every
  * training-mode pass, used for sampling); the discriminator has no normalisation (optional
- * spectral normalisation, see lib/train/gan.ts). The generator is split into `mapping` and `synthesis` so the
+ * spectral normalisation, see lib/gan/train.ts). The generator is split into `mapping` and `synthesis` so the
  * truncation trick can work in w space.
  */
 import * as tf from "@tensorflow/tfjs-core";
