@@ -17,7 +17,7 @@ import { comparisonChart } from "../eval/mod.ts";
 import { saveChart } from "../viz/vega.ts";
 import type { SplitTask } from "../data/split.ts";
 import { TASK_HEADS } from "../data/split.ts";
-import { writeFileAtomic } from "../util/fs.ts";
+import { writeCsvAtomic } from "../util/csv.ts";
 
 
 export async function runClassifyStage(ctx: DemoContext, task: SplitTask): Promise<Record<string, unknown>> {
@@ -47,8 +47,7 @@ export async function runClassifyStage(ctx: DemoContext, task: SplitTask): Promi
     results[FACEAPI_BASELINE] = { metrics: ev.metrics };
   }
   await Deno.mkdir(out, { recursive: true });
-  const cols = Object.keys(rows[0]) as (keyof typeof rows[0])[];
-  await writeFileAtomic(join(out, "comparison.csv"), [cols.join(","), ...rows.map((r) => cols.map((c) => String(r[c])).join(","))].join("\n") + "\n");
+  await writeCsvAtomic(join(out, "comparison.csv"), rows);
   const chart = await saveChart(comparisonChart(rows, `${task}: models on the test split`), join(out, "comparison"));
   console.log(`comparison: ${chart.png}`);
   return results;

@@ -174,6 +174,7 @@ export {
 import { AUGMENTS, type Augment, buildGanNets, classTensor, discriminatorStep, disposeGanNets, type GanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "./steps.ts";
 import { UserError } from "../util/errors.ts";
 import { checkValue, type FlagSpec } from "../config.ts";
+import { writeCsvAtomic } from "../util/csv.ts";
 
 /** Real batch in [-1, 1], randomly mirrored. */
 function realBatch(pixels: Uint8Array, rows: ArrayLike<number>, rng: Rng): tf.Tensor4D {
@@ -424,8 +425,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     state.sn = sn.getState();
     await saveSnapshot(latest, nets, { optG, optD, state, meta });
     await saveGenerator(join(runDir, "snapshots", `network-${tag}`), nets, meta);
-    const cols = Object.keys(rec) as (keyof GanSnapshotRecord)[];
-    await writeFileAtomic(join(runDir, "fdd.csv"), [cols.join(","), ...state.snapshots.map((r) => cols.map((c) => r[c] ?? "").join(","))].join("\n") + "\n");
+    await writeCsvAtomic(join(runDir, "fdd.csv"), state.snapshots as unknown as Record<string, unknown>[], Object.keys(rec));
     if (state.snapshots.some((r) => r.fdd !== null)) await saveChart(fddChart(state.snapshots), join(runDir, "fdd"));
     await log(`snapshot ${kimg.toFixed(3)} kimg, ${(state.trainSeconds / 60).toFixed(1)} min: loss D ${lossD.toFixed(3)} G ${lossG.toFixed(3)}` +
       `${fdd !== null ? `, FDD ${fdd.toFixed(4)}` : ""}, ${rate.toFixed(1)} img/s → ${join(runDir, "samples", `grid-${tag}.png`)}`);

@@ -48,7 +48,7 @@ import { attachHeads } from "../models/heads.ts";
 import { disposeModel, modelEntry } from "../models/mod.ts";
 import { mergeDefined } from "../util/merge.ts";
 import { saveChart } from "../viz/vega.ts";
-import { appendFileAtomic, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { appendFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 import { Rng } from "../util/rng.ts";
 import { saveCheckpoint } from "./checkpoint.ts";
 import { maskedSoftmaxCrossEntropy } from "./losses.ts";
@@ -57,6 +57,7 @@ import { classificationTask } from "./tasks.ts";
 import { type EpochMetrics, learningRate, type TrainTask } from "./trainer.ts";
 import { UserError } from "../util/errors.ts";
 import { TASKS } from "../data/tasks.ts";
+import { writeCsvAtomic } from "../util/csv.ts";
 
 /** Registry name of the baseline (lib/models/mod.ts). */
 export const DESCRIPTOR_MODEL = "face_descriptors";
@@ -538,9 +539,7 @@ export async function trainDescriptorHead(cfg: TrainConfig, opts: { quiet?: bool
     setHeadWeights(model, fit.best);
     await saveCheckpoint(join(runDir, "models", "best"), { model, config: { ...modelConfig, epoch: fit.bestEpoch, val_macro_f1: fit.bestScore } });
 
-    const cols = Object.keys(fit.history[0]);
-    const csv = [cols.join(","), ...fit.history.map((m) => cols.map((c) => String(m[c])).join(","))].join("\n") + "\n";
-    await writeFileAtomic(join(runDir, "metrics.csv"), csv);
+    await writeCsvAtomic(join(runDir, "metrics.csv"), fit.history);
     await saveChart(learningCurveChart(fit.history as unknown as Record<string, number | string>[], `Learning curves — ${cfg.task} (${DESCRIPTOR_MODEL})`), join(runDir, "learning_curve"));
     await appendFileAtomic(join(runDir, "run.log"), logLines.map((l) => l + "\n").join(""));
     return {

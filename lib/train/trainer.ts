@@ -19,9 +19,10 @@ import { saveChart } from "../viz/vega.ts";
 import { predictHeads, type TtaMode } from "../models/inference.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import { appendFileAtomic, writeFileAtomic, readJson } from "../util/fs.ts";
+import { appendFileAtomic, readJson } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";
 import { loadSavedModel } from "../models/mod.ts";
+import { writeCsvAtomic } from "../util/csv.ts";
 
 /** File stem of the backbone's optimizer state in a checkpoint (models/last/optimizer_backbone.{json,bin}). */
 export const BACKBONE_OPTIMIZER = "optimizer_backbone";
@@ -338,9 +339,7 @@ export class Trainer {
   }
 
   private async writeMetrics(history: EpochMetrics[]): Promise<void> {
-    const cols = Object.keys(history[0]);
-    const csv = [cols.join(","), ...history.map((m) => cols.map((c) => String(m[c])).join(","))].join("\n") + "\n";
-    await writeFileAtomic(join(this.opts.runDir, "metrics.csv"), csv);
+    await writeCsvAtomic(join(this.opts.runDir, "metrics.csv"), history);
     await saveChart(learningCurveChart(history as unknown as Record<string, number | string>[], `Learning curves — ${this.task.name}`), join(this.opts.runDir, "learning_curve"));
   }
 
