@@ -20,13 +20,16 @@ import { TASK_HEADS } from "../data/split.ts";
 import { writeCsvAtomic } from "../util/csv.ts";
 
 
+/** Demo presets → classifier presets (quick and debug both train the classifiers for about a minute each). */
+const CLASSIFIER_PRESET_OF: Record<string, string> = { quick: "debug", debug: "debug", demo: "demo", full: "full" };
+
 export async function runClassifyStage(ctx: DemoContext, task: SplitTask): Promise<Record<string, unknown>> {
   await initEngine({ backend: ctx.backend });
   const out = join(ctx.out, task);
   const results: Record<string, unknown> = {};
   const rows: { model: string; head: string; accuracy: number; macro_f1: number; train_img_per_s: number; params: number }[] = [];
   for (const model of COMPARED_MODELS) {
-    const cfg = comparisonConfig({ dataroot: ctx.dataroot, attributes: ctx.attributes, task, preset: ctx.trainPreset, seed: ctx.seed, checkpointsDir: ctx.checkpoints, splitDir: ctx.splitDir, expPrefix: "demo" }, model);
+    const cfg = comparisonConfig({ dataroot: ctx.dataroot, attributes: ctx.attributes, task, preset: CLASSIFIER_PRESET_OF[ctx.trainPreset], seed: ctx.seed, checkpointsDir: ctx.checkpoints, splitDir: ctx.splitDir, expPrefix: "demo" }, model);
     const run = await trainFresh(cfg);
     const trainImgPerSec = run.history.reduce((a, m) => a + m.img_per_s, 0) / run.history.length;
     const ev = await evaluateRun({ runDir: run.runDir, ckpt: "best", split: "test", splitDir: ctx.splitDir, quiet: true });

@@ -9,8 +9,8 @@ import { saveChart } from "../viz/vega.ts";
 import { exists, writeFileAtomic } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";
 
-/** Classifier presets → GAN presets. */
-const PRESET_OF: Record<string, string> = { debug: "tiny", demo: "demo", full: "full" };
+/** Demo presets → GAN presets. */
+const PRESET_OF: Record<string, string> = { quick: "quick", debug: "tiny", demo: "demo", full: "full" };
 
 export async function runGanStage(ctx: DemoContext): Promise<Record<string, unknown>> {
   await initEngine({ backend: ctx.backend });

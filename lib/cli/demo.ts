@@ -15,11 +15,12 @@
  *           outliers (bad_images.csv), precision/recall vs planted ground truth
  *   split   stratified train/val/test splits per task, bad images left out
  *   gender, haircolor, multitask
- *           train the compact CNN and the pretrained face-api ResNet (short
- *           `demo` preset), evaluate on the test split, predict on outside
- *           photos; gender also scores face-api's age/gender net as a baseline
- *   gan     a short GAN run (preset from --train-preset: debug→tiny, demo→demo,
- *           full→full): sample grids per snapshot, Fréchet descriptor distance
+ *           train the compact CNN, the pretrained face-api ResNet and the
+ *           frozen-descriptor baseline (short `debug` preset by default),
+ *           evaluate on the test split, predict on outside photos; gender
+ *           also scores face-api's age/gender net as a baseline
+ *   gan     a short GAN run (preset from --train-preset: quick→quick,
+ *           debug→tiny, demo→demo, full→full): sample grids per snapshot, Fréchet descriptor distance
  *           curve, seeds + interpolation strip, and the attributes of generated
  *           portraits vs real ones as judged by the multitask classifier
  */
@@ -40,14 +41,19 @@ export type StageName = typeof STAGES[number];
 const SPEC = {
   dataroot: { type: "string", help: "real Tiny Portraits folder (default: generated procedural set)" },
   attributes: { type: "string", help: "attributes CSV outside the dataroot" },
-  count: { type: "int", positive: true, default: 3000, help: "procedural images to generate" },
+  count: { type: "int", positive: true, default: 1000, help: "procedural images to generate" },
   seed: { type: "int", nonNegative: true, default: 1, help: "seed for generation, splits, training" },
   out: { type: "string", default: "reports/demo", help: "where reports and charts go" },
   "data-dir": { type: "string", default: "data", help: "where the procedural set is generated" },
   stages: { type: "string", default: STAGES.join(","), help: "comma-separated stages to run" },
   backend: { type: "string", help: "force a tfjs backend (tensorflow|onednn|wasm|cpu|webgpu)" },
   checkpoints: { type: "string", default: "checkpoints", help: "where training runs go" },
-  "train-preset": { type: "string", choices: ["debug", "demo", "full"], default: "demo", help: "training preset of the classifier stages; the GAN stage takes tiny, demo or full to match" },
+  "train-preset": {
+    type: "string",
+    choices: ["quick", "debug", "demo", "full"],
+    default: "quick",
+    help: "quick: classifiers debug + GAN quick (about 5 minutes in all); debug: + GAN tiny (tests); demo: both demo (longer); full: the recipes",
+  },
   "split-dir": { type: "string", help: "split folder (default assets/splits/<dataset>)" },
   images: { type: "string", help: "outside photos to predict on (default: face-api's sample photos)" },
 } as const;

@@ -124,7 +124,7 @@ export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   model: {},
 };
 
-/** `tiny` is for tests and the notebook (seconds); `demo` is the demo's stage; `full` a long CPU run. */
+/** `tiny` is for tests and the notebook (seconds, small nets); `quick` the demo's default stage (about a minute, full-size nets); `demo` a few minutes; `full` a long CPU run. */
 export const GAN_PRESETS: Record<string, Partial<GanTrainConfig>> = {
   tiny: {
     kimg: 0.064,
@@ -136,6 +136,7 @@ export const GAN_PRESETS: Record<string, Partial<GanTrainConfig>> = {
     gridCols: 4,
     model: { latentDim: 32, wDim: 32, gWidths: [32, 16, 8, 8], dWidths: [8, 8, 16, 16, 32], gExtraLowRes: false },
   },
+  quick: { kimg: 0.5, snapshotKimg: 0.25, metricImages: 128, emaKimg: 0.1 },
   demo: { kimg: 2, snapshotKimg: 0.5, metricImages: 256, emaKimg: 0.3 },
   full: { kimg: 200, snapshotKimg: 5, metricImages: 1000, emaKimg: 2 },
 };

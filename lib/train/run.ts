@@ -21,7 +21,7 @@ import { type TrainResult, Trainer } from "./trainer.ts";
 import { DESCRIPTOR_MODEL, trainDescriptorHead } from "./descriptor_head.ts";
 import { engineChoice } from "../engine/mod.ts";
 import { UserError } from "../util/errors.ts";
-import { calibrateRun, type Ensemble, ENSEMBLES } from "../eval/evaluate.ts";
+import { calibrateRun, type Ensemble, ENSEMBLES, FACEAPI_BASELINE } from "../eval/evaluate.ts";
 import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
 import { assertFreshRunDir, checkResumeConfig, runDirPath, withRunLock } from "../util/run_dir.ts";
 
@@ -242,6 +242,7 @@ export const RESUME_FIXED_KEYS = [
  */
 export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {}): Promise<TrainRunResult> {
   const runDir = runDirPath(cfg.checkpointsDir, cfg.expName, "train");
+  if (cfg.expName === FACEAPI_BASELINE) throw new UserError(`train: '${FACEAPI_BASELINE}' is the reserved name of face-api's own age/gender net (evaluate and predict use it as a no-training baseline); pick another --exp-name`);
   return await withRunLock(runDir, "train", async () => {
     if (!cfg.resume) await assertFreshRunDir(runDir, "train");
     else {

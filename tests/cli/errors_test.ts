@@ -46,6 +46,7 @@ Deno.test("user errors of train, evaluate, predict and calibrate print one or tw
       ["train.ts", ["--dataroot", data, "--attributes", dir, "--exp-name", "a", "--checkpoints", ck], /attributes file .* is not a file; pass the CSV itself/],
       ["train.ts", ["--dataroot", data, "--exp-name", "a", "--backend", "nope", "--checkpoints", ck], /unknown backend 'nope'/],
       ["train.ts", ["--dataroot", data, "--exp-name", "a", "--epochs", "x"], /expected --epochs to be a positive integer, got 'x'/],
+      ["train.ts", ["--dataroot", data, "--exp-name", "faceapi_agegender", "--checkpoints", ck], /'faceapi_agegender' is the reserved name of face-api's own age\/gender net/],
       ["evaluate.ts", ["--exp-name", "nope", "--checkpoints", ck], /evaluate: there is no run .*nope; train it first/],
       ["predict.ts", ["--exp-name", "../up", "--images", dir, "--checkpoints", ck], /predict: --exp-name '\.\.\/up' is not a run name/],
       ["calibrate.ts", ["--exp-name", "nope", "--checkpoints", ck], /calibrate: there is no run/],
