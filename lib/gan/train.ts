@@ -28,7 +28,7 @@ import { loadOptimizerState, saveOptimizer, writeDirAtomic } from "../train/chec
 import { mosaic } from "../viz/mosaic.ts";
 import { saveChart } from "../viz/vega.ts";
 import { appendFileAtomic, exists, readJson, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
-import { assertFreshRunDir, checkResumeConfig, runDirPath, withRunLock } from "../util/run_dir.ts";
+import { runDirPath, savedRunConfig, withRunFolder } from "../util/run_dir.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 import { formatDuration, Progress } from "../util/progress.ts";
 import { engineChoice } from "../engine/mod.ts";
@@ -310,12 +310,8 @@ function fddChart(records: GanSnapshotRecord[]) {
  */
 export async function resumeGanConfig(base: { expName: string; checkpointsDir?: string }, overrides: Partial<GanTrainConfig>): Promise<GanTrainConfig> {
   const checkpointsDir = base.checkpointsDir ?? DEFAULT_GAN_TRAIN.checkpointsDir;
-  const runDir = runDirPath(checkpointsDir, base.expName, "gan:train");
-  const path = join(runDir, "config.json");
-  if (!(await exists(path))) throw new UserError(`gan:train: --resume but ${runDir} holds no run (no config.json); train without --resume first`);
-  const saved = await readJson<Record<string, unknown>>(path);
   const keys = [...Object.keys(DEFAULT_GAN_TRAIN), "dataroot", "attributes", "badImages", "cacheDir"];
-  const cfg = Object.fromEntries(keys.filter((k) => saved[k] !== undefined).map((k) => [k, saved[k]])) as Partial<GanTrainConfig>;
+  const cfg = await savedRunConfig(runDirPath(checkpointsDir, base.expName, "gan:train"), "gan:train", keys) as Partial<GanTrainConfig>;
   const merged = { ...mergeDefined(cfg as GanTrainConfig, overrides), checkpointsDir, expName: base.expName, resume: true };
   return resolveGanConfig({ dataroot: merged.dataroot, expName: merged.expName }, undefined, merged);
 }
@@ -329,13 +325,7 @@ export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2
  */
 export async function ganTrainRun(cfg: GanTrainConfig): Promise<GanRunResult> {
   const runDir = runDirPath(cfg.checkpointsDir, cfg.expName, "gan:train");
-  return await withRunLock(runDir, "gan:train", async () => {
-    if (!cfg.resume) await assertFreshRunDir(runDir, "gan:train");
-    else if (await exists(join(runDir, "config.json"))) {
-      checkResumeConfig(runDir, await readJson<Record<string, unknown>>(join(runDir, "config.json")), cfg as unknown as Record<string, unknown>, GAN_RESUME_FIXED_KEYS, "gan:train");
-    }
-    return await ganTrainLocked(cfg, runDir);
-  }, { quiet: cfg.quiet });
+  return await withRunFolder(runDir, "gan:train", { resume: cfg.resume, cfg, fixedKeys: GAN_RESUME_FIXED_KEYS, quiet: cfg.quiet }, () => ganTrainLocked(cfg, runDir));
 }
 
 async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanRunResult> {

@@ -22,8 +22,8 @@ import { DESCRIPTOR_MODEL, trainDescriptorHead } from "./descriptor_head.ts";
 import { engineChoice } from "../engine/mod.ts";
 import { UserError } from "../util/errors.ts";
 import { calibrateRun, type Ensemble, ENSEMBLES, FACEAPI_BASELINE } from "../eval/evaluate.ts";
-import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
-import { assertFreshRunDir, checkResumeConfig, runDirPath, withRunLock } from "../util/run_dir.ts";
+import { writeJsonAtomic } from "../util/fs.ts";
+import { runDirPath, savedRunConfig, withRunFolder } from "../util/run_dir.ts";
 
 export interface TrainConfig {
   dataroot: string;
@@ -211,12 +211,7 @@ const RUN_KEYS = ["dataroot", "expName", "attributes", "stepsPerEpoch", "lossWei
  */
 export async function resumeTrainConfig(base: { expName: string; checkpointsDir?: string }, overrides: Partial<TrainConfig>): Promise<TrainConfig> {
   const checkpointsDir = base.checkpointsDir ?? DEFAULT_TRAIN_CONFIG.checkpointsDir;
-  const runDir = runDirPath(checkpointsDir, base.expName, "train");
-  const path = join(runDir, "config.json");
-  if (!(await exists(path))) throw new UserError(`train: --resume but ${runDir} holds no run (no config.json); train without --resume first`);
-  const saved = await readJson<Record<string, unknown>>(path);
-  const cfg: Record<string, unknown> = {};
-  for (const k of [...Object.keys(DEFAULT_TRAIN_CONFIG), ...RUN_KEYS]) if (saved[k] !== undefined) cfg[k] = saved[k];
+  const cfg = await savedRunConfig(runDirPath(checkpointsDir, base.expName, "train"), "train", [...Object.keys(DEFAULT_TRAIN_CONFIG), ...RUN_KEYS]);
   if (TASKS[cfg.task as SplitTask]?.sampling === "shuffle") delete cfg.sampling; // older runs recorded "weighted" but sampled plainly
   const merged = { ...mergeDefined(cfg as unknown as TrainConfig, overrides), checkpointsDir, expName: base.expName, resume: true };
   return resolveTrainConfig({ dataroot: merged.dataroot, expName: merged.expName }, undefined, merged);
@@ -243,15 +238,7 @@ export const RESUME_FIXED_KEYS = [
 export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {}): Promise<TrainRunResult> {
   const runDir = runDirPath(cfg.checkpointsDir, cfg.expName, "train");
   if (cfg.expName === FACEAPI_BASELINE) throw new UserError(`train: '${FACEAPI_BASELINE}' is the reserved name of face-api's own age/gender net (evaluate and predict use it as a no-training baseline); pick another --exp-name`);
-  return await withRunLock(runDir, "train", async () => {
-    if (!cfg.resume) await assertFreshRunDir(runDir, "train");
-    else {
-      const savedPath = join(runDir, "config.json");
-      if (!(await exists(savedPath))) throw new UserError(`train: --resume but ${runDir} holds no run (no config.json); train without --resume first`);
-      checkResumeConfig(runDir, await readJson<Record<string, unknown>>(savedPath), cfg as unknown as Record<string, unknown>, RESUME_FIXED_KEYS, "train");
-    }
-    return await trainAndCalibrate(cfg, opts);
-  }, opts);
+  return await withRunFolder(runDir, "train", { resume: cfg.resume, cfg, fixedKeys: RESUME_FIXED_KEYS, quiet: opts.quiet }, () => trainAndCalibrate(cfg, opts));
 }
 
 async function trainAndCalibrate(cfg: TrainConfig, opts: { quiet?: boolean }): Promise<TrainRunResult> {

@@ -188,3 +188,34 @@ export function checkResumeConfig(dir: string, saved: Record<string, unknown>, c
     throw new UserError(`${command}: --resume would change ${changes.join(", ")} of the run in ${dir}; a resumed run keeps its settings: drop those flags, or start a new --exp-name`);
   }
 }
+
+/** A run's saved config.json with only `keys` kept: what a resume starts from. A UserError when the run has none. */
+export async function savedRunConfig(runDir: string, command: string, keys: readonly string[]): Promise<Record<string, unknown>> {
+  const path = join(runDir, "config.json");
+  let saved: Record<string, unknown>;
+  try {
+    saved = JSON.parse(await Deno.readTextFile(path));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw new UserError(`${command}: --resume but ${runDir} holds no run (no config.json); train without --resume first`);
+    throw new UserError(`${path}: cannot read JSON (${(err as Error).message})`);
+  }
+  return Object.fromEntries(keys.filter((k) => saved[k] !== undefined).map((k) => [k, saved[k]]));
+}
+
+/**
+ * Runs `fn` as the one writer of a run folder: takes its lock, then refuses a fresh run in a folder that
+ * holds any run file, or a resume that would change one of `fixedKeys` of the saved config — all before
+ * `fn` writes anything.
+ */
+export async function withRunFolder<T>(
+  runDir: string,
+  command: string,
+  o: { resume: boolean; cfg: object; fixedKeys: readonly string[]; quiet?: boolean },
+  fn: () => Promise<T>,
+): Promise<T> {
+  return await withRunLock(runDir, command, async () => {
+    if (!o.resume) await assertFreshRunDir(runDir, command);
+    else checkResumeConfig(runDir, await savedRunConfig(runDir, command, o.fixedKeys), o.cfg as Record<string, unknown>, o.fixedKeys, command);
+    return await fn();
+  }, { quiet: o.quiet });
+}
