@@ -136,7 +136,7 @@ export const GAN_PRESETS: Record<string, Partial<GanTrainConfig>> = {
     gridCols: 4,
     model: { latentDim: 32, wDim: 32, gWidths: [32, 16, 8, 8], dWidths: [8, 8, 16, 16, 32], gExtraLowRes: false },
   },
-  quick: { kimg: 0.5, snapshotKimg: 0.25, metricImages: 128, emaKimg: 0.1 },
+  quick: { kimg: 0.4, snapshotKimg: 0.2, metricImages: 64, emaKimg: 0.1 },
   demo: { kimg: 2, snapshotKimg: 0.5, metricImages: 256, emaKimg: 0.3 },
   full: { kimg: 200, snapshotKimg: 5, metricImages: 1000, emaKimg: 2 },
 };
