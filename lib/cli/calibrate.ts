@@ -6,21 +6,16 @@
  * itself at the end of a run whose recipe asks for it (--decision-bias fit).
  */
 import { runDirPath } from "../util/run_dir.ts";
+import { RUN_DATA_FLAGS, RUN_FLAGS } from "./_run_flags.ts";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { calibrateRun } from "../eval/evaluate.ts";
 import { UserError } from "../util/errors.ts";
 
 const SPEC = {
-  "exp-name": { type: "string", help: "run name under checkpoints/" },
-  ckpt: { type: "string", choices: ["best", "last"], default: "best", help: "which checkpoint" },
-  dataroot: { type: "string", help: "the run's Tiny Portraits folder (default: the one it trained on)" },
-  attributes: { type: "string", help: "attributes CSV outside the dataroot" },
+  ...RUN_FLAGS,
+  ...RUN_DATA_FLAGS,
   heads: { type: "string", help: "comma-separated heads to fit (default: every head with more than two classes)" },
-  checkpoints: { type: "string", default: "checkpoints", help: "checkpoints folder" },
-  "split-dir": { type: "string", help: "split folder (default assets/splits/<dataset>)" },
-  "cache-dir": { type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
-  backend: { type: "string", help: "force a tfjs backend" },
 } as const;
 
 if (import.meta.main) {

@@ -11,26 +11,20 @@ import { runDirPath } from "../util/run_dir.ts";
 import { parseFlags, runCli, usage, UsageError } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { type EnsembleMode, evaluateRun } from "../eval/evaluate.ts";
-import { DECISION_BIAS_MODES, type DecisionBiasMode } from "../eval/decision.ts";
+import type { DecisionBiasMode } from "../eval/decision.ts";
 import { TTA_MODES, type TtaMode } from "../models/inference.ts";
 import { UserError } from "../util/errors.ts";
+import { PREDICTION_FLAGS, RUN_DATA_FLAGS, RUN_FLAGS } from "./_run_flags.ts";
 
 const SPEC = {
-  "exp-name": { type: "string", help: "run name under checkpoints/" },
-  ckpt: { type: "string", choices: ["best", "last"], default: "best", help: "which checkpoint" },
+  ...RUN_FLAGS,
+  ...RUN_DATA_FLAGS,
+  ...PREDICTION_FLAGS,
   split: { type: "string", choices: ["test", "val", "all"], default: "test", help: "rows to evaluate" },
-  dataroot: { type: "string", help: "another Tiny Portraits folder (default: the run's)" },
-  attributes: { type: "string", help: "attributes CSV outside the dataroot" },
-  checkpoints: { type: "string", default: "checkpoints", help: "checkpoints folder" },
-  "split-dir": { type: "string", help: "split folder (default assets/splits/<dataset>)" },
-  "cache-dir": { type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
-  backend: { type: "string", help: "force a tfjs backend" },
   "face-check": { type: "boolean", default: false, help: "run face-api's tiny detector on every image; accuracy by face found / not found (~0.1 s per image)" },
   "face-min-score": { type: "number", default: 0.5, positive: true, help: "detector score that counts as a face found (with --face-check)" },
   resamples: { type: "int", default: 1000, positive: true, help: "bootstrap resamples for the 95% intervals" },
   tta: { type: "string", choices: TTA_MODES, help: "test-time augmentation (default: the run's own, config.json)" },
-  ensemble: { type: "string", choices: ["auto", "faceapi", "none"], default: "auto", help: "gender averaged with face-api's age/gender net: auto = when the run asks (its recipe), faceapi = always, none = never" },
-  "decision-bias": { type: "string", choices: DECISION_BIAS_MODES, default: "auto", help: "auto: the run's decision_bias.json when it has one; none: plain arg-max" },
 } as const;
 
 if (import.meta.main) {

@@ -11,14 +11,16 @@ import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
 import { predictFolder } from "../eval/predict.ts";
 import type { EnsembleMode } from "../eval/evaluate.ts";
-import { DECISION_BIAS_MODES, type DecisionBiasMode } from "../eval/decision.ts";
+import type { DecisionBiasMode } from "../eval/decision.ts";
 import { DEFAULT_FILL, FILL_MODES, type FillMode } from "../faces/mod.ts";
 import { UserError } from "../util/errors.ts";
+import { PREDICTION_FLAGS, RUN_FLAGS } from "./_run_flags.ts";
 
 const SPEC = {
+  ...RUN_FLAGS,
+  ...PREDICTION_FLAGS,
   "exp-name": { type: "string", help: "run name under checkpoints/ (faceapi_agegender: face-api's own age/gender net)" },
   images: { type: "string", help: "folder of images (jpg/png/webp/…)" },
-  ckpt: { type: "string", choices: ["best", "last"], default: "best", help: "which checkpoint" },
   detector: { type: "string", choices: ["tiny", "ssd"], default: "tiny", help: "face detector" },
   fill: {
     type: "string",
@@ -28,10 +30,6 @@ const SPEC = {
   },
   truth: { type: "string", help: "CSV with filename and a column per head (e.g. filename,gender): report accuracy" },
   "batch-size": { type: "int", positive: true, default: 16, help: "photos per forward pass of the face nets" },
-  ensemble: { type: "string", choices: ["auto", "faceapi", "none"], default: "auto", help: "gender averaged with face-api's age/gender net: auto = when the run asks (its recipe), faceapi = always, none = never" },
-  "decision-bias": { type: "string", choices: DECISION_BIAS_MODES, default: "auto", help: "auto: the run's decision_bias.json when it has one; none: plain arg-max" },
-  checkpoints: { type: "string", default: "checkpoints", help: "checkpoints folder" },
-  backend: { type: "string", help: "force a tfjs backend" },
 } as const;
 
 if (import.meta.main) {
