@@ -12,7 +12,8 @@ import { parseFlags, runCli, usage, UsageError } from "../config.ts";
 import { HEAD_NAMES, type HeadName } from "../data/schema.ts";
 import { initEngine } from "../engine/mod.ts";
 import { FACE_RESNET_BLOCKS, FACE_RESNET_CROPS } from "../models/face_resnet.ts";
-import { PRESETS, resolveTrainConfig, resumeTrainConfig, TRAIN_FIELDS, type TrainConfig, trainRun } from "../train/run.ts";
+import { TASKS, type TaskName } from "../data/tasks.ts";
+import { DEFAULT_TRAIN_CONFIG, PRESETS, resolveTrainConfig, resumeTrainConfig, TRAIN_FIELDS, type TrainConfig, trainRun } from "../train/run.ts";
 import { UserError } from "../util/errors.ts";
 
 /** Flags of the config fields (lib/train/run.ts TRAIN_FIELDS) plus those of the command itself. */
@@ -47,7 +48,7 @@ if (import.meta.main) {
     if (!f["exp-name"] || (!f.dataroot && !f.resume)) throw new UserError("train: --dataroot DIR and --exp-name NAME are required (--resume needs only --exp-name)\n" + usage("train", SPEC));
     const lossWeights = f["loss-weights"] ? parseLossWeights(f["loss-weights"]) : undefined;
     const modelOverrides = Object.fromEntries(Object.entries({ trainableFrom: f["trainable-from"], crop: f.crop }).filter(([, v]) => v !== undefined));
-    const model = f.model ?? "face_resnet";
+    const model = f.model ?? TASKS[(f.task ?? DEFAULT_TRAIN_CONFIG.task) as TaskName].defaultModel;
     if (f["trainable-from"] !== undefined && model !== "face_resnet") throw new UsageError(`train: --trainable-from applies to --model face_resnet only`);
     if (f.crop !== undefined && !["face_resnet", "face_descriptors"].includes(model)) throw new UsageError(`train: --crop applies to --model face_resnet and face_descriptors only`);
     await initEngine({ backend: f.backend });

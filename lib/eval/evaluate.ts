@@ -18,7 +18,7 @@
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { basename, join } from "node:path";
 import pl from "nodejs-polars";
-import { openDataset } from "../data/dataset.ts";
+import { type Dataset, openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
 import { defaultSplitDir, readSplits, splitsExist, type SplitTask } from "../data/split.ts";
 import { type Normalization, REFERENCE_NORMALIZATION } from "../data/batches.ts";
@@ -161,9 +161,8 @@ export async function loadPredictor(runDir: string, ckpt: "best" | "last", opts:
     }
   }
   const mode = opts.ensemble ?? "auto";
-  const wanted: Ensemble = mode === "auto" ? (config.ensemble as Ensemble | undefined) ?? "none" : mode;
-  if (wanted === "faceapi" && !("gender" in config.heads)) throw new UserError(`--ensemble faceapi averages the gender head; ${runDir} has none (${Object.keys(config.heads).join(", ")})`);
-  const ensemble: Ensemble = wanted;
+  const ensemble: Ensemble = mode === "auto" ? (config.ensemble as Ensemble | undefined) ?? "none" : mode;
+  if (ensemble === "faceapi" && !("gender" in config.heads)) throw new UserError(`--ensemble faceapi averages the gender head; ${runDir} has none (${Object.keys(config.heads).join(", ")})`);
   return {
     config,
     dir,
@@ -177,6 +176,28 @@ export async function loadPredictor(runDir: string, ckpt: "best" | "last", opts:
     },
     dispose: () => disposeModel(model),
   };
+}
+
+/**
+ * The dataset a run is evaluated on (`dataroot`, default the one it trained on) and the rows of one of its
+ * splits (or every good image with "all"), leaving out rows whose images are no longer usable.
+ */
+async function openSplitRows(
+  command: string,
+  runDir: string,
+  config: RunModelConfig,
+  split: "train" | "val" | "test" | "all",
+  o: { dataroot?: string; attributes?: string; splitDir?: string; cacheDir?: string; quiet?: boolean },
+): Promise<{ ds: Dataset; dataroot: string; rows: Int32Array }> {
+  const dataroot = o.dataroot ?? config.dataset.root;
+  if (!dataroot) throw new UserError(`${command}: pass --dataroot DIR for ${basename(runDir)}`);
+  const ds = await openDataset({ dataroot, attributes: o.attributes, cacheDir: o.cacheDir, quiet: o.quiet });
+  if (split === "all") return { ds, dataroot, rows: ds.goodRows };
+  const splitDir = o.splitDir ?? defaultSplitDir(datasetName(ds.layout));
+  if (!(await splitsExist(splitDir, config.task))) {
+    throw new UserError(`${command}: no ${config.task} splits in ${splitDir}; run deno task split --dataroot ${dataroot}${command === "evaluate" ? " (or use --split all)" : ""}`);
+  }
+  return { ds, dataroot, rows: (await readSplits(splitDir, config.task, ds.attrs, { usable: ds.goodRows }))[split] };
 }
 
 export interface CalibrateOptions {
@@ -205,18 +226,14 @@ async function calibrateLocked(opts: CalibrateOptions): Promise<{ file: Decision
   const predictor = await loadPredictor(opts.runDir, ckpt, { dataroot: opts.dataroot, decisionBias: "none" });
   try {
     const { config } = predictor;
-    const dataroot = opts.dataroot ?? config.dataset.root;
-    if (!dataroot) throw new UserError(`calibrate: pass --dataroot DIR for ${basename(opts.runDir)}`);
-    const ds = await openDataset({ dataroot, attributes: opts.attributes, cacheDir: opts.cacheDir, quiet: opts.quiet });
-    const splitDir = opts.splitDir ?? defaultSplitDir(datasetName(ds.layout));
-    if (!(await splitsExist(splitDir, config.task))) throw new UserError(`calibrate: no ${config.task} splits in ${splitDir}; run deno task split --dataroot ${dataroot}`);
-    const rows = (await readSplits(splitDir, config.task, ds.attrs, { usable: ds.goodRows })).val;
-    const probs = await predictor.predict(ds.cache.pixels, rows);
-    const file: DecisionBiasFile = { ckpt, split: "val", tta: config.tta ?? "none", heads: {}, createdAt: new Date().toISOString() };
-    const lines = [`decision biases of ${opts.runDir} (${ckpt}) fitted on ${rows.length} validation rows:`];
+    // The heads are checked before anything is opened or predicted.
     const chosen = opts.heads ?? Object.keys(config.heads).filter((h) => config.heads[h].length > 2);
     for (const h of chosen) if (!(h in config.heads)) throw new UserError(`calibrate: the run has no head '${h}'; its heads are ${Object.keys(config.heads).join(", ")}`);
     if (chosen.length === 0) throw new UserError(`calibrate: ${opts.runDir} has only two-class heads (${Object.keys(config.heads).join(", ")}); name them with --heads to fit them anyway`);
+    const { ds, rows } = await openSplitRows("calibrate", opts.runDir, config, "val", opts);
+    const probs = await predictor.predict(ds.cache.pixels, rows);
+    const file: DecisionBiasFile = { ckpt, split: "val", tta: config.tta ?? "none", heads: {}, createdAt: new Date().toISOString() };
+    const lines = [`decision biases of ${opts.runDir} (${ckpt}) fitted on ${rows.length} validation rows:`];
     for (const head of chosen as HeadName[]) {
       const labels = config.heads[head];
       const yTrue = Int32Array.from(rows, (r) => ds.attrs.labels[head][r]);
@@ -315,16 +332,7 @@ async function evaluateLocked(opts: EvaluateOptions): Promise<EvaluateResult> {
   const predictor = await loadPredictor(opts.runDir, opts.ckpt, { dataroot: opts.dataroot, tta: opts.tta, decisionBias: opts.decisionBias, ensemble: opts.ensemble });
   const { config, dir } = predictor;
   try {
-    const dataroot = opts.dataroot ?? config.dataset.root;
-    if (!dataroot) throw new UserError(`evaluate: pass --dataroot DIR for ${basename(opts.runDir)}`);
-    const ds = await openDataset({ dataroot, attributes: opts.attributes, cacheDir: opts.cacheDir, quiet: opts.quiet });
-    let rows: Int32Array;
-    if (opts.split === "all") rows = ds.goodRows;
-    else {
-      const splitDir = opts.splitDir ?? defaultSplitDir(datasetName(ds.layout));
-      if (!(await splitsExist(splitDir, config.task))) throw new UserError(`evaluate: no ${config.task} splits in ${splitDir}; run deno task split --dataroot ${dataroot} (or use --split all)`);
-      rows = (await readSplits(splitDir, config.task, ds.attrs, { usable: ds.goodRows }))[opts.split];
-    }
+    const { ds, rows } = await openSplitRows("evaluate", opts.runDir, config, opts.split, opts);
     const heads = Object.keys(config.heads) as HeadName[];
     const t0 = performance.now();
     const probs = await predictor.predict(ds.cache.pixels, rows);

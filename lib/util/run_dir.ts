@@ -12,6 +12,7 @@
 import { join, resolve } from "node:path";
 import { hostname } from "node:os";
 import { UserError } from "./errors.ts";
+import { exists, readJson } from "./fs.ts";
 
 /** One path segment of letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
 const RUN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -192,13 +193,8 @@ export function checkResumeConfig(dir: string, saved: Record<string, unknown>, c
 /** A run's saved config.json with only `keys` kept: what a resume starts from. A UserError when the run has none. */
 export async function savedRunConfig(runDir: string, command: string, keys: readonly string[]): Promise<Record<string, unknown>> {
   const path = join(runDir, "config.json");
-  let saved: Record<string, unknown>;
-  try {
-    saved = JSON.parse(await Deno.readTextFile(path));
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new UserError(`${command}: --resume but ${runDir} holds no run (no config.json); train without --resume first`);
-    throw new UserError(`${path}: cannot read JSON (${(err as Error).message})`);
-  }
+  if (!(await exists(path))) throw new UserError(`${command}: --resume but ${runDir} holds no run (no config.json); train without --resume first`);
+  const saved = await readJson<Record<string, unknown>>(path);
   return Object.fromEntries(keys.filter((k) => saved[k] !== undefined).map((k) => [k, saved[k]]));
 }
 
