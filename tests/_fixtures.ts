@@ -1,4 +1,5 @@
 /** Small on-disk datasets for tests, made with sharp (no real data needed). */
+import "./_cache_env.ts";
 import sharp from "sharp";
 import { join } from "node:path";
 import { ATTRIBUTES_FILE, IMAGE_HEIGHT, IMAGE_WIDTH, imageFileName } from "../lib/data/schema.ts";

@@ -1,3 +1,4 @@
+import "./_cache_env.ts";
 import assert from "node:assert/strict";
 import { parseFlags, UsageError } from "../lib/config.ts";
 

@@ -12,12 +12,13 @@ import { runExploration } from "../explore/mod.ts";
 import { datasetName, resolveLayout } from "../data/layout.ts";
 import { initEngine } from "../engine/mod.ts";
 import { UserError } from "../util/errors.ts";
+import { CACHE_DIR_HELP } from "../data/cache.ts";
 
 const SPEC = {
   dataroot: { type: "string", help: "Tiny Portraits folder" },
   attributes: { type: "string", help: "attributes CSV outside the dataroot" },
   out: { type: "string", help: "report folder (default reports/explore/<dataset>)" },
-  "cache-dir": { type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
+  "cache-dir": { type: "string", help: CACHE_DIR_HELP },
   "no-descriptors": { type: "boolean", default: false, help: "skip face descriptors (no non_face flags)" },
   "no-detector": { type: "boolean", default: false, help: "skip the face detector check" },
   "screen-share": { type: "number", default: 0.03, help: "share of images (least face-like first) the detector and descriptors examine; 1 = all" },

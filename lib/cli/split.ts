@@ -16,9 +16,10 @@ import { splitShareChart } from "../explore/charts.ts";
 import { saveChart } from "../viz/vega.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";
+import { CACHE_DIR_HELP } from "../data/cache.ts";
 
 const SPEC = {
-  "cache-dir": { type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
+  "cache-dir": { type: "string", help: CACHE_DIR_HELP },
   dataroot: { type: "string", help: "Tiny Portraits folder" },
   attributes: { type: "string", help: "attributes CSV outside the dataroot" },
   tasks: { type: "string", default: SPLIT_TASKS.join(","), help: "tasks to split" },

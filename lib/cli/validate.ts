@@ -9,12 +9,13 @@ import { dirname, join } from "node:path";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { describeProblems, openDataset, writeProblemsCsv } from "../data/dataset.ts";
 import { UserError } from "../util/errors.ts";
+import { CACHE_DIR_HELP } from "../data/cache.ts";
 
 const SPEC = {
   dataroot: { type: "string", help: "Tiny Portraits folder (kit or flat layout)" },
   attributes: { type: "string", help: "attributes CSV outside the dataroot" },
   out: { type: "string", help: "problems CSV (default: problems.csv in the cache folder)" },
-  "cache-dir": { type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
+  "cache-dir": { type: "string", help: CACHE_DIR_HELP },
   rebuild: { type: "boolean", default: false, help: "decode every image again" },
 } as const;
 

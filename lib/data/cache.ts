@@ -92,39 +92,34 @@ export function rowPixels(cache: PixelCache, r: number): Uint8Array {
   return cache.pixels.subarray(r * IMAGE_BYTES, (r + 1) * IMAGE_BYTES);
 }
 
+/** Help text of every --cache-dir flag. */
+export const CACHE_DIR_HELP = "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else ~/.cache/tiny-portraits/<dataset>-<hash>; nothing is written into the dataroot)";
+
 /**
  * Where a dataset's caches go: `explicit` (--cache-dir) when given; else `$TP_CACHE_DIR/<dataset>-<hash of its
- * path>/` when TP_CACHE_DIR is set; else `<dataroot>/.tp_cache` when the dataroot is writable; else (a read-only
- * dataroot) `$XDG_CACHE_HOME/tiny-portraits/<dataset>-<hash>/` (~/.cache/...), announced once.
+ * path>/` when TP_CACHE_DIR is set; else `$XDG_CACHE_HOME/tiny-portraits/<dataset>-<hash>/` (~/.cache/...). Nothing
+ * goes into the dataroot unless --cache-dir points there; a `<dataroot>/.tp_cache` left by an earlier version is
+ * named once (it is no longer read).
  */
 export async function resolveCacheDir(layout: DatasetLayout, explicit?: string, opts: { quiet?: boolean } = {}): Promise<string> {
   if (explicit) return explicit;
   const slot = `${basename(layout.root)}-${createHash("sha256").update(layout.root).digest("hex").slice(0, 8)}`;
   const env = Deno.env.get("TP_CACHE_DIR");
-  if (env) return join(env, slot);
-  const inside = join(layout.root, ".tp_cache");
-  if (await writableDir(inside)) return inside;
   const home = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? Deno.cwd(), ".cache");
-  const out = join(home, "tiny-portraits", slot);
-  if (!opts.quiet) console.error(`pixel cache: ${layout.root} is read-only; caching in ${out} (set TP_CACHE_DIR or --cache-dir to choose)`);
+  const out = env ? join(env, slot) : join(home, "tiny-portraits", slot);
+  const legacy = join(layout.root, ".tp_cache");
+  if (!opts.quiet && legacy !== out && !warnedLegacy.has(legacy) && await isDir(legacy)) {
+    warnedLegacy.add(legacy);
+    console.error(`pixel cache: ${legacy} (made by an earlier version) is no longer used; caching in ${out}. Delete it, or pass --cache-dir ${legacy} to keep using it`);
+  }
   return out;
 }
 
-/** True when `dir` exists and takes a file, or can be created. */
-async function writableDir(dir: string): Promise<boolean> {
+const warnedLegacy = new Set<string>();
+
+async function isDir(path: string): Promise<boolean> {
   try {
-    const st = await Deno.stat(dir);
-    if (!st.isDirectory) return false;
-    const probe = join(dir, `.write-test-${Deno.pid}`);
-    await Deno.writeFile(probe, new Uint8Array(0));
-    await Deno.remove(probe);
-    return true;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) return false;
-  }
-  try {
-    await Deno.mkdir(dir);
-    return true;
+    return (await Deno.stat(path)).isDirectory;
   } catch {
     return false;
   }

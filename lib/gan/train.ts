@@ -15,6 +15,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
+import { CACHE_DIR_HELP } from "../data/cache.ts";
 import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
 import { loadExclusion } from "../data/bad_images.ts";
@@ -99,7 +100,7 @@ export const GAN_FIELDS = {
   seed: { flag: "seed", type: "int", nonNegative: true, help: "seed" },
   resume: { flag: "resume", type: "boolean", help: "continue from snapshots/latest with the run's saved settings" },
   checkpointsDir: { flag: "checkpoints", type: "string", help: "checkpoints folder (default checkpoints)" },
-  cacheDir: { flag: "cache-dir", type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
+  cacheDir: { flag: "cache-dir", type: "string", help: CACHE_DIR_HELP },
 } as const satisfies Partial<Record<keyof GanTrainConfig, FlagSpec & { flag: string }>>;
 
 export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {

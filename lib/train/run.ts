@@ -24,6 +24,7 @@ import { UserError } from "../util/errors.ts";
 import { calibrateRun, type Ensemble, ENSEMBLES, FACEAPI_BASELINE } from "../eval/evaluate.ts";
 import { writeJsonAtomic } from "../util/fs.ts";
 import { runDirPath, savedRunConfig, withRunFolder } from "../util/run_dir.ts";
+import { CACHE_DIR_HELP } from "../data/cache.ts";
 
 export interface TrainConfig {
   dataroot: string;
@@ -94,7 +95,7 @@ export const TRAIN_FIELDS = {
   resume: { flag: "resume", type: "boolean", help: "continue the run from models/last with its saved settings" },
   checkpointsDir: { flag: "checkpoints", type: "string", help: "checkpoints folder (default checkpoints)" },
   splitDir: { flag: "split-dir", type: "string", help: "split folder (default assets/splits/<dataset>)" },
-  cacheDir: { flag: "cache-dir", type: "string", help: "cache folder (default $TP_CACHE_DIR/<dataset>-<hash>, else <dataroot>/.tp_cache if writable, else ~/.cache/tiny-portraits/…)" },
+  cacheDir: { flag: "cache-dir", type: "string", help: CACHE_DIR_HELP },
 } as const satisfies Partial<Record<keyof TrainConfig, FlagSpec & { flag: string }>>;
 
 /** Checks every schema field of `cfg` with the CLI's rules (messages name the flag). */

@@ -17,7 +17,7 @@ import { loadOptimizerState, resolveCheckpoint, saveCheckpoint } from "./checkpo
 import { classificationReport, learningCurveChart } from "../eval/mod.ts";
 import { saveChart } from "../viz/vega.ts";
 import { predictHeads, type TtaMode } from "../models/inference.ts";
-import { Progress } from "../util/progress.ts";
+import { Progress, type ProgressOptions } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
 import { appendFileAtomic, readJson } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";
@@ -79,6 +79,8 @@ export interface TrainerOptions {
   /** Saved with the weights (config.json): preprocessing, labels, model name and config, task. */
   modelConfig: Record<string, unknown>;
   quiet?: boolean;
+  /** Where the per-epoch progress lines go and how often (default: stderr, every few seconds); tests collect them. */
+  progress?: Pick<ProgressOptions, "sink" | "logIntervalMs">;
 }
 
 export interface EpochMetrics {
@@ -242,7 +244,7 @@ export class Trainer {
         const plan = planEpoch(train, { batchSize: o.batchSize, seed: o.seed, epoch, weights, samples, dropLast: train.length > o.batchSize });
         // Augmentation draws from a stream of its own per epoch, so a resumed run sees what the uninterrupted one saw.
         const rng = new Rng(o.seed * 31 + 7919 * (epoch + 1));
-        const progress = new Progress(`epoch ${epoch + 1}/${o.epochs}`, plan.reduce((a, b) => a + b.length, 0), { unit: "img", quiet: o.quiet });
+        const progress = new Progress(`epoch ${epoch + 1}/${o.epochs}`, plan.reduce((a, b) => a + b.length, 0), { unit: "img", quiet: o.quiet, ...o.progress });
         let lossSum = 0, correct = 0, seen = 0, rowsDone = 0;
         const t0 = performance.now();
         // The next batch is augmented (sharp, thread pool) while this one trains.

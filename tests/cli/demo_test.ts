@@ -1,4 +1,5 @@
 /** A tiny end-to-end run of `deno task demo` (every stage) on a small procedural set. */
+import "../_cache_env.ts";
 import assert from "node:assert/strict";
 import { join, resolve } from "node:path";
 

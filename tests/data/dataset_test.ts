@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import sharp from "sharp";
 import { openDataset, writeProblemsCsv } from "../../lib/data/dataset.ts";
 import { decodePortrait } from "../../lib/data/images.ts";
@@ -64,7 +64,7 @@ Deno.test("pixel cache round-trips the decoded pixels and is reused by the next 
       assert.ok(d.ok);
       assert.deepEqual(rowPixels(second.cache, r), d.pixels);
     }
-    const files = [...Deno.readDirSync(join(dir, ".tp_cache"))].map((e) => e.name).sort();
+    const files = [...Deno.readDirSync(dirname(second.cache.binPath))].map((e) => e.name).sort();
     assert.equal(files.length, 2, `one .bin and one .json, got ${files}`);
     assert.ok(!files.some((f) => f.includes(".tmp")), "no temp files left behind");
   });
@@ -89,7 +89,7 @@ Deno.test("pixel cache is invalidated when an image or the CSV changes, and the 
     const c = await openDataset({ dataroot: dir, quiet: true });
     assert.equal(c.cache.built, true);
     assert.equal(c.rows, 3);
-    const bins = [...Deno.readDirSync(join(dir, ".tp_cache"))].filter((e) => e.name.endsWith(".bin"));
+    const bins = [...Deno.readDirSync(dirname(c.cache.binPath))].filter((e) => e.name.endsWith(".bin"));
     assert.equal(bins.length, 1);
   });
 });
@@ -138,15 +138,16 @@ Deno.test("pixel cache: an image replaced by one of the same size with its old m
 Deno.test("pixel cache: temp files left by a killed build (dead pid) are removed by the next build; a live process's are kept", async () => {
   await withTempDir(async (dir) => {
     await makeDataset(dir, 3);
-    await Deno.mkdir(join(dir, ".tp_cache"));
+    const cacheDir = join(dir, "cache");
+    await Deno.mkdir(cacheDir);
     const child = new Deno.Command("true").spawn();
     await child.status;
-    const dead = join(dir, ".tp_cache", `pixels-0123456789abcdef0123.bin.tmp-${child.pid}-1`);
-    const live = join(dir, ".tp_cache", `pixels-0123456789abcdef0123.bin.tmp-1-1`); // pid 1 is always alive
+    const dead = join(cacheDir, `pixels-0123456789abcdef0123.bin.tmp-${child.pid}-1`);
+    const live = join(cacheDir, `pixels-0123456789abcdef0123.bin.tmp-1-1`); // pid 1 is always alive
     await Deno.writeFile(dead, new Uint8Array(10));
     await Deno.writeFile(live, new Uint8Array(10));
-    await openDataset({ dataroot: dir, quiet: true });
-    const names = [...Deno.readDirSync(join(dir, ".tp_cache"))].map((e) => e.name);
+    await openDataset({ dataroot: dir, cacheDir, quiet: true });
+    const names = [...Deno.readDirSync(cacheDir)].map((e) => e.name);
     assert.ok(!names.includes(dead.split("/").pop()!), `dead pid's temp file removed: ${names}`);
     assert.ok(names.includes(live.split("/").pop()!), `live pid's temp file kept: ${names}`);
   });
@@ -157,6 +158,7 @@ Deno.test("TP_CACHE_DIR puts the caches in <TP_CACHE_DIR>/<dataset>-<hash>/ and 
     const data = join(dir, "data");
     await makeDataset(data, 3);
     const before = [...Deno.readDirSync(data)].map((e) => e.name).sort();
+    const old = Deno.env.get("TP_CACHE_DIR");
     Deno.env.set("TP_CACHE_DIR", join(dir, "caches"));
     try {
       const ds = await openDataset({ dataroot: data, quiet: true });
@@ -164,23 +166,33 @@ Deno.test("TP_CACHE_DIR puts the caches in <TP_CACHE_DIR>/<dataset>-<hash>/ and 
       assert.deepEqual([...Deno.readDirSync(data)].map((e) => e.name).sort(), before);
       assert.equal((await openDataset({ dataroot: data, quiet: true })).cache.built, false);
     } finally {
-      Deno.env.delete("TP_CACHE_DIR");
+      old === undefined ? Deno.env.delete("TP_CACHE_DIR") : Deno.env.set("TP_CACHE_DIR", old);
     }
   });
 });
 
-Deno.test("when <dataroot>/.tp_cache cannot be made (read-only dataroot, or a file in the way) the cache goes to $XDG_CACHE_HOME/tiny-portraits/<dataset>-<hash>/", async () => {
+Deno.test("without --cache-dir or TP_CACHE_DIR the caches go to $XDG_CACHE_HOME/tiny-portraits/<dataset>-<hash>/; the dataroot is left as it was, and an old <dataroot>/.tp_cache is named but not read", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await makeDataset(data, 3);
-    await Deno.writeTextFile(join(data, ".tp_cache"), "not a folder");
-    const old = Deno.env.get("XDG_CACHE_HOME");
+    await Deno.mkdir(join(data, ".tp_cache"));
+    const before = [...Deno.readDirSync(data)].map((e) => e.name).sort();
+    const old = { tp: Deno.env.get("TP_CACHE_DIR"), xdg: Deno.env.get("XDG_CACHE_HOME") };
+    Deno.env.delete("TP_CACHE_DIR");
     Deno.env.set("XDG_CACHE_HOME", join(dir, "xdg"));
+    const said: string[] = [];
+    const error = console.error;
+    console.error = (...a: unknown[]) => said.push(a.join(" "));
     try {
-      const ds = await openDataset({ dataroot: data, quiet: true });
-      assert.match(ds.cache.binPath, new RegExp(`^${join(dir, "xdg")}/tiny-portraits/data-[0-9a-f]{8}/pixels-`));
+      const ds = await openDataset({ dataroot: data });
+      assert.match(ds.cache.binPath, new RegExp(`^${join(dir, "xdg")}/tiny-portraits/data-[0-9a-f]{8}/pixels-[0-9a-f]{20}\\.bin$`));
+      assert.deepEqual([...Deno.readDirSync(data)].map((e) => e.name).sort(), before);
+      assert.deepEqual([...Deno.readDirSync(join(data, ".tp_cache"))], []);
+      assert.equal(said.filter((l) => l.includes(`${join(data, ".tp_cache")} (made by an earlier version) is no longer used`)).length, 1);
     } finally {
-      old === undefined ? Deno.env.delete("XDG_CACHE_HOME") : Deno.env.set("XDG_CACHE_HOME", old);
+      console.error = error;
+      old.tp === undefined ? Deno.env.delete("TP_CACHE_DIR") : Deno.env.set("TP_CACHE_DIR", old.tp);
+      old.xdg === undefined ? Deno.env.delete("XDG_CACHE_HOME") : Deno.env.set("XDG_CACHE_HOME", old.xdg);
     }
   });
 });

@@ -1,6 +1,7 @@
 // Tests of the "onednn" tfjs backend: every overridden kernel against the tfjs cpu backend on random shapes,
 // training the small reference CNN, tensor and native memory stability, safety of output-array recycling.
 // Run: deno test -A tests/engine/onednn_test.ts   (skipped when libdnnl.so.2 is absent)
+import "../_cache_env.ts";
 import * as tf from "@tensorflow/tfjs";
 import { ONEDNN_KERNELS, registerOnednnBackend } from "../../lib/engine/onednn/mod.ts";
 import { cacheStats } from "../../lib/engine/onednn/_ffi.ts";

@@ -3,6 +3,7 @@
  * Jupyter + nbconvert, kernel from `deno jupyter --install`) on a small
  * procedural set; a failing cell fails the test.
  */
+import "../_cache_env.ts";
 import assert from "node:assert/strict";
 import { join, resolve } from "node:path";
 import { ensureProceduralDataset } from "../../lib/data/synthetic/mod.ts";

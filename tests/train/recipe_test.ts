@@ -1,3 +1,4 @@
+import "../_cache_env.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";

@@ -1,3 +1,4 @@
+import "../_cache_env.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
@@ -37,6 +38,24 @@ Deno.test("learningRate() warms up linearly then decays by a cosine to the floor
   assert.equal(learningRate(o, 1), 1);
   assert.ok(learningRate(o, 5) < 1 && learningRate(o, 5) > 0.1);
   assert.ok(Math.abs(learningRate(o, 10) - 0.1) < 1e-9);
+});
+
+Deno.test("each epoch's progress lines carry a finite loss from the first line on (one per batch with logIntervalMs 0), and the epoch's last line the train loss that the history records", async () => {
+  const { dir, ds, splits } = await fixture();
+  try {
+    const { model } = await createClassifier("compact_cnn", ["gender", "hair_color", "hair_type"], TINY);
+    const task = classificationTask("multitask", ds.attrs, splits.train);
+    const lines: string[] = [];
+    const progress = { sink: (line: string) => void lines.push(line), logIntervalMs: 0 };
+    const r = await new Trainer(model, task, ds.cache.pixels, options(join(dir, "run"), { quiet: false, progress })).fit(splits.train, splits.val);
+    const losses = lines.map((l) => Number(/ loss (\S+)$/.exec(l)?.[1]));
+    assert.equal(lines.length, 3, `two running lines (after batches 1 and 2 of 3) and the epoch's last: ${lines.join(" | ")}`);
+    assert.ok(losses.every((v) => Number.isFinite(v) && v > 0 && v < 10), `finite losses: ${losses}`);
+    assert.equal(losses[2].toFixed(4), r.history[0].train_loss.toFixed(4));
+    model.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("one multitask training epoch changes the weights, leaves tf.memory().numTensors exactly unchanged after a burn-in epoch, and writes metrics, log and checkpoints", async () => {
