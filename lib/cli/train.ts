@@ -4,7 +4,7 @@
  *   [--backbone-lr-mult X] [--freeze-epochs N] [--trainable-from BLOCK] [--crop aligned|portrait]
  *   [--label-smoothing E] [--tta none|flip] [--decision-bias fit|none]
  * Without --model the task's recipe (lib/train/run.ts, chosen on real faces) is used.
- *   [--preset debug|demo|full] [--backend NAME] [--resume] [--no-augment] [--sampling weighted|shuffle]
+ *   [--preset debug|demo|full] [--backend NAME] [--resume] [--augment full|geometric|none] [--no-augment] [--sampling weighted|shuffle]
  * Trains a classifier into checkpoints/<exp>/ (config.json, metrics.csv, run.log,
  * learning curve, models/best, models/last). Creates the splits when missing.
  */
@@ -23,7 +23,7 @@ const SPEC = {
   "trainable-from": { type: "string", choices: FACE_RESNET_BLOCKS, help: "face_resnet: first trainable block (earlier ones frozen)" },
   crop: { type: "string", choices: FACE_RESNET_CROPS, help: "face_resnet / face_descriptors: aligned face, whole portrait, or both views" },
   preset: { type: "string", choices: Object.keys(PRESETS), help: "named preset (debug ≈ 1 minute)" },
-  "no-augment": { type: "boolean", default: false, help: "turn augmentation off" },
+  "no-augment": { type: "boolean", default: false, help: "same as --augment none" },
   "loss-weights": { type: "string", help: "per-head loss weights, e.g. gender=1,hair_color=1,hair_type=0.5 (multitask)" },
   backend: { type: "string", help: "force a tfjs backend" },
 } as const;
@@ -56,7 +56,11 @@ if (import.meta.main) {
     // Every schema field from its flag (undefined when not given: the layers below keep their value).
     const overrides = Object.fromEntries(Object.entries(TRAIN_FIELDS).map(([key, spec]) => [key, (f as Record<string, unknown>)[spec.flag]])) as Partial<TrainConfig>;
     if (!f.resume) delete overrides.resume;
-    Object.assign(overrides, { modelOverrides, augment: f["no-augment"] ? false : undefined, lossWeights });
+    if (f["no-augment"]) {
+      if (f.augment !== undefined && f.augment !== "none") throw new UsageError(`train: --no-augment contradicts --augment ${f.augment}; give one`);
+      overrides.augment = "none";
+    }
+    Object.assign(overrides, { modelOverrides, lossWeights });
     const cfg = f.resume
       ? await resumeTrainConfig({ expName: f["exp-name"], checkpointsDir: f.checkpoints }, overrides)
       : resolveTrainConfig({ dataroot: f.dataroot!, expName: f["exp-name"] }, f.preset, overrides);

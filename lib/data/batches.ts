@@ -138,6 +138,17 @@ export interface AugmentOptions {
 
 export const DEFAULT_AUGMENT: AugmentOptions = { flip: 0.5, shift: 0.06, scale: 0.08, rotate: 6, brightness: 0.12, contrast: 0.15, saturation: 0.15 };
 
+/**
+ * Named augmentations for `train --augment`: "full" = DEFAULT_AUGMENT; "geometric" = flip, zoom, shift and rotation
+ * only, the colours left as photographed (for labels that are colours: hair colour); "none".
+ */
+export const AUGMENT_MODES = ["full", "geometric", "none"] as const;
+export type AugmentMode = typeof AUGMENT_MODES[number];
+export function augmentFor(mode: AugmentMode): AugmentOptions | undefined {
+  if (mode === "none") return undefined;
+  return mode === "geometric" ? { ...DEFAULT_AUGMENT, brightness: 0, contrast: 0, saturation: 0 } : DEFAULT_AUGMENT;
+}
+
 export interface BatchOptions {
   norm: Normalization;
 }
@@ -183,12 +194,12 @@ async function augmentOne(src: Uint8Array, d: AugmentDraw): Promise<Uint8Array> 
     .raw()
     .toBuffer({ resolveWithObject: true });
   const left = Math.round((rotated.info.width - IMAGE_WIDTH) / 2) + d.dx, top = Math.round((rotated.info.height - IMAGE_HEIGHT) / 2) + d.dy;
-  const out = await sharp(rotated.data, { raw: { width: rotated.info.width, height: rotated.info.height, channels: 3 } })
-    .extract({ left: Math.max(0, left), top: Math.max(0, top), width: IMAGE_WIDTH, height: IMAGE_HEIGHT })
-    .modulate({ brightness: d.brightness, saturation: d.saturation })
-    .linear(d.contrast, 128 * (1 - d.contrast))
-    .raw()
-    .toBuffer();
+  let cut = sharp(rotated.data, { raw: { width: rotated.info.width, height: rotated.info.height, channels: 3 } })
+    .extract({ left: Math.max(0, left), top: Math.max(0, top), width: IMAGE_WIDTH, height: IMAGE_HEIGHT });
+  // Colour jitter only when drawn ("geometric" draws 1 for all three: the pixels keep their colours exactly).
+  if (d.brightness !== 1 || d.saturation !== 1) cut = cut.modulate({ brightness: d.brightness, saturation: d.saturation });
+  if (d.contrast !== 1) cut = cut.linear(d.contrast, 128 * (1 - d.contrast));
+  const out = await cut.raw().toBuffer();
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 

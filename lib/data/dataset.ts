@@ -6,7 +6,7 @@
 import { type Attributes, readAttributes } from "./attributes.ts";
 import { type CacheOptions, loadPixelCache, type PixelCache, type RowProblem } from "./cache.ts";
 import { type DatasetLayout, listImageFiles, resolveLayout } from "./layout.ts";
-import { csvField, writeFileAtomic } from "../util/fs.ts";
+import { writeCsvAtomic } from "../util/csv.ts";
 
 export interface OpenOptions extends CacheOptions {
   dataroot: string;
@@ -52,10 +52,11 @@ export async function openDataset(opts: OpenOptions): Promise<Dataset> {
 
 /** CSV of every problem found (file, line, kind, message), written atomically. */
 export async function writeProblemsCsv(ds: Dataset, path: string): Promise<void> {
-  const lines = ["file,csv_line,image_index,kind,message"];
-  for (const p of ds.problems) lines.push([p.file, String(ds.attrs.csvLines[p.row]), String(p.index), p.kind, csvField(p.message)].join(","));
-  for (const f of ds.unlistedFiles) lines.push([f, "", "", "unlisted", "portrait file has no row in the attributes CSV"].join(","));
-  await writeFileAtomic(path, lines.join("\n") + "\n");
+  const rows = [
+    ...ds.problems.map((p) => ({ file: p.file, csv_line: ds.attrs.csvLines[p.row], image_index: p.index, kind: p.kind, message: p.message })),
+    ...ds.unlistedFiles.map((f) => ({ file: f, csv_line: null, image_index: null, kind: "unlisted", message: "portrait file has no row in the attributes CSV" })),
+  ];
+  await writeCsvAtomic(path, rows, ["file", "csv_line", "image_index", "kind", "message"]);
 }
 
 /** A short human summary of a dataset's health. */

@@ -21,7 +21,8 @@ import { withRunLock } from "../util/run_dir.ts";
 import type { DecisionBiasMode } from "./decision.ts";
 import { argmaxRows } from "./report.ts";
 import { mosaic, type MosaicTile } from "../viz/mosaic.ts";
-import { appendFileAtomic, csvField, writeFileAtomic } from "../util/fs.ts";
+import { appendFileAtomic, writeFileAtomic } from "../util/fs.ts";
+import { writeCsvAtomic } from "../util/csv.ts";
 import { Progress } from "../util/progress.ts";
 import { UserError } from "../util/errors.ts";
 
@@ -55,7 +56,8 @@ export interface PredictOptions {
 export interface PredictionRow {
   filename: string;
   face_found: boolean;
-  [head: string]: string | number | boolean;
+  /** `<head>`, `<head>_prob`, and `<head>_truth` (null: no truth for this file, an empty CSV field). */
+  [head: string]: string | number | boolean | null;
 }
 
 /** Right and wrong predictions of one head against the truth CSV. */
@@ -207,14 +209,14 @@ async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
         row[h] = labels[best];
         row[`${h}_prob`] = Number(p.toFixed(4));
         confidence[i] = Math.min(confidence[i], p);
-        if (truth?.[h]) row[`${h}_truth`] = truth[h][k.index] >= 0 ? labels[truth[h][k.index]] : "";
+        if (truth?.[h]) row[`${h}_truth`] = truth[h][k.index] >= 0 ? labels[truth[h][k.index]] : null;
       }
       return row;
     });
     const scores = truth ? scoreRows(rows, heads.filter((h) => truth[h])) : null;
     const cols = ["filename", "face_found", ...heads.flatMap((h) => [h, `${h}_prob`, ...(truth?.[h] ? [`${h}_truth`] : [])])];
     const csvPath = join(opts.runDir, `predictions_${config.task}.csv`);
-    await writeFileAtomic(csvPath, [cols.join(","), ...rows.map((r) => cols.map((c) => csvField(r[c])).join(","))].join("\n") + "\n");
+    await writeCsvAtomic(csvPath, rows, cols);
     let sheetPath: string | null = null, sheetWhat = "";
     const shown = sheetRows(confidence);
     if (rows.length) {
@@ -267,7 +269,7 @@ function scoreRows(rows: PredictionRow[], heads: string[]): Record<string, HeadS
     const s: HeadScore = { right: 0, wrong: 0, accuracy: NaN, faceFound: { right: 0, wrong: 0 } };
     for (const r of rows) {
       const t = r[`${h}_truth`];
-      if (t === undefined || t === "") continue;
+      if (t === undefined || t === null) continue;
       const ok = t === r[h];
       s[ok ? "right" : "wrong"]++;
       if (r.face_found) s.faceFound[ok ? "right" : "wrong"]++;

@@ -19,7 +19,8 @@ import { findOutliers, OUTLIER_DEFAULTS, OUTLIER_REASONS, type OutlierFlag, type
 import { classBalanceChart, crossTableChart, missingChart, outlierReasonsChart, pixelStatsChart } from "./charts.ts";
 import { saveChart, type VegaLiteSpec } from "../viz/vega.ts";
 import { mosaic, type MosaicTile } from "../viz/mosaic.ts";
-import { csvField, exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { exists, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { writeCsvAtomic } from "../util/csv.ts";
 
 export * from "./describe.ts";
 export * from "./image_stats.ts";
@@ -59,10 +60,6 @@ export interface ExploreResult {
   files: Record<string, string>;
 }
 
-function csvOf(flags: OutlierFlag[]): string {
-  return "file,image_index,reason,score,detail\n" +
-    flags.map((f) => [f.file, f.index, f.reason, f.score.toFixed(4), csvField(f.detail)].join(",")).join("\n") + "\n";
-}
 
 /**
  * Scores flags against the procedural set's planted ground truth. Which image of a duplicate pair is
@@ -116,7 +113,7 @@ export async function runExploration(opts: ExploreOptions): Promise<ExploreResul
   const ds = await openDataset({ ...opts, keepGoing: true });
   const files: Record<string, string> = {};
   files.bad_rows = join(out, "bad_rows.csv");
-  await writeFileAtomic(files.bad_rows, "csv_line,message\n" + ds.attrs.problems.map((p) => `${p.line},${csvField(p.message)}`).join("\n") + (ds.attrs.problems.length ? "\n" : ""));
+  await writeCsvAtomic(files.bad_rows, ds.attrs.problems.map((p) => ({ csv_line: p.line, message: p.message })), ["csv_line", "message"]);
   const description = describeAttributes(ds.attrs);
   const tables: Record<string, pl.DataFrame> = {
     class_counts: description.classCounts,
@@ -140,7 +137,7 @@ export async function runExploration(opts: ExploreOptions): Promise<ExploreResul
   const outliers = await findOutliers(ds, stats, { quiet: opts.quiet, ...opts.outliers });
   const outlierSeconds = (performance.now() - tOut) / 1000;
   const flags = outliers.flags;
-  await writeFileAtomic(files.bad_images = join(out, BAD_IMAGES_FILE), csvOf(flags));
+  await writeCsvAtomic(files.bad_images = join(out, BAD_IMAGES_FILE), flags.map((f) => ({ file: f.file, image_index: f.index, reason: f.reason, score: Number(f.score.toFixed(4)), detail: f.detail })), ["file", "image_index", "reason", "score", "detail"]);
 
   // Per-image statistics as a table (polars) for notebooks and scripts.
   const statsFrame = pl.DataFrame({

@@ -509,7 +509,7 @@ export async function trainDescriptorHead(cfg: TrainConfig, opts: { quiet?: bool
     log(`train: ${cfg.task} with ${DESCRIPTOR_MODEL} (crop ${config.crop}, ${headCfg.hidden ? `${headCfg.hidden}-unit hidden layer` : "linear"} head; ` +
       `${params.toLocaleString("en")} parameters, ${model.trainableWeights.reduce((s, w) => s + tf.util.sizeFromShape(w.shape as number[]), 0).toLocaleString("en")} trainable) ` +
       `on ${splits.train.length} train / ${splits.val.length} val rows → ${runDir}`);
-    if (cfg.augment) log("train: augmentation does not apply (the descriptors are of the unaugmented portraits)");
+    if (cfg.augment !== "none") log("train: augmentation does not apply (the descriptors are of the unaugmented portraits)");
 
     const desc = await descriptorFeatures(ds.cache, net, { batchSize: Math.min(cfg.evalBatchSize, 64), quiet: opts.quiet });
     desc.caches.forEach((c, i) =>

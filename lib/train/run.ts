@@ -9,7 +9,7 @@
 import { openRunData } from "./_run_data.ts";
 import { join } from "node:path";
 import { type SplitTask, TASK_HEADS } from "../data/split.ts";
-import { DEFAULT_AUGMENT } from "../data/batches.ts";
+import { AUGMENT_MODES, type AugmentMode, augmentFor } from "../data/batches.ts";
 import { HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { TASK_NAMES, TASKS } from "../data/tasks.ts";
 import { checkValue, type FlagSpec } from "../config.ts";
@@ -39,7 +39,8 @@ export interface TrainConfig {
   patience: number;
   warmupEpochs: number;
   stepsPerEpoch?: number;
-  augment: boolean;
+  /** Training augmentation: "full" (geometry and colour jitter), "geometric" (colours untouched), "none". */
+  augment: AugmentMode;
   sampling: "weighted" | "shuffle";
   /** Loss weights per head (multitask). */
   lossWeights?: Record<string, number>;
@@ -90,6 +91,7 @@ export const TRAIN_FIELDS = {
   patience: { flag: "patience", type: "int", positive: true, help: "early-stopping patience in epochs" },
   warmupEpochs: { flag: "warmup-epochs", type: "int", nonNegative: true, help: "epochs of linear learning-rate warm-up" },
   stepsPerEpoch: { flag: "steps-per-epoch", type: "int", positive: true, help: "cap steps per epoch" },
+  augment: { flag: "augment", type: "string", choices: AUGMENT_MODES, help: "training augmentation: full (flip, zoom, shift, rotation, colour jitter), geometric (no colour jitter), none" },
   sampling: { flag: "sampling", type: "string", choices: ["weighted", "shuffle"], help: "class-balanced or plain batches" },
   evalBatchSize: { flag: "eval-batch-size", type: "int", positive: true, help: "batch size of validation passes" },
   resume: { flag: "resume", type: "boolean", help: "continue the run from models/last with its saved settings" },
@@ -121,7 +123,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, "dataroot" | "expName"> = {
   seed: 0,
   patience: 6,
   warmupEpochs: 1,
-  augment: true,
+  augment: "full",
   sampling: "weighted",
   modelOverrides: {},
   checkpointsDir: "checkpoints",
@@ -215,6 +217,8 @@ export async function resumeTrainConfig(base: { expName: string; checkpointsDir?
   const checkpointsDir = base.checkpointsDir ?? DEFAULT_TRAIN_CONFIG.checkpointsDir;
   const cfg = await savedRunConfig(runDirPath(checkpointsDir, base.expName, "train"), "train", [...Object.keys(DEFAULT_TRAIN_CONFIG), ...RUN_KEYS]);
   if (TASKS[cfg.task as SplitTask]?.sampling === "shuffle") delete cfg.sampling; // older runs recorded "weighted" but sampled plainly
+  const aug = (cfg as { augment?: unknown }).augment;
+  if (typeof aug === "boolean") (cfg as { augment?: unknown }).augment = aug ? "full" : "none"; // older runs: true/false
   const merged = { ...mergeDefined(cfg as unknown as TrainConfig, overrides), checkpointsDir, expName: base.expName, resume: true };
   return resolveTrainConfig({ dataroot: merged.dataroot, expName: merged.expName }, undefined, merged);
 }
@@ -288,7 +292,7 @@ async function trainNetwork(cfg: TrainConfig, opts: { quiet?: boolean }): Promis
     patience: cfg.patience,
     seed: cfg.seed,
     norm: created_.normalization,
-    augment: cfg.augment ? DEFAULT_AUGMENT : undefined,
+    augment: augmentFor(cfg.augment),
     sampling: cfg.sampling,
     samplingHead: heads[0],
     stepsPerEpoch: cfg.stepsPerEpoch,

@@ -111,12 +111,6 @@ export async function appendFileAtomic(path: string, text: string): Promise<void
   await writeFileAtomic(path, prev + text);
 }
 
-/** One CSV field: quoted when it holds a comma, quote or newline. */
-export function csvField(v: unknown): string {
-  const s = String(v);
-  return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-}
-
 /** Parses a JSON file; an unreadable or malformed file is an error naming the path. */
 export async function readJson<T>(path: string): Promise<T> {
   try {

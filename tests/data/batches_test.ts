@@ -8,6 +8,7 @@ import {
   denormalize,
   gatherPixels,
   labelTensor,
+  augmentFor,
   augmentRows,
   makeBatch,
   makeTrainBatch,
@@ -121,6 +122,16 @@ Deno.test("augmentation is seeded, changes every image, keeps the size, and a fl
   for (const y of [0, 50, 107]) {
     for (let c = 0; c < 3; c++) assert.equal(f[(y * IMAGE_WIDTH + 0) * 3 + c], px[(y * IMAGE_WIDTH + 83) * 3 + c]);
   }
+});
+
+Deno.test("--augment geometric leaves a one-colour portrait's every pixel at its colour (no jitter), --augment full changes it, --augment none is no augmentation", async () => {
+  const px = new Uint8Array(4 * IMAGE_BYTES);
+  for (let i = 0; i < px.length; i += 3) px.set([200, 120, 40], i);
+  const geo = await augmentRows(px, [0, 1, 2, 3], augmentFor("geometric")!, new Rng(3));
+  assert.ok(geo.every((v, i) => v === [200, 120, 40][i % 3]), "geometric keeps the colour");
+  const full = await augmentRows(px, [0, 1, 2, 3], augmentFor("full")!, new Rng(3));
+  for (let r = 0; r < 4; r++) assert.ok(full.subarray(r * IMAGE_BYTES, (r + 1) * IMAGE_BYTES).some((v, i) => v !== [200, 120, 40][i % 3]), `full jitters row ${r}`);
+  assert.equal(augmentFor("none"), undefined);
 });
 
 Deno.test("labelTensor() keeps label codes and -1 for missing", () => {
