@@ -187,11 +187,11 @@ async function openSplitRows(
   runDir: string,
   config: RunModelConfig,
   split: "train" | "val" | "test" | "all",
-  o: { dataroot?: string; attributes?: string; splitDir?: string; cacheDir?: string; quiet?: boolean },
+  o: { dataroot?: string; attributes?: string; splitDir?: string; cacheDir?: string; quiet?: boolean; dataset?: Dataset },
 ): Promise<{ ds: Dataset; dataroot: string; rows: Int32Array }> {
   const dataroot = o.dataroot ?? config.dataset.root;
   if (!dataroot) throw new UserError(`${command}: pass --dataroot DIR for ${basename(runDir)}`);
-  const ds = await openDataset({ dataroot, attributes: o.attributes, cacheDir: o.cacheDir, quiet: o.quiet });
+  const ds = o.dataset ?? await openDataset({ dataroot, attributes: o.attributes, cacheDir: o.cacheDir, quiet: o.quiet });
   if (split === "all") return { ds, dataroot, rows: ds.goodRows };
   const splitDir = o.splitDir ?? defaultSplitDir(datasetName(ds.layout));
   if (!(await splitsExist(splitDir, config.task))) {
@@ -211,6 +211,8 @@ export interface CalibrateOptions {
   /** Heads to fit (default: every head with more than two classes; on tp_real the fit lowered gender's test accuracy in both runs it was tried on). */
   heads?: string[];
   quiet?: boolean;
+  /** The dataset already open (train's calibration pass): used instead of opening `dataroot` again. */
+  dataset?: Dataset;
 }
 
 /**

@@ -12,6 +12,8 @@ import { type HeadName, HEADS } from "../data/schema.ts";
 import { type SplitTask, TASK_HEADS } from "../data/split.ts";
 import type { TrainConfig } from "./run.ts";
 
+export type RunData = Awaited<ReturnType<typeof openRunData>>;
+
 export async function openRunData(cfg: TrainConfig, opts: { quiet?: boolean } = {}) {
   const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, cacheDir: cfg.cacheDir, quiet: opts.quiet });
   const name = datasetName(ds.layout);

@@ -6,7 +6,7 @@
  * Config in layers (STYLE.md): typed defaults ← named preset ← explicit
  * options; the final config is written to checkpoints/<exp>/config.json.
  */
-import { openRunData } from "./_run_data.ts";
+import { openRunData, type RunData } from "./_run_data.ts";
 import { join } from "node:path";
 import { type SplitTask, TASK_HEADS } from "../data/split.ts";
 import { AUGMENT_MODES, type AugmentMode, augmentFor } from "../data/batches.ts";
@@ -249,17 +249,19 @@ export async function trainRun(cfg: TrainConfig, opts: { quiet?: boolean } = {})
 
 async function trainAndCalibrate(cfg: TrainConfig, opts: { quiet?: boolean }): Promise<TrainRunResult> {
   // Frozen descriptors + a head trained on them in seconds: its own short loop (lib/train/descriptor_head.ts).
-  const result = cfg.model === DESCRIPTOR_MODEL ? await trainDescriptorHead(cfg, opts) : await trainNetwork(cfg, opts);
+  const data = await openRunData(cfg, opts);
+  const result = cfg.model === DESCRIPTOR_MODEL ? await trainDescriptorHead(cfg, opts, data) : await trainNetwork(cfg, opts, data);
   if (cfg.decisionBias === "fit" && TASK_HEADS[cfg.task].some((h) => HEADS[h].labels.length > 2)) {
-    const fit = await calibrateRun({ runDir: result.runDir, ckpt: "best", dataroot: cfg.dataroot, attributes: cfg.attributes, splitDir: cfg.splitDir, cacheDir: cfg.cacheDir, quiet: opts.quiet });
+    // The calibration pass reuses the open dataset (no second read of the pixel cache).
+    const fit = await calibrateRun({ runDir: result.runDir, ckpt: "best", dataroot: cfg.dataroot, splitDir: cfg.splitDir, dataset: data.ds, quiet: opts.quiet });
     if (!opts.quiet) console.log(fit.text);
   }
   return result;
 }
 
-async function trainNetwork(cfg: TrainConfig, opts: { quiet?: boolean }): Promise<TrainRunResult> {
+async function trainNetwork(cfg: TrainConfig, opts: { quiet?: boolean }, data: RunData): Promise<TrainRunResult> {
   const runDir = join(cfg.checkpointsDir, cfg.expName);
-  const { ds, name, splits, created } = await openRunData(cfg, opts);
+  const { ds, name, splits, created } = data;
   const heads = TASK_HEADS[cfg.task];
   const task = classificationTask(cfg.task, ds.attrs, splits.train, { lossWeights: cfg.lossWeights });
   const created_ = await createClassifier(cfg.model, heads, cfg.modelOverrides, cfg.seed + 1);
