@@ -53,8 +53,12 @@ export function channelStats(pixels: Uint8Array, rows: ArrayLike<number>, maxRow
   return { mean, std };
 }
 
-/** Inverse-frequency weight per row (rows with a missing label get weight 0). */
-export function classBalanceWeights(labels: Int8Array, rows: ArrayLike<number>): Float64Array {
+/**
+ * Inverse-frequency weight per row, count^-power (rows with a missing label get weight 0): power 1 draws every
+ * class equally often ("weighted" sampling), 0.5 halfway in log terms ("sqrt": a class 4× rarer is drawn 2× less
+ * often, so its few rows are repeated less).
+ */
+export function classBalanceWeights(labels: Int8Array, rows: ArrayLike<number>, power = 1): Float64Array {
   const counts = new Map<number, number>();
   for (let i = 0; i < rows.length; i++) {
     const c = labels[rows[i]];
@@ -63,10 +67,14 @@ export function classBalanceWeights(labels: Int8Array, rows: ArrayLike<number>):
   const w = new Float64Array(rows.length);
   for (let i = 0; i < rows.length; i++) {
     const c = labels[rows[i]];
-    w[i] = c === MISSING_CODE ? 0 : 1 / counts.get(c)!;
+    w[i] = c === MISSING_CODE ? 0 : counts.get(c)! ** -power;
   }
   return w;
 }
+
+/** How training draws its batches: class-balanced, classes ∝ √count, or plain shuffled epochs. */
+export const SAMPLINGS = ["weighted", "sqrt", "shuffle"] as const;
+export type Sampling = typeof SAMPLINGS[number];
 
 export interface EpochPlanOptions {
   batchSize: number;

@@ -9,7 +9,7 @@
 import { openRunData, type RunData } from "./_run_data.ts";
 import { join } from "node:path";
 import { type SplitTask, TASK_HEADS } from "../data/split.ts";
-import { AUGMENT_MODES, type AugmentMode, augmentFor } from "../data/batches.ts";
+import { AUGMENT_MODES, type AugmentMode, augmentFor, type Sampling, SAMPLINGS } from "../data/batches.ts";
 import { HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { TASK_NAMES, TASKS } from "../data/tasks.ts";
 import { checkValue, type FlagSpec } from "../config.ts";
@@ -41,7 +41,7 @@ export interface TrainConfig {
   stepsPerEpoch?: number;
   /** Training augmentation: "full" (geometry and colour jitter), "geometric" (colours untouched), "none". */
   augment: AugmentMode;
-  sampling: "weighted" | "shuffle";
+  sampling: Sampling;
   /** Loss weights per head (multitask). */
   lossWeights?: Record<string, number>;
   /** Model config overrides (registry defaults otherwise). */
@@ -92,7 +92,7 @@ export const TRAIN_FIELDS = {
   warmupEpochs: { flag: "warmup-epochs", type: "int", nonNegative: true, help: "epochs of linear learning-rate warm-up" },
   stepsPerEpoch: { flag: "steps-per-epoch", type: "int", positive: true, help: "cap steps per epoch" },
   augment: { flag: "augment", type: "string", choices: AUGMENT_MODES, help: "training augmentation: full (flip, zoom, shift, rotation, colour jitter), geometric (no colour jitter), none" },
-  sampling: { flag: "sampling", type: "string", choices: ["weighted", "shuffle"], help: "class-balanced or plain batches" },
+  sampling: { flag: "sampling", type: "string", choices: SAMPLINGS, help: "weighted: class-balanced batches; sqrt: classes drawn in proportion to the square root of their counts; shuffle: plain epochs" },
   evalBatchSize: { flag: "eval-batch-size", type: "int", positive: true, help: "batch size of validation passes" },
   resume: { flag: "resume", type: "boolean", help: "continue the run from models/last with its saved settings" },
   checkpointsDir: { flag: "checkpoints", type: "string", help: "checkpoints folder (default checkpoints)" },
@@ -198,7 +198,7 @@ export function resolveTrainConfig(base: Pick<TrainConfig, "dataroot" | "expName
   // Multitask samples plainly: its heads are masked per row, so no one head's classes can be balanced by sampling
   // (per-head class weights in the loss do that); the effective config says so.
   if (TASKS[task].sampling === "shuffle") {
-    if (overrides.sampling === "weighted") throw new UserError(`train: ${task} samples plainly (per-head class weights balance the classes); drop --sampling weighted`);
+    if (overrides.sampling !== undefined && overrides.sampling !== "shuffle") throw new UserError(`train: ${task} samples plainly (per-head class weights balance the classes); drop --sampling ${overrides.sampling}`);
     cfg.sampling = "shuffle";
   }
   validateTrainConfig(cfg);

@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
-import { type AugmentOptions, classBalanceWeights, labelTensor, makeTrainBatch, type Normalization, planEpoch } from "../data/batches.ts";
+import { type AugmentOptions, classBalanceWeights, type Sampling, labelTensor, makeTrainBatch, type Normalization, planEpoch } from "../data/batches.ts";
 import type { HeadName } from "../data/schema.ts";
 import { maskedSoftmaxCrossEntropy } from "./losses.ts";
 import { loadOptimizerState, resolveCheckpoint, saveCheckpoint } from "./checkpoint.ts";
@@ -69,8 +69,8 @@ export interface TrainerOptions {
   seed: number;
   norm: Normalization;
   augment?: AugmentOptions;
-  /** "weighted": class-balanced sampling on `samplingHead`; "shuffle": plain epochs. */
-  sampling: "weighted" | "shuffle";
+  /** "weighted": class-balanced sampling on `samplingHead`; "sqrt": classes drawn ∝ √count; "shuffle": plain epochs. */
+  sampling: Sampling;
   samplingHead?: HeadName;
   /** Cap on training steps per epoch (presets); undefined = one pass. */
   stepsPerEpoch?: number;
@@ -225,7 +225,7 @@ export class Trainer {
       this.log(`resumed from ${dir} after epoch ${state.epoch} (best macro-F1 ${state.bestScore.toFixed(4)} at epoch ${state.bestEpoch})`);
     }
     const samplingLabels = this.task.labels[o.samplingHead ?? this.task.heads[0].name];
-    const weights = o.sampling === "weighted" ? classBalanceWeights(samplingLabels, train) : undefined;
+    const weights = o.sampling === "shuffle" ? undefined : classBalanceWeights(samplingLabels, train, o.sampling === "sqrt" ? 0.5 : 1);
     const classWeights = this.task.heads.map((h) => (h.classWeights ? tf.tensor1d(h.classWeights) : undefined));
     const allVars = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     const groups = this.weightGroups();

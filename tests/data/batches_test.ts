@@ -55,6 +55,16 @@ Deno.test("class-weighted sampling draws each class about equally, however imbal
   for (const c of counts) assert.ok(Math.abs(c / 30000 - 1 / 3) < 0.02, `class share ${c / 30000}`);
 });
 
+Deno.test("sqrt sampling (power 0.5) draws each class in proportion to the square root of its count", () => {
+  // Counts 3600 : 900 : 100 → square roots 60 : 30 : 10 → shares 0.6, 0.3, 0.1.
+  const labels = new Int8Array(4600).map((_, i) => (i < 3600 ? 0 : i < 4500 ? 1 : 2));
+  const rows = Int32Array.from({ length: labels.length }, (_, i) => i);
+  const batches = planEpoch(rows, { batchSize: 100, seed: 2, epoch: 0, weights: classBalanceWeights(labels, rows, 0.5), samples: 40000 });
+  const counts = [0, 0, 0];
+  for (const b of batches) for (const r of b) counts[labels[r]]++;
+  [0.6, 0.3, 0.1].forEach((share, c) => assert.ok(Math.abs(counts[c] / 40000 - share) < 0.015, `class ${c} share ${counts[c] / 40000}, expected ${share}`));
+});
+
 Deno.test("channelStats() matches a direct computation", () => {
   const px = randomPixels(4);
   const s = channelStats(px, [0, 1, 2, 3]);
