@@ -260,11 +260,11 @@ discriminator (spectral normalisation off by default: `--spectral-norm`), hinge 
 moving average of the generator weights. Everything lives in `lib/gan/nets.ts` and `lib/gan/train.ts`; this
 notebook trains briefly, then shows the sample grid (fixed latents), an interpolation strip, the truncation trick and
 the Fréchet descriptor distance (FDD: Fréchet distance between real and generated portraits in face-api's 128-D face
-descriptor space) per snapshot. `TP_GAN_PRESET` picks the preset (`tiny` seconds, `demo` minutes, `full` hours).
+descriptor space) per snapshot. `TP_GAN_PRESET` picks the preset (`debug` seconds, `demo` minutes, `full` hours).
 '''),
 ("code", setup + '''
 const ckpts = Deno.env.get("TP_CHECKPOINTS") ?? "../checkpoints";
-const preset = Deno.env.get("TP_GAN_PRESET") ?? (Deno.env.get("TP_PRESET") === "debug" ? "tiny" : "demo");
+const preset = Deno.env.get("TP_GAN_PRESET") ?? (Deno.env.get("TP_PRESET") === "debug" ? "debug" : "demo");
 '''),
 ("markdown", "## Train (a short run; `deno task gan:train` for long ones, with `--resume`)"),
 ("code", '''

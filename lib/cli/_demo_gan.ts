@@ -10,7 +10,7 @@ import { exists, writeFileAtomic } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";
 
 /** Demo presets → GAN presets. */
-const PRESET_OF: Record<string, string> = { quick: "quick", debug: "tiny", demo: "demo", full: "full" };
+const PRESET_OF: Record<string, string> = { quick: "quick", debug: "debug", demo: "demo", full: "full" };
 
 export async function runGanStage(ctx: DemoContext): Promise<Record<string, unknown>> {
   await initEngine({ backend: ctx.backend });

@@ -20,7 +20,7 @@
  *           evaluate on the test split, predict on outside photos; gender
  *           also scores face-api's age/gender net as a baseline
  *   gan     a short GAN run (preset from --train-preset: quick→quick,
- *           debug→tiny, demo→demo, full→full): sample grids per snapshot, Fréchet descriptor distance
+ *           debug→debug, demo→demo, full→full): sample grids per snapshot, Fréchet descriptor distance
  *           curve, seeds + interpolation strip, and the attributes of generated
  *           portraits vs real ones as judged by the multitask classifier
  */
@@ -52,7 +52,7 @@ const SPEC = {
     type: "string",
     choices: ["quick", "debug", "demo", "full"],
     default: "quick",
-    help: "quick: classifiers debug + GAN quick (about 5 minutes in all); debug: + GAN tiny (tests); demo: both demo (longer); full: the recipes",
+    help: "quick: classifiers debug + GAN quick (about 5 minutes in all); debug: + GAN debug (tests); demo: both demo (longer); full: the recipes",
   },
   "split-dir": { type: "string", help: "split folder (default assets/splits/<dataset>)" },
   images: { type: "string", help: "outside photos to predict on (default: face-api's sample photos)" },

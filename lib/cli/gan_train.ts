@@ -1,6 +1,6 @@
 /**
  * deno task gan:train --dataroot DIR --exp-name NAME --kimg N [--resume]
- *   [--preset tiny|demo|full] [--condition none|gender|hair_color] [--batch-size N]
+ *   [--preset debug|quick|demo|full] [--condition none|gender|hair_color] [--batch-size N]
  *   [--lr-g X] [--lr-d X] [--augment color,translation,cutout] [--snapshot-kimg N]
  *   [--max-minutes M] [--metric-images N] [--seed N] [--backend NAME] [--checkpoints DIR]
  * Trains a GAN on 108×84 portraits into checkpoints/<exp>/: run.log, fdd.csv + chart,
@@ -16,7 +16,7 @@ import { UserError } from "../util/errors.ts";
 const SPEC = {
   ...(Object.fromEntries(Object.values(GAN_FIELDS).map(({ flag, ...spec }) => [flag, spec])) as { [K in keyof typeof GAN_FIELDS as typeof GAN_FIELDS[K]["flag"]]: Omit<typeof GAN_FIELDS[K], "flag"> }),
   "exp-name": { type: "string", help: "run name: checkpoints/<exp-name>/" },
-  preset: { type: "string", choices: Object.keys(GAN_PRESETS), help: "named preset (tiny = seconds, demo = minutes)" },
+  preset: { type: "string", choices: Object.keys(GAN_PRESETS), help: "named preset (debug = seconds, quick = about a minute, demo = minutes)" },
   backend: { type: "string", help: "force a tfjs backend" },
 } as const;
 

@@ -125,9 +125,9 @@ export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   model: {},
 };
 
-/** `tiny` is for tests and the notebook (seconds, small nets); `quick` the demo's default stage (about a minute, full-size nets); `demo` a few minutes; `full` a long CPU run. */
+/** `debug` is for tests and the notebook (seconds, small nets); `quick` the demo's default stage (about a minute, full-size nets); `demo` a few minutes; `full` a long CPU run. */
 export const GAN_PRESETS: Record<string, Partial<GanTrainConfig>> = {
-  tiny: {
+  debug: {
     kimg: 0.064,
     batchSize: 8,
     snapshotKimg: 0.032,

@@ -24,7 +24,7 @@ import { withTempDir } from "../_fixtures.ts";
 
 await initEngine({ verbose: false });
 
-const TINY: GanConfig = { ...DEFAULT_GAN_CONFIG, ...GAN_PRESETS.tiny.model! };
+const TINY: GanConfig = { ...DEFAULT_GAN_CONFIG, ...GAN_PRESETS.debug.model! };
 const snapshotOf = (vars: { read(): tf.Tensor }[]) => vars.map((v) => Float32Array.from(v.read().dataSync() as Float32Array));
 const same = (a: Float32Array[], b: Float32Array[]) => a.length === b.length && a.every((x, i) => x.length === b[i].length && x.every((v, j) => v === b[i][j]));
 
@@ -139,7 +139,7 @@ Deno.test("gan:train runs, snapshots, resumes exactly where a fresh run would be
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 40, seed: 5 });
     const base = (name: string, kimg: number, resume = false) =>
-      resolveGanConfig({ dataroot: data, expName: name }, "tiny", { checkpointsDir: join(dir, "ck"), kimg, snapshotKimg: 0.016, metricImages: 16, resume, quiet: true });
+      resolveGanConfig({ dataroot: data, expName: name }, "debug", { checkpointsDir: join(dir, "ck"), kimg, snapshotKimg: 0.016, metricImages: 16, resume, quiet: true });
     const straight = await ganTrainRun(base("straight", 0.032));
     assert.equal(straight.state.snapshots.length, 2);
     assert.ok(straight.state.snapshots.every((s) => s.fdd !== null && s.fdd > 0));
