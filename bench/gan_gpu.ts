@@ -3,24 +3,28 @@
  * on a bare GPU machine): the tfjs webgpu backend on the reference CNN (training and inference, batch
  * 64) and on the GAN's discriminator + generator steps (default config, batch 32).
  *
- *   deno run -A --unstable-webgpu bench/gan_gpu.ts [--backend webgpu|cpu] [--out FILE.json]
+ *   deno run -A --unstable-webgpu bench/gan_gpu.ts [--backend webgpu|cpu] [--kernels ours|stock] [--out FILE.json]
  *
- * Prints one line per measurement and writes them as JSON to --out.
+ * Prints one line per measurement and writes them as JSON to --out. On webgpu the convolution gradients of
+ * lib/engine/webgpu/ replace tfjs-webgpu's, as `--backend webgpu` does (--kernels stock: tfjs-webgpu's own).
  */
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { parseArgs } from "node:util";
+import { useWebgpuKernels } from "../lib/engine/webgpu/mod.ts";
 import { buildReferenceCnn } from "./reference_cnn.ts";
 import { DEFAULT_GAN_CONFIG } from "../lib/gan/nets.ts";
 import { buildGanNets, discriminatorStep, generatorStep, latentsForSeeds } from "../lib/gan/steps.ts";
 import { Rng } from "../lib/util/rng.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { backend: { type: "string", default: "webgpu" }, out: { type: "string" }, steps: { type: "string", default: "10" } } });
+const { values } = parseArgs({ args: Deno.args, options: { backend: { type: "string", default: "webgpu" }, kernels: { type: "string", default: "ours" }, out: { type: "string" }, steps: { type: "string", default: "10" } } });
 const backend = values.backend!;
+if (values.kernels !== "ours" && values.kernels !== "stock") throw new Error(`gan_gpu: expected --kernels ours|stock, got '${values.kernels}'`);
+useWebgpuKernels(values.kernels === "ours");
 if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} failed to initialise`);
 await tf.ready();
 const adapter = backend === "webgpu" ? await (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: Record<string, string> } | null> } }).gpu.requestAdapter() : null;
-const results: Record<string, unknown> = { backend, adapter: adapter?.info ? { ...adapter.info } : null, deno: Deno.version.deno };
+const results: Record<string, unknown> = { backend, kernels: values.kernels, adapter: adapter?.info ? { ...adapter.info } : null, deno: Deno.version.deno };
 console.log(`backend ${backend}`, JSON.stringify(results.adapter));
 const steps = Number(values.steps);
 

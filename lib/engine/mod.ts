@@ -14,6 +14,7 @@ import "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { registerOnednnBackend } from "./onednn/mod.ts";
 import { registerWasmTrainingKernels } from "./wasm_train/mod.ts";
+import { registerWebgpuKernels } from "./webgpu/mod.ts";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { UserError } from "../util/errors.ts";
@@ -97,6 +98,7 @@ async function tryWebgpu(): Promise<string> {
   const adapter = await gpu.requestAdapter();
   if (!adapter) throw new Error("no WebGPU adapter (install mesa-vulkan-drivers or a GPU driver)");
   await import("@tensorflow/tfjs-backend-webgpu");
+  registerWebgpuKernels(); // tiled convolution gradients over tfjs-webgpu's naive ones (lib/engine/webgpu/)
   if (!(await tf.setBackend("webgpu"))) throw new Error("webgpu backend failed to initialise");
   const info = adapter.info ?? {};
   return `WebGPU on ${[info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ") || "an adapter"}`;
