@@ -16,6 +16,7 @@
  * therefore keeps its share in every split to within one row, and the
  * overall sizes match the ratios exactly (±1).
  */
+import { writeCsvAtomic } from "../util/csv.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import pl from "nodejs-polars";
@@ -24,7 +25,7 @@ import { CSV_HEADER, HEAD_NAMES, type HeadName, HEADS, MISSING } from "./schema.
 import { labelName } from "./attributes.ts";
 import { Rng } from "../util/rng.ts";
 import { TASK_NAMES, type TaskName, TASKS } from "./tasks.ts";
-import { exists, readJson, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
+import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";
 
 /** The tasks (lib/data/tasks.ts). */
@@ -121,12 +122,10 @@ export async function csvSha256(csvPath: string): Promise<string> {
 export async function writeSplits(dir: string, task: SplitTask, attrs: Attributes, splits: Splits): Promise<string[]> {
   const paths: string[] = [];
   for (const part of SPLIT_PARTS) {
-    const lines = [CSV_HEADER.join(",")];
-    for (const r of splits[part]) {
-      lines.push([String(attrs.index[r]), ...HEAD_NAMES.map((h) => labelName(h, attrs.labels[h][r]))].join(","));
-    }
+    // The attributes CSV's own columns and label names ("n/a" for missing), so a split reads like the dataset's CSV.
+    const rows = Array.from(splits[part], (r) => Object.fromEntries([[CSV_HEADER[0], attrs.index[r]], ...HEAD_NAMES.map((h, i) => [CSV_HEADER[i + 1], labelName(h, attrs.labels[h][r])])]));
     const p = splitPath(dir, task, part);
-    await writeFileAtomic(p, lines.join("\n") + "\n");
+    await writeCsvAtomic(p, rows, CSV_HEADER);
     paths.push(p);
   }
   const meta: SplitMeta = {

@@ -15,6 +15,7 @@
  * the end of the text names the worst subgroup (lowest accuracy among
  * subgroups with at least 10 rows).
  */
+import { writeCsvAtomic } from "../util/csv.ts";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { basename, join } from "node:path";
 import pl from "nodejs-polars";
@@ -351,7 +352,7 @@ async function evaluateLocked(opts: EvaluateOptions): Promise<EvaluateResult> {
     if (faces) {
       const p = join(opts.runDir, `face_check_${opts.split}.csv`);
       const indices = Array.from(rows, (r) => ds.attrs.index[r]);
-      await writeFileAtomic(p, "index,face_score,face_found\n" + indices.map((ix, i) => `${ix},${faces.score[i].toFixed(4)},${faces.group[i] === 0}`).join("\n") + "\n");
+      await writeCsvAtomic(p, indices.map((ix, i) => ({ index: ix, face_score: Number(faces.score[i].toFixed(4)), face_found: faces.group[i] === 0 })));
       files.face_check = p;
     }
     const withCi = (w: WorstSubgroup | null): WorstSubgroup | null => (w ? { ...w, accuracy_ci: bootstrapProportion(w.correct, w.n, bootstrap) } : null);
