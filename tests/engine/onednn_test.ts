@@ -586,6 +586,7 @@ Deno.test({
         ["abs", () => tf.abs(T(x)), 0],
         ["exp", () => tf.exp(T(mid)), 1e-5],
         ["sigmoid", () => tf.sigmoid(T(mid)), 1e-5],
+        ["tanh", () => tf.tanh(T(x)), 1e-6],
         ["sqrt", () => tf.sqrt(T(pos)), 1e-6],
         ["rsqrt", () => tf.rsqrt(T(pos)), 1e-5],
         ["log", () => tf.log(T(pos)), 1e-5],
@@ -605,6 +606,7 @@ Deno.test({
       "Neg",
       "Abs",
       "Sigmoid",
+      "Tanh",
       "Rsqrt",
     );
   },
@@ -735,7 +737,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "Relu, bias-add, Sub, Mean and Square gradients with leaner tape entries match the cpu backend",
+  name: "Relu, LeakyRelu, bias-add, Sub, Mean and Square gradients with leaner tape entries match the cpu backend",
   ignore,
   async fn() {
     const shape = [16, 24, 20, 32];
@@ -751,6 +753,14 @@ Deno.test({
     });
     expectHandled("OnednnReluGrad");
     if (tapeStats.relu === relu0 || tapeStats.shapeOnly === shape0) throw new Error("tape nodes not rewritten");
+    const leaky0 = tapeStats.leakyRelu;
+    resetKernelStats();
+    await expectSame("leaky relu grads (alpha 0.2), x used again after it", () => {
+      const f = (xx: tf.Tensor) => tf.add(tf.sum(tf.mul(T(w), tf.leakyRelu(xx, 0.2))), tf.sum(tf.mul(xx, 0.5)));
+      return tf.grads(f)([T(x)]);
+    });
+    expectHandled("OnednnLeakyReluGrad");
+    if (tapeStats.leakyRelu === leaky0) throw new Error("LeakyRelu tape node not rewritten");
     const small = data([3, 5, 7]), col = data([3, 1, 7]);
     await expectSame("sub / mean / square grads", () => {
       const f = (a: tf.Tensor, b: tf.Tensor) =>

@@ -42,6 +42,7 @@ export const ALG_ELTWISE_SQRT = 111;
 export const ALG_ELTWISE_ABS = 95;
 export const ALG_ELTWISE_POW = 32;
 export const ALG_ELTWISE_LINEAR = 127;
+export const ALG_ELTWISE_TANH = 47;
 
 const MAX_DIMS = 12;
 

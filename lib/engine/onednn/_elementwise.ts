@@ -15,6 +15,7 @@ import {
   ALG_ELTWISE_POW,
   ALG_ELTWISE_SQRT,
   ALG_ELTWISE_SQUARE,
+  ALG_ELTWISE_TANH,
   dnnlBinary,
   dnnlEltwise,
   type PostOp,
@@ -215,6 +216,7 @@ const UNARY_EXPR: Record<string, string> = {
   Log: "Math.log(x)",
   Abs: "Math.abs(x)",
   Sigmoid: "1 / (1 + Math.exp(-x))",
+  Tanh: "Math.tanh(x)",
   Reciprocal: "1 / x",
 };
 
@@ -229,6 +231,7 @@ const UNARY_DNNL: Record<string, [number, number, number]> = {
   Neg: [ALG_ELTWISE_LINEAR, -1, 0],
   Abs: [ALG_ELTWISE_ABS, 0, 0],
   Sigmoid: [ALG_ELTWISE_LOGISTIC, 0, 0],
+  Tanh: [ALG_ELTWISE_TANH, 0, 0],
   Rsqrt: [ALG_ELTWISE_POW, 1, -0.5],
   Reciprocal: [ALG_ELTWISE_POW, 1, -1],
 };
@@ -265,6 +268,7 @@ export const exp = unary("Exp");
 export const log = unary("Log");
 export const abs = unary("Abs");
 export const sigmoid = unary("Sigmoid");
+export const tanh = unary("Tanh");
 export const reciprocal = unary("Reciprocal");
 
 // ---- Tile ----

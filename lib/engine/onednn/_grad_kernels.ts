@@ -1,7 +1,8 @@
 // Private: kernels that exist only on the "onednn" backend, run by the gradients that _tape.ts installs:
 // - OnednnBatchNormGrad: the whole gradient of training-mode batch normalization (batch statistics) in one
 //   oneDNN batch_normalization backward primitive (JS loops with float64 sums for small tensors);
-// - OnednnReluGrad: dy * step(y) from the ReLU *output* y (step(relu(x)) = step(x)), one branch-free pass.
+// - OnednnReluGrad: dy * step(y) from the ReLU *output* y (step(relu(x)) = step(x)), one branch-free pass;
+// - OnednnLeakyReluGrad: the same for leakyRelu (dy, or alpha · dy where y ≤ 0), one pass.
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import { f32, output, type Override } from "./_backend.ts";
 import { alloc } from "./_memory.ts";
@@ -12,6 +13,7 @@ import { env } from "./_env.ts";
 
 export const BATCH_NORM_GRAD = "OnednnBatchNormGrad";
 export const RELU_GRAD = "OnednnReluGrad";
+export const LEAKY_RELU_GRAD = "OnednnLeakyReluGrad";
 
 /**
  * inputs {x, mean, variance, scale?, dy} (mean / variance / scale of length C = the last dim of x, mean and variance
@@ -109,8 +111,24 @@ export const reluGrad: Override = ({ inputs, backend }) => {
   return output(backend, dy.shape.slice(), out);
 };
 
+/**
+ * inputs {dy, y} with y = leakyRelu(x, alpha), alpha ≥ 0 in attrs: dx = dy where y > 0, else alpha · dy (tfjs'
+ * where(x > 0, dy, dy · alpha): y > 0 exactly where x > 0 for alpha ≥ 0, and a NaN y takes the alpha branch as a
+ * NaN x does). One pass instead of the cpu backend's Greater and Select plus a Multiply.
+ */
+export const leakyReluGrad: Override = ({ inputs, backend, attrs }) => {
+  const { dy, y } = inputs;
+  const dv = f32(backend, dy), yv = f32(backend, y);
+  const alpha = (attrs as { alpha?: number } | undefined)?.alpha;
+  if (dv === null || yv === null || dv.length !== yv.length || alpha === undefined || !(alpha >= 0)) return null;
+  const out = alloc(dv.length);
+  for (let i = 0, n = dv.length; i < n; i++) out[i] = yv[i] > 0 ? dv[i] : alpha * dv[i];
+  return output(backend, dy.shape.slice(), out);
+};
+
 /** Kernels registered only on the onednn backend (no cpu counterpart). */
 export const EXTRA_KERNELS: Record<string, Override> = {
   [BATCH_NORM_GRAD]: batchNormGrad,
   [RELU_GRAD]: reluGrad,
+  [LEAKY_RELU_GRAD]: leakyReluGrad,
 };

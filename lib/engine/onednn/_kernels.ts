@@ -45,6 +45,7 @@ export const OVERRIDES: Record<string, Override> = {
   Log: ew.log,
   Abs: ew.abs,
   Sigmoid: ew.sigmoid,
+  Tanh: ew.tanh,
   Reciprocal: ew.reciprocal,
   Tile: ew.tile,
   Slice: shape.slice,

@@ -17,12 +17,12 @@
 //   through the moments too). The moment nodes stay on the tape (so any other use of mean / variance still gets
 //   exact gradients), but nothing flows through them from this node.
 // - Add / Sub: saved operands dropped (shapes captured); Mean: saved input dropped; Relu: saves its output
-//   instead of its input, gradient OnednnReluGrad(dy, y); Square of a broadcasting Sub (x - mean): saves the
+//   instead of its input, gradient OnednnReluGrad(dy, y); LeakyRelu (alpha ≥ 0) likewise, OnednnLeakyReluGrad; Square of a broadcasting Sub (x - mean): saves the
 //   Sub's operands (which share data with live tensors) instead of the difference, recomputed in the gradient.
 // Every rewritten gradient computes the same values as tfjs' formula (up to float rounding for BatchNorm).
 import * as tf from "@tensorflow/tfjs-core";
 import { backend_util, util } from "@tensorflow/tfjs-core";
-import { BATCH_NORM_GRAD, RELU_GRAD } from "./_grad_kernels.ts";
+import { BATCH_NORM_GRAD, LEAKY_RELU_GRAD, RELU_GRAD } from "./_grad_kernels.ts";
 import { env } from "./_env.ts";
 
 type Tensor = tf.Tensor;
@@ -54,7 +54,7 @@ interface Engine {
 }
 
 /** Nodes rewritten so far, per kind (for tests). */
-export const tapeStats = { batchNorm: 0, relu: 0, shapeOnly: 0, squareOfSub: 0 };
+export const tapeStats = { batchNorm: 0, relu: 0, leakyRelu: 0, shapeOnly: 0, squareOfSub: 0 };
 
 let enabled = env("ONEDNN_TAPE") !== "0";
 let installed = false;
@@ -100,6 +100,8 @@ function rewrite(engine: Engine, tape: TapeNode[], node: TapeNode, attrs: Record
       return batchNorm(engine, tape, node, attrs);
     case "Relu":
       return relu(engine, node);
+    case "LeakyRelu":
+      return leakyRelu(engine, node, attrs);
     case "Add":
     case "Sub":
       return addSub(node);
@@ -239,6 +241,26 @@ function relu(engine: Engine, node: TapeNode): void {
   };
   resave(node, [ySaved]);
   tapeStats.relu++;
+}
+
+// ---- LeakyRelu: gradient from the output too (alpha ≥ 0: y > 0 exactly where x > 0) ----
+
+function leakyRelu(engine: Engine, node: TapeNode, attrs: Record<string, unknown>): void {
+  const x = node.inputs.x, y = node.outputs[0], alpha = attrs.alpha as number;
+  if (!isF32(x) || !isF32(y) || node.outputs.length !== 1 || (node.saved ?? []).length !== 1 || !(alpha >= 0)) return;
+  const ySaved = keepClone(engine, y);
+  node.gradient = (dys) => {
+    const dy = dys[0]!;
+    const [ySaved] = node.saved!;
+    return {
+      x: () =>
+        onBackend(engine)
+          ? engine.runKernel(LEAKY_RELU_GRAD, { dy, y: ySaved }, { alpha }) as Tensor
+          : tf.where(tf.greater(ySaved, 0), dy, tf.mul(dy, alpha)),
+    };
+  };
+  resave(node, [ySaved]);
+  tapeStats.leakyRelu++;
 }
 
 // ---- Square of (a - b) with b broadcast: recompute the difference ----
