@@ -320,6 +320,7 @@ export async function trainDescriptorHeads(features: Float32Array, dim: number, 
         val_accuracy: 0,
         val_macro_f1: 0,
         img_per_s: seenRows / Math.max(trainSeconds, 1e-9),
+        data_wait: 0, // the descriptors are in memory
         seconds: 0,
       };
       const f1s: number[] = [];

@@ -92,6 +92,8 @@ export interface EpochMetrics {
   val_accuracy: number;
   val_macro_f1: number;
   img_per_s: number;
+  /** Share of the epoch's training time spent waiting for the next augmented batch (0: the input pipeline keeps up). */
+  data_wait: number;
   seconds: number;
   [key: string]: number;
 }
@@ -247,10 +249,13 @@ export class Trainer {
         const progress = new Progress(`epoch ${epoch + 1}/${o.epochs}`, plan.reduce((a, b) => a + b.length, 0), { unit: "img", quiet: o.quiet, ...o.progress });
         let lossSum = 0, correct = 0, seen = 0, rowsDone = 0;
         const t0 = performance.now();
+        let waitMs = 0;
         // The next batch is augmented (sharp, thread pool) while this one trains.
         let next = plan.length ? makeTrainBatch(this.pixels, plan[0], { norm: o.norm, augment: o.augment, rng }) : null;
         for (const [bi, rows] of plan.entries()) {
+          const waitStart = performance.now();
           const x = await next!;
+          waitMs += performance.now() - waitStart;
           next = bi + 1 < plan.length ? makeTrainBatch(this.pixels, plan[bi + 1], { norm: o.norm, augment: o.augment, rng }) : null;
           const labels = this.labelTensors(rows);
           let firstLogits: tf.Tensor | null = null;
@@ -294,6 +299,7 @@ export class Trainer {
           val_accuracy: 0,
           val_macro_f1: 0,
           img_per_s: progress.done / trainSeconds,
+          data_wait: waitMs / 1000 / trainSeconds,
           seconds: (performance.now() - t0) / 1000,
         };
         const f1s: number[] = [];
@@ -325,7 +331,7 @@ export class Trainer {
         await this.writeMetrics(state.history);
         this.log(`epoch ${epoch + 1}/${o.epochs}: lr ${lr.toExponential(2)} train loss ${m.train_loss.toFixed(4)} acc ${m.train_accuracy.toFixed(4)} | ` +
           `val loss ${m.val_loss.toFixed(4)} acc ${m.val_accuracy.toFixed(4)} macro-F1 ${m.val_macro_f1.toFixed(4)}${improved ? " (best)" : ""} | ` +
-          `${m.img_per_s.toFixed(1)} img/s`);
+          `${m.img_per_s.toFixed(1)} img/s, ${(100 * m.data_wait).toFixed(0)}% waiting for data`);
         await this.flushLog();
         if (state.badEpochs >= o.patience && epoch + 1 < o.epochs) {
           this.log(`early stop: no better validation macro-F1 for ${o.patience} epochs (best ${state.bestScore.toFixed(4)} at epoch ${state.bestEpoch})`);

@@ -55,7 +55,7 @@ async function lastWeights(runDir: string): Promise<Float32Array[]> {
 async function metrics(runDir: string): Promise<Record<string, number>[]> {
   const [head, ...lines] = (await Deno.readTextFile(join(runDir, "metrics.csv"))).trim().split("\n");
   const cols = head.split(",");
-  return lines.map((l) => Object.fromEntries(l.split(",").map((v, i) => [cols[i], Number(v)]).filter(([c]) => !["img_per_s", "seconds"].includes(c as string))));
+  return lines.map((l) => Object.fromEntries(l.split(",").map((v, i) => [cols[i], Number(v)]).filter(([c]) => !["img_per_s", "data_wait", "seconds"].includes(c as string))));
 }
 
 function assertClose(a: number, b: number, what: string): void {

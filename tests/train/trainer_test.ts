@@ -73,6 +73,7 @@ Deno.test("one multitask training epoch changes the weights, leaves tf.memory().
     assert.equal(tf.memory().numTensors, n1, "a second epoch leaves no tensor behind");
     assert.equal(r.history.length, 1);
     for (const k of ["val_gender_macro_f1", "val_hair_color_macro_f1", "val_hair_type_macro_f1", "img_per_s"]) assert.ok(Number.isFinite(r.history[0][k]), k);
+    assert.ok(r.history[0].data_wait >= 0 && r.history[0].data_wait < 1, `data_wait is a share of the epoch: ${r.history[0].data_wait}`);
     for (const f of ["metrics.csv", "run.log", "learning_curve.png", "models/best/model.json", "models/last/optimizer.json", "models/last/state.json"]) {
       await Deno.stat(join(dir, "run", f));
     }
