@@ -160,7 +160,7 @@ export const RATIO_NETS: Record<RatioModel, RatioNet> = {
         paramsDetail: { generator: p.mapping + p.synthesis, discriminator: p.discriminator },
         async train() {
           await discriminatorStep(nets, optD, { real, z }, t.augment, rng);
-          if (t.spectralNorm) sn.project();
+          if (t.spectralNorm) await sn.project();
           await generatorStep(nets, optG, { z }, t.augment, rng);
           updateEma(nets, beta);
         },

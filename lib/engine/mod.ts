@@ -14,7 +14,7 @@ import "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { registerOnednnBackend } from "./onednn/mod.ts";
 import { registerWasmTrainingKernels } from "./wasm_train/mod.ts";
-import { registerWebgpuKernels } from "./webgpu/mod.ts";
+import { explainSyncReads, registerWebgpuKernels } from "./webgpu/mod.ts";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { UserError } from "../util/errors.ts";
@@ -100,6 +100,7 @@ async function tryWebgpu(): Promise<string> {
   await import("@tensorflow/tfjs-backend-webgpu");
   registerWebgpuKernels(); // tiled convolution gradients over tfjs-webgpu's naive ones (lib/engine/webgpu/)
   if (!(await tf.setBackend("webgpu"))) throw new Error("webgpu backend failed to initialise");
+  explainSyncReads(tf.backend() as unknown as Parameters<typeof explainSyncReads>[0]); // dataSync says to use data()
   const info = adapter.info ?? {};
   return `WebGPU on ${[info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ") || "an adapter"}`;
 }

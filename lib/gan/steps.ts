@@ -63,9 +63,12 @@ export class SpectralNorm {
     return this.model.trainableWeights.filter((w) => /kernel/.test(w.originalName) && w.shape.length >= 2);
   }
 
-  /** Projects every kernel to spectral norm 1; returns the σ found per kernel (before the projection). */
-  project(iterations = 1): number[] {
-    const out: number[] = [];
+  /**
+   * Projects every kernel to spectral norm 1. With `measure`, resolves to the σ found per kernel (before the
+   * projection), read back once at the end; without, nothing is read back (no GPU round trip per step).
+   */
+  async project(iterations = 1, measure = false): Promise<number[]> {
+    const sigmas: tf.Scalar[] = [];
     this.kernels().forEach((v, k) => {
       const shape = v.shape as number[];
       const cols = shape[shape.length - 1], rows = shape.reduce((a, b) => a * b, 1) / cols;
@@ -91,15 +94,20 @@ export class SpectralNorm {
       });
       u.dispose();
       this.us[k] = uNew as tf.Tensor2D;
-      out.push((sigma.dataSync() as Float32Array)[0]);
-      sigma.dispose();
+      if (measure) sigmas.push(sigma as tf.Scalar);
+      else sigma.dispose();
     });
+    if (!measure) return [];
+    const all = tf.stack(sigmas);
+    tf.dispose(sigmas);
+    const out = Array.from(await all.data());
+    all.dispose();
     return out;
   }
 
-  /** The power-iteration vectors (saved in snapshots so a resumed run continues exactly). */
-  getState(): number[][] {
-    return this.us.map((u) => (u ? Array.from(u.dataSync()) : []));
+  /** The power-iteration vectors (saved in snapshots so a resumed run continues exactly); read asynchronously. */
+  async getState(): Promise<number[][]> {
+    return await Promise.all(this.us.map(async (u) => (u ? Array.from(await u.data()) : [])));
   }
 
   setState(state: number[][]): void {

@@ -414,7 +414,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     const rec: GanSnapshotRecord = { kimg, step: state.step, train_seconds: state.trainSeconds, loss_d: lossD, loss_g: lossG, fdd, img_per_s: rate };
     state.snapshots.push(rec);
     meta.kimg = kimg;
-    state.sn = sn.getState();
+    state.sn = await sn.getState();
     await saveSnapshot(latest, nets, { optG, optD, state, meta });
     await saveGenerator(join(runDir, "snapshots", `network-${tag}`), nets, meta);
     await writeCsvAtomic(join(runDir, "fdd.csv"), state.snapshots as unknown as Record<string, unknown>[], Object.keys(rec));
@@ -439,7 +439,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
       const z1 = zData(), z2 = zData();
       try {
         const ld = await discriminatorStep(nets, optD, { real, realClass, z: z1, fakeClass }, cfg.augment, rng);
-        if (cfg.spectralNorm) sn.project();
+        if (cfg.spectralNorm) await sn.project();
         const lg = await generatorStep(nets, optG, { z: z2, fakeClass }, cfg.augment, rng);
         if (!Number.isFinite(ld) || !Number.isFinite(lg)) throw new UserError(`GAN training diverged at step ${state.step}: loss D ${ld}, G ${lg}; lower --lr-g/--lr-d`);
         state.imagesShown += cfg.batchSize;

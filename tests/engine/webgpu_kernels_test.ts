@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { WEBGPU_GRADIENT_NAMES, WEBGPU_KERNEL_NAMES, webgpuKernelsActive } from "../../lib/engine/webgpu/mod.ts";
+import { SYNC_READ_MESSAGE, WEBGPU_GRADIENT_NAMES, WEBGPU_KERNEL_NAMES, webgpuKernelsActive } from "../../lib/engine/webgpu/mod.ts";
 import { planFilterGrad } from "../../lib/engine/webgpu/_conv_grad_filter.ts";
 
 /** Whether a WebGPU adapter can be had here (never throws). */
@@ -277,5 +277,26 @@ Deno.test({
       const { diff, scale } = maxDiff(got, ref);
       assert.ok(diff <= REL_TOL * scale, `${JSON.stringify(c)}: max |diff| ${diff} against max |value| ${scale}`);
     }
+  },
+});
+
+Deno.test({
+  name: "a synchronous read (dataSync) of a GPU tensor on webgpu gives the right values or an error that says to use await data(); values on the CPU read fine",
+  ignore: !GPU,
+  async fn() {
+    await use("webgpu");
+    const small = tf.tensor1d([1, 2, 3]); // kept on the CPU by tfjs-webgpu until a GPU kernel needs it
+    assert.deepEqual(Array.from(small.dataSync()), [1, 2, 3]);
+    const x = randomData([40, 40]);
+    const onGpu = tf.tidy(() => tf.sum(tf.mul(tf.tensor2d(x.values, [40, 40]), 2)));
+    try {
+      const v = onGpu.dataSync()[0]; // in Deno this throws: tfjs-webgpu has no 2d canvas to read through
+      assert.ok(Math.abs(v - (await onGpu.data())[0]) <= 1e-6 * Math.abs(v), "a synchronous read that works reads the right value");
+    } catch (err) {
+      assert.ok((err as Error).message.startsWith(SYNC_READ_MESSAGE), (err as Error).message);
+    }
+    const next = tf.tidy(() => tf.add(onGpu, 1)); // the backend still works after a failed synchronous read
+    assert.ok(Math.abs((await next.data())[0] - (await onGpu.data())[0] - 1) < 1e-3);
+    tf.dispose([small, onGpu, next]);
   },
 });

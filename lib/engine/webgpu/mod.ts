@@ -10,6 +10,9 @@
  * input gradients of fewer than 16 channels, go to tfjs' own kernels.
  * It also replaces the gradients of Mean and Sum (global registry; they act on webgpu only) so that a training
  * step uploads no activation-sized array of ones from the CPU (_gradients.ts).
+ * explainSyncReads() (called by lib/engine/mod.ts once the backend runs) turns tfjs-webgpu's failure of a synchronous
+ * read in Deno (dataSync and friends have no 2d canvas to read through) into a message that names `await data()`
+ * (_sync_read.ts).
  *
  * Tested against the cpu backend in tests/engine/webgpu_kernels_test.ts (skipped without a WebGPU adapter).
  */
@@ -17,6 +20,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { conv2DBackpropFilterTiled } from "./_conv_grad_filter.ts";
 import { conv2DBackpropInputPhased } from "./_conv_grad_input.ts";
 import { broadcastingGradient, GRADIENT_NAMES } from "./_gradients.ts";
+
+export { explainSyncReads, SYNC_READ_MESSAGE } from "./_sync_read.ts";
 
 type Impl = (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) => tf.TensorInfo | null;
 
