@@ -9,20 +9,11 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { SYNC_READ_MESSAGE, WEBGPU_GRADIENT_NAMES, WEBGPU_KERNEL_NAMES, webgpuKernelsActive } from "../../lib/engine/webgpu/mod.ts";
+import { SYNC_READ_MESSAGE, WEBGPU_GRADIENT_NAMES, WEBGPU_KERNEL_NAMES, webgpuAdapterAvailable, webgpuKernelsActive } from "../../lib/engine/webgpu/mod.ts";
+import { Rng } from "../../lib/util/rng.ts";
 import { planFilterGrad } from "../../lib/engine/webgpu/_conv_grad_filter.ts";
 
-/** Whether a WebGPU adapter can be had here (never throws). */
-async function hasAdapter(): Promise<boolean> {
-  try {
-    const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
-    return !!gpu && (await gpu.requestAdapter()) !== null;
-  } catch {
-    return false;
-  }
-}
-
-const GPU = await hasAdapter();
+const GPU = await webgpuAdapterAvailable();
 if (GPU) {
   const { initEngine } = await import("../../lib/engine/mod.ts");
   await initEngine({ backend: "webgpu", verbose: false }); // registers our kernels over tfjs-webgpu's
@@ -34,19 +25,9 @@ const REL_TOL = 2e-5;
 // ---------------------------------------------------------------------------------------------------------
 // helpers
 
-/** Small seeded generator (mulberry32) so failures can be reproduced. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const RAND = rng(20250915);
+/** Seeded (lib/util/rng.ts) so failures can be reproduced. */
+const SEEDED = new Rng(20250915);
+const RAND = () => SEEDED.next();
 
 interface Data {
   values: Float32Array;

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { type BackendName, initEngine } from "../../lib/engine/mod.ts";
+import { webgpuAdapterAvailable } from "../../lib/engine/webgpu/mod.ts";
 import { openDataset } from "../../lib/data/dataset.ts";
 import { makeSplits } from "../../lib/data/split.ts";
 import { REFERENCE_NORMALIZATION } from "../../lib/data/batches.ts";
@@ -24,17 +25,7 @@ import { GAN_PRESETS } from "../../lib/gan/train.ts";
 import { buildGanNets, discriminatorStep, disposeGanNets, type GanNets, generatorStep, latentsForSeeds, updateEma } from "../../lib/gan/steps.ts";
 import { Rng } from "../../lib/util/rng.ts";
 
-/** Whether a WebGPU adapter can be had here (never throws). */
-async function hasAdapter(): Promise<boolean> {
-  try {
-    const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
-    return !!gpu && (await gpu.requestAdapter()) !== null;
-  } catch {
-    return false;
-  }
-}
-
-const GPU = await hasAdapter();
+const GPU = await webgpuAdapterAvailable();
 /** The CPU backend webgpu is compared with. */
 let REF: BackendName = "cpu";
 if (GPU) {

@@ -93,3 +93,13 @@ export function useWebgpuKernels(on: boolean): void {
 export function webgpuKernelsActive(): boolean {
   return ours;
 }
+
+/** Whether a WebGPU adapter can be had here (a GPU, or a software one such as lavapipe); never throws. */
+export async function webgpuAdapterAvailable(): Promise<boolean> {
+  try {
+    const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+    return !!gpu && (await gpu.requestAdapter()) !== null;
+  } catch {
+    return false;
+  }
+}
