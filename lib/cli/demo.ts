@@ -98,6 +98,7 @@ if (import.meta.main) {
       results: {},
     };
     const t0 = performance.now();
+    const stageSeconds: Record<string, number> = {};
     console.log(`demo: ${synthetic ? `procedural set of ${f.count} portraits (seed ${f.seed})` : `dataroot ${ctx.dataroot}`}, reports in ${ctx.out}`);
     for (const s of stages as StageName[]) {
       const ts = performance.now();
@@ -108,9 +109,10 @@ if (import.meta.main) {
       else if (s === "split") ctx.results.split = await runSplitStage(ctx);
       else if (s === "gan") ctx.results.gan = await runGanStage(ctx);
       else ctx.results[s] = await runClassifyStage(ctx, s);
-      console.log(`== stage ${s} done in ${formatDuration((performance.now() - ts) / 1000)} ==`);
+      stageSeconds[s] = Number(((performance.now() - ts) / 1000).toFixed(1));
+      console.log(`== stage ${s} done in ${formatDuration(stageSeconds[s])} ==`);
     }
-    const summary = { dataroot: ctx.dataroot, synthetic, stages, seconds: (performance.now() - t0) / 1000, ...ctx.results };
+    const summary = { dataroot: ctx.dataroot, synthetic, stages, seconds: (performance.now() - t0) / 1000, stage_seconds: stageSeconds, ...ctx.results };
     await writeJsonAtomic(join(ctx.out, "summary.json"), summary);
     console.log(`\ndemo finished in ${formatDuration(summary.seconds)}; summary: ${join(ctx.out, "summary.json")}`);
   });
