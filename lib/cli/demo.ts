@@ -41,7 +41,7 @@ export type StageName = typeof STAGES[number];
 const SPEC = {
   dataroot: { type: "string", help: "real Tiny Portraits folder (default: generated procedural set)" },
   attributes: { type: "string", help: "attributes CSV outside the dataroot" },
-  count: { type: "int", positive: true, default: 1000, help: "procedural images to generate" },
+  count: { type: "int", positive: true, default: 600, help: "procedural images to generate" },
   seed: { type: "int", nonNegative: true, default: 1, help: "seed for generation, splits, training" },
   out: { type: "string", default: "reports/demo", help: "where reports and charts go" },
   "data-dir": { type: "string", default: "data", help: "where the procedural set is generated" },
