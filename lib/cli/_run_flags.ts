@@ -4,6 +4,7 @@
  */
 import { TRAIN_FIELDS } from "../train/run.ts";
 import { DECISION_BIAS_MODES } from "../eval/decision.ts";
+import { ENSEMBLES } from "../eval/evaluate.ts";
 
 export const RUN_FLAGS = {
   "exp-name": { type: "string", help: "run name under checkpoints/" },
@@ -21,6 +22,6 @@ export const RUN_DATA_FLAGS = {
 
 /** How a run's predictions are made: its ensemble and decision biases (evaluate, predict). */
 export const PREDICTION_FLAGS = {
-  ensemble: { type: "string", choices: ["auto", "faceapi", "none"], default: "auto", help: "gender averaged with face-api's age/gender net: auto = when the run asks (its recipe), faceapi = always, none = never" },
+  ensemble: { type: "string", choices: ["auto", ...ENSEMBLES], default: "auto", help: "gender averaged with face-api's age/gender net: auto = when the run asks (its recipe), faceapi = always, none = never" },
   "decision-bias": { type: "string", choices: DECISION_BIAS_MODES, default: "auto", help: "auto: the run's decision_bias.json when it has one; none: plain arg-max" },
 } as const;

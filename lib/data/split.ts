@@ -16,7 +16,6 @@
  * therefore keeps its share in every split to within one row, and the
  * overall sizes match the ratios exactly (±1).
  */
-import { writeCsvAtomic } from "../util/csv.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import pl from "nodejs-polars";
@@ -26,6 +25,7 @@ import { labelName } from "./attributes.ts";
 import { Rng } from "../util/rng.ts";
 import { TASK_NAMES, type TaskName, TASKS } from "./tasks.ts";
 import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
+import { writeCsvAtomic } from "../util/csv.ts";
 import { UserError } from "../util/errors.ts";
 
 /** The tasks (lib/data/tasks.ts). */

@@ -31,7 +31,7 @@
  *
  * Tests: deno test -A tests/train/descriptor_head_test.ts
  */
-import { openRunData, type RunData } from "./_run_data.ts";
+import type { RunData } from "./_run_data.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { createHash } from "node:crypto";
@@ -469,7 +469,7 @@ export async function descriptorFeatures(pixels: PixelCache, net: DescriptorNet,
  * row (cached) → heads trained on them → models/best and models/last (the whole network),
  * config.json, metrics.csv, run.log, learning curve.
  */
-export async function trainDescriptorHead(cfg: TrainConfig, opts: { quiet?: boolean } = {}, data?: RunData): Promise<TrainRunResult> {
+export async function trainDescriptorHead(cfg: TrainConfig, opts: { quiet?: boolean }, data: RunData): Promise<TrainRunResult> {
   if (cfg.model !== DESCRIPTOR_MODEL) throw new Error(`trainDescriptorHead: expected model '${DESCRIPTOR_MODEL}', got '${cfg.model}'`);
   const runDir = join(cfg.checkpointsDir, cfg.expName);
   if (cfg.resume) throw new UserError(`train: ${DESCRIPTOR_MODEL} has no --resume (its head trains in seconds); pick another --exp-name`);
@@ -479,7 +479,7 @@ export async function trainDescriptorHead(cfg: TrainConfig, opts: { quiet?: bool
     logLines.push(`${new Date().toISOString()} ${line}`);
     if (!opts.quiet) console.log(line);
   };
-  const { ds, name, splits, created } = data ?? await openRunData(cfg, opts);
+  const { ds, name, splits, created } = data;
   const heads = TASK_HEADS[cfg.task];
   const task = classificationTask(cfg.task, ds.attrs, splits.train, {
     lossWeights: cfg.lossWeights,

@@ -223,44 +223,39 @@ function mean(node: TapeNode, attrs: Record<string, unknown>): void {
   tapeStats.shapeOnly++;
 }
 
-// ---- Relu: gradient from the output ----
+// ---- Relu and LeakyRelu: gradient from the output ----
 
-function relu(engine: Engine, node: TapeNode): void {
+/**
+ * Makes the node's gradient read its output y instead of its input (y > 0 exactly where x > 0: relu, and leakyRelu
+ * with alpha ≥ 0): on onednn one `kernel(dy, y)` pass, elsewhere `fallback(dy, y)`.
+ */
+function gradientFromOutput(
+  engine: Engine,
+  node: TapeNode,
+  kernel: string,
+  attrs: Record<string, unknown>,
+  fallback: (dy: Tensor, y: Tensor) => Tensor,
+): boolean {
   const x = node.inputs.x, y = node.outputs[0];
-  if (!isF32(x) || !isF32(y) || node.outputs.length !== 1 || (node.saved ?? []).length !== 1) return;
+  if (!isF32(x) || !isF32(y) || node.outputs.length !== 1 || (node.saved ?? []).length !== 1) return false;
   const ySaved = keepClone(engine, y);
   node.gradient = (dys) => {
     const dy = dys[0]!;
     const [ySaved] = node.saved!; // read at gradient time: dedupe() may have swapped in an equal saved tensor
-    return {
-      x: () =>
-        onBackend(engine)
-          ? engine.runKernel(RELU_GRAD, { dy, y: ySaved }) as Tensor
-          : tf.mul(dy, tf.step(ySaved)),
-    };
+    return { x: () => (onBackend(engine) ? engine.runKernel(kernel, { dy, y: ySaved }, attrs) as Tensor : fallback(dy, ySaved)) };
   };
   resave(node, [ySaved]);
-  tapeStats.relu++;
+  return true;
 }
 
-// ---- LeakyRelu: gradient from the output too (alpha ≥ 0: y > 0 exactly where x > 0) ----
+function relu(engine: Engine, node: TapeNode): void {
+  if (gradientFromOutput(engine, node, RELU_GRAD, {}, (dy, y) => tf.mul(dy, tf.step(y)))) tapeStats.relu++;
+}
 
 function leakyRelu(engine: Engine, node: TapeNode, attrs: Record<string, unknown>): void {
-  const x = node.inputs.x, y = node.outputs[0], alpha = attrs.alpha as number;
-  if (!isF32(x) || !isF32(y) || node.outputs.length !== 1 || (node.saved ?? []).length !== 1 || !(alpha >= 0)) return;
-  const ySaved = keepClone(engine, y);
-  node.gradient = (dys) => {
-    const dy = dys[0]!;
-    const [ySaved] = node.saved!;
-    return {
-      x: () =>
-        onBackend(engine)
-          ? engine.runKernel(LEAKY_RELU_GRAD, { dy, y: ySaved }, { alpha }) as Tensor
-          : tf.where(tf.greater(ySaved, 0), dy, tf.mul(dy, alpha)),
-    };
-  };
-  resave(node, [ySaved]);
-  tapeStats.leakyRelu++;
+  const alpha = attrs.alpha as number;
+  if (!(alpha >= 0)) return;
+  if (gradientFromOutput(engine, node, LEAKY_RELU_GRAD, { alpha }, (dy, y) => tf.where(tf.greater(y, 0), dy, tf.mul(dy, alpha)))) tapeStats.leakyRelu++;
 }
 
 // ---- Square of (a - b) with b broadcast: recompute the difference ----
