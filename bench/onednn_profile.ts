@@ -5,6 +5,11 @@
  *
  *   deno run -A bench/onednn_profile.ts [--backend onednn|cpu] [--batch 64] [--steps 5] [--infer] [--profile]
  *     [--ab] [--memory]
+ *   deno run -A bench/onednn_profile.ts --model compact_cnn|gan_step|face_resnet [--batch N] [--steps 5] [--infer]
+ *
+ * With --model, one of the project's networks as bench/project_nets.ts builds and steps it (at its training batch
+ * unless --batch): step times, then the kernels of a training step (and with --infer of a forward pass) by time,
+ * each with its share of the step, and (onednn) the kernels that ran as the cpu backend's JavaScript.
  *
  * Prints training img/s (model.trainOnBatch, a fresh input tensor every step), inference img/s (model.predict)
  * with --infer, and with --profile the kernels of a training step sorted by time (each call's minimum over
@@ -19,6 +24,9 @@ import { parseArgs } from "node:util";
 const env = (k: string) => Deno.env.get(k);
 import { registerOnednnBackend } from "../lib/engine/onednn/mod.ts";
 import { setTapeRewrites, tapeStats } from "../lib/engine/onednn/_tape.ts";
+import { kernelStats, resetKernelStats } from "../lib/engine/onednn/_stats.ts";
+import { ONEDNN_KERNELS } from "../lib/engine/onednn/mod.ts";
+import { RATIO_MODELS, RATIO_NETS, type RatioModel } from "./project_nets.ts";
 
 /** The reference CNN (uncompiled). */
 export function buildReferenceCnn(
@@ -47,7 +55,7 @@ function summary(label: string, ms: number[], batch: number): string {
   return `${label}: median ${med.toFixed(1)} ms (${rate(med)} img/s), best ${best.toFixed(1)} ms (${rate(best)} img/s)`;
 }
 
-async function profile(step: () => Promise<void>, steps: number): Promise<void> {
+async function profile(step: () => Promise<void>, steps: number, top = 25): Promise<void> {
   // The kernel sequence is the same every step, so each call's time is its minimum over the steps.
   let kernels: { name: string; ms: number; shapes: string }[] = [];
   for (let s = 0; s < steps; s++) {
@@ -70,9 +78,10 @@ async function profile(step: () => Promise<void>, steps: number): Promise<void> 
     byName.set(k.name, e);
   }
   console.log(`profile: ${kernels.length} kernels, ${total.toFixed(1)} ms in kernels`);
-  for (const [name, e] of [...byName.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) {
+  for (const [name, e] of [...byName.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) {
+    const share = name.endsWith("__op") ? "     " : `${(100 * e.ms / total).toFixed(1).padStart(4)}%`;
     console.log(
-      `${e.ms.toFixed(1).padStart(8)} ms ${String(e.n).padStart(4)}x ${name.padEnd(22)} ${e.shapes.slice(0, 80)}`,
+      `${e.ms.toFixed(1).padStart(8)} ms ${share} ${String(e.n).padStart(4)}x ${name.padEnd(22)} ${e.shapes.slice(0, 80)}`,
     );
   }
 }
@@ -111,6 +120,51 @@ async function memory(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, batch
   setTapeRewrites(true);
 }
 
+/** Step times and the op-by-op profile of one of the project's networks (bench/project_nets.ts). */
+async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, backend: string): Promise<void> {
+  if (!(RATIO_MODELS as readonly string[]).includes(name)) throw new Error(`onednn_profile: --model ${name}: expected one of ${RATIO_MODELS.join(", ")}`);
+  if (backend === "onednn") {
+    const st = await registerOnednnBackend();
+    if (!st.available) throw new Error(`onednn_profile: onednn not available: ${JSON.stringify(st)}`);
+  }
+  await tf.setBackend(backend);
+  const spec = RATIO_NETS[name as RatioModel];
+  const net = await spec.build(batchArg ?? spec.defaultBatch);
+  const batch = net.batch;
+  console.log(`${name} (${spec.description}), batch ${batch}, ${net.params.toLocaleString("en-US")} parameters, backend ${tf.getBackend()}`);
+  await net.train(); // primitive creation
+  const train: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t = performance.now();
+    await net.train();
+    train.push(performance.now() - t);
+  }
+  console.log(`${summary("train step", train, batch)}; tensors ${tf.memory().numTensors}`);
+  if (backend === "onednn") {
+    resetKernelStats();
+    await net.train();
+    const { hits, fallbacks } = kernelStats();
+    const js = new Map<string, number>();
+    for (const [k, n] of Object.entries(fallbacks)) js.set(k, n);
+    const info = await tf.profile(() => net.train());
+    for (const k of info.kernels) if (!k.name.endsWith("__op") && !ONEDNN_KERNELS.includes(k.name) && !(k.name in hits)) js.set(k.name, (js.get(k.name) ?? 0) + 1);
+    console.log(`kernels on the cpu backend's JS in a step (no oneDNN kernel, or the override declined): ${[...js].map(([k, n]) => `${k}×${n}`).join(", ") || "none"}`);
+  }
+  await profile(() => net.train(), steps, 30);
+  if (infer) {
+    await net.infer();
+    const ms: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const t = performance.now();
+      await net.infer();
+      ms.push(performance.now() - t);
+    }
+    console.log(summary("inference", ms, batch));
+    await profile(() => net.infer(), steps, 20);
+  }
+  net.dispose();
+}
+
 if (import.meta.main) {
   const { values: opts } = parseArgs({
     args: Deno.args,
@@ -122,9 +176,14 @@ if (import.meta.main) {
       infer: { type: "boolean", default: false },
       ab: { type: "boolean", default: false },
       memory: { type: "boolean", default: false },
+      model: { type: "string" },
     },
     strict: true,
   });
+  if (opts.model !== undefined) {
+    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.backend!);
+    Deno.exit(0);
+  }
   const batch = Number(opts.batch), steps = Number(opts.steps);
   if (!(batch > 0) || !(steps > 0)) throw new Error("onednn_profile: --batch and --steps must be positive");
   if (opts.backend === "onednn") {

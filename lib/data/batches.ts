@@ -258,9 +258,9 @@ export function makeBatch(pixels: Uint8Array, rows: ArrayLike<number>, opts: Bat
 }
 
 /** Undoes normalisation to uint8 HWC pixels (for showing augmented batches). */
-export function denormalize(x: tf.Tensor4D, norm: Normalization): Uint8Array {
+export async function denormalize(x: tf.Tensor4D, norm: Normalization): Promise<Uint8Array> {
   const t = tf.tidy(() => tf.round(tf.mul(tf.clipByValue(tf.add(tf.mul(x, tf.tensor1d(norm.std)), tf.tensor1d(norm.mean)), 0, 1), 255)));
-  const out = Uint8Array.from(t.dataSync());
+  const out = Uint8Array.from(await t.data());
   t.dispose();
   return out;
 }

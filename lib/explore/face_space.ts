@@ -99,7 +99,7 @@ export function faceSpaceFeatures(pixels: Uint8Array, rows: ArrayLike<number>, b
 }
 
 /** Fits the face space (mean + top principal components) on a seeded sample of the feature rows. */
-export function fitFaceSpace(features: Float32Array, opts: FaceSpaceOptions = {}): FaceSpace {
+export async function fitFaceSpace(features: Float32Array, opts: FaceSpaceOptions = {}): Promise<FaceSpace> {
   const block = opts.block ?? FACE_SPACE_DEFAULTS.block;
   const { width, height, dim } = thumbSize(block);
   const n = features.length / dim;
@@ -117,8 +117,7 @@ export function fitFaceSpace(features: Float32Array, opts: FaceSpaceOptions = {}
     const c = tf.sub(x, mean);
     return [mean, tf.div(tf.matMul(c, c, true, false), s)];
   });
-  const mean = meanT.dataSync() as Float32Array;
-  const cov = covT.dataSync() as Float32Array;
+  const [mean, cov] = await Promise.all([meanT.data() as Promise<Float32Array>, covT.data() as Promise<Float32Array>]);
   tf.dispose([meanT, covT]);
   const rowsOf: number[][] = Array.from({ length: dim }, (_, i) => Array.from(cov.subarray(i * dim, (i + 1) * dim)));
   const evd = new EigenvalueDecomposition(new Matrix(rowsOf), { assumeSymmetric: true });
@@ -139,7 +138,7 @@ export function fitFaceSpace(features: Float32Array, opts: FaceSpaceOptions = {}
  * Log residual energy of each feature row outside the face space:
  * log(‖x − mean‖² − ‖Bᵀ(x − mean)‖²). Higher = less face-like.
  */
-export function faceSpaceResidual(space: FaceSpace, features: Float32Array, opts: { chunk?: number; quiet?: boolean } = {}): Float32Array {
+export async function faceSpaceResidual(space: FaceSpace, features: Float32Array, opts: { chunk?: number; quiet?: boolean } = {}): Promise<Float32Array> {
   const { dim } = space;
   const n = features.length / dim;
   const m = space.basis.length / dim;
@@ -157,7 +156,7 @@ export function faceSpaceResidual(space: FaceSpace, features: Float32Array, opts
         const proj = tf.sum(tf.square(tf.matMul(c, basis, false, true)), 1);
         return tf.log(tf.add(tf.relu(tf.sub(total, proj)), 1e-9));
       });
-      out.set(r.dataSync() as Float32Array, s0);
+      out.set(await r.data() as Float32Array, s0);
       r.dispose();
       progress.tick(k);
     }

@@ -20,7 +20,7 @@ export interface KnnOptions {
 }
 
 /** Mean distance to the k nearest items of a seeded reference sample of `emb` itself (excluding the item). */
-export function knnScores(emb: Float32Array, dim: number, opts: KnnOptions = {}): Float32Array {
+export function knnScores(emb: Float32Array, dim: number, opts: KnnOptions = {}): Promise<Float32Array> {
   const n = emb.length / dim;
   const refN = Math.min(n, opts.refSize ?? 4000);
   const refIdx = new Rng(opts.seed ?? 0).shuffle(Int32Array.from({ length: n }, (_, i) => i)).subarray(0, refN).sort();
@@ -35,7 +35,7 @@ export function knnScores(emb: Float32Array, dim: number, opts: KnnOptions = {})
  * Mean distance from each query item to its k nearest items of `ref`.
  * `selfPos[i]` (optional) is the position of query i inside ref, skipped.
  */
-export function knnScoresAgainst(query: Float32Array, refData: Float32Array, dim: number, opts: KnnOptions = {}, selfPos?: Int32Array): Float32Array {
+export async function knnScoresAgainst(query: Float32Array, refData: Float32Array, dim: number, opts: KnnOptions = {}, selfPos?: Int32Array): Promise<Float32Array> {
   const n = query.length / dim, refN = refData.length / dim;
   const k = Math.min(opts.k ?? 10, Math.max(1, refN - 1));
   const scores = new Float32Array(n);
@@ -51,7 +51,7 @@ export function knnScoresAgainst(query: Float32Array, refData: Float32Array, dim
         const aSq = tf.reshape(tf.sum(tf.square(a), 1), [m, 1]);
         return tf.relu(tf.sub(tf.add(aSq, refSq), tf.mul(2, tf.matMul(a, ref, false, true))));
       });
-      const dist = d2.dataSync() as Float32Array;
+      const dist = await d2.data() as Float32Array;
       d2.dispose();
       const best = new Float32Array(k);
       for (let i = 0; i < m; i++) {

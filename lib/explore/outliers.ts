@@ -176,8 +176,8 @@ export async function findOutliers(ds: Dataset, stats: ImageStats, opts: Partial
     const t0 = performance.now();
     const openRows = Int32Array.from(open, (i) => rows[i]);
     const feats = faceSpaceFeatures(ds.cache.pixels, openRows, undefined, { quiet: o.quiet });
-    faceSpace = fitFaceSpace(feats, { seed: o.seed });
-    const z = robustZ(faceSpaceResidual(faceSpace, feats, { quiet: o.quiet }));
+    faceSpace = await fitFaceSpace(feats, { seed: o.seed });
+    const z = robustZ(await faceSpaceResidual(faceSpace, feats, { quiet: o.quiet }));
     open.forEach((i, k) => (spaceZ[i] = z[k]));
     faceSpaceSeconds = (performance.now() - t0) / 1000;
   }
@@ -208,10 +208,10 @@ export async function findOutliers(ds: Dataset, stats: ImageStats, opts: Partial
     };
     const refDesc = pick(ref);
     const knn = { k: o.knnK, quiet: o.quiet };
-    const { median, scale } = robustScale(knnScores(refDesc, 128, { ...knn, refSize: ref.length }));
+    const { median, scale } = robustScale(await knnScores(refDesc, 128, { ...knn, refSize: ref.length }));
     const refPos = new Map(Array.from(ref, (i, k) => [i, k]));
     const selfPos = Int32Array.from(candidates, (i) => refPos.get(i) ?? -1);
-    const scores = knnScoresAgainst(pick(candidates), refDesc, 128, knn, selfPos);
+    const scores = await knnScoresAgainst(pick(candidates), refDesc, 128, knn, selfPos);
     candidates.forEach((i, k) => (nonFaceZ[i] = (scores[k] - median) / scale));
     descriptorSeconds = (performance.now() - t0) / 1000;
   }

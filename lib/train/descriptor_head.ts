@@ -93,22 +93,22 @@ function checkHeadConfig(c: DescriptorHeadConfig): void {
  * (crop box, input size, face-api's mean RGB), 12 hex digits. Normalisation is left out: the
  * first layer undoes it, so the descriptors do not depend on it.
  */
-export function backboneId(backbone: tfl.LayersModel, config: FaceResnetConfig): string {
+export async function backboneId(backbone: tfl.LayersModel, config: FaceResnetConfig): Promise<string> {
   const h = createHash("sha256");
   h.update(JSON.stringify({ box: faceResnetCropBox(config), h: config.inputHeight, w: config.inputWidth, size: FACE_RESNET_INPUT_SIZE, mean: FACE_API_MEAN_RGB, dim: config.embeddingDim }));
   for (const w of backbone.weights) {
-    const v = w.read().dataSync() as Float32Array;
+    const v = await w.read().data() as Float32Array;
     h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   }
   return h.digest("hex").slice(0, 12);
 }
 
 /** The backbone as a feature extractor for lib/data/feature_cache.ts (inference mode, batched, tidy). */
-export function descriptorExtractor(backbone: tfl.LayersModel, config: FaceResnetConfig): FeatureExtractor {
+export async function descriptorExtractor(backbone: tfl.LayersModel, config: FaceResnetConfig): Promise<FeatureExtractor> {
   const dim = backbone.outputs[0].shape[1] as number;
   return {
     name: config.crop,
-    id: backboneId(backbone, config),
+    id: await backboneId(backbone, config),
     dim,
     async compute(pixels, rows) {
       const x = makeBatch(pixels, rows, { norm: config.normalization });
@@ -140,11 +140,11 @@ function headLayerNames(heads: readonly string[], hidden: number): string[] {
 }
 
 /** Reads the head layers' weights of `model` (a head model or a full model). */
-export function getHeadWeights(model: tfl.LayersModel, heads: readonly string[], hidden: number): HeadWeights {
-  return Object.fromEntries(headLayerNames(heads, hidden).map((name) => [
+export async function getHeadWeights(model: tfl.LayersModel, heads: readonly string[], hidden: number): Promise<HeadWeights> {
+  return Object.fromEntries(await Promise.all(headLayerNames(heads, hidden).map(async (name) => [
     name,
-    model.getLayer(name).getWeights().map((t) => ({ shape: t.shape.slice(), values: Float32Array.from(t.dataSync() as Float32Array) })),
-  ]));
+    await Promise.all(model.getLayer(name).getWeights().map(async (t) => ({ shape: t.shape.slice(), values: Float32Array.from(await t.data() as Float32Array) }))),
+  ])));
 }
 
 /** Writes head weights into the layers of the same names of `model`. */
@@ -266,7 +266,7 @@ export async function trainDescriptorHeads(features: Float32Array, dim: number, 
   const rng = new Rng(opts.seed * 31 + 7);
   const order = Int32Array.from({ length: train.length }, (_, i) => i);
   const history: EpochMetrics[] = [];
-  let best = getHeadWeights(model, heads, opts.hidden), bestScore = -Infinity, bestEpoch = 0, badEpochs = 0, stoppedEarly = false;
+  let best = await getHeadWeights(model, heads, opts.hidden), bestScore = -Infinity, bestEpoch = 0, badEpochs = 0, stoppedEarly = false;
   const scheduled = { lr: opts.lr, epochs: opts.epochs, warmupEpochs: opts.warmupEpochs, minLrFraction: opts.minLrFraction };
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
@@ -347,7 +347,7 @@ export async function trainDescriptorHeads(features: Float32Array, dim: number, 
         bestScore = m.val_macro_f1;
         bestEpoch = epoch + 1;
         badEpochs = 0;
-        best = getHeadWeights(model, heads, opts.hidden);
+        best = await getHeadWeights(model, heads, opts.hidden);
       } else badEpochs++;
       opts.log?.(`epoch ${epoch + 1}/${opts.epochs}: lr ${lr.toExponential(2)} train loss ${m.train_loss.toFixed(4)} acc ${m.train_accuracy.toFixed(4)} | ` +
         `val loss ${m.val_loss.toFixed(4)} acc ${m.val_accuracy.toFixed(4)} macro-F1 ${m.val_macro_f1.toFixed(4)}${improved ? " (best)" : ""}`);
@@ -357,7 +357,7 @@ export async function trainDescriptorHeads(features: Float32Array, dim: number, 
         break;
       }
     }
-    const last = foldStandardization(getHeadWeights(model, heads, opts.hidden), heads, opts.hidden, mean, std);
+    const last = foldStandardization(await getHeadWeights(model, heads, opts.hidden), heads, opts.hidden, mean, std);
     const bestRaw = foldStandardization(best, heads, opts.hidden, mean, std);
     setHeadWeights(model, bestRaw);
     return { model, best: bestRaw, last, history, bestEpoch, bestScore, stoppedEarly, seconds: (performance.now() - t0) / 1000 };
@@ -371,7 +371,7 @@ export async function trainDescriptorHeads(features: Float32Array, dim: number, 
 }
 
 /** Softmax probabilities per head ([n×k] row-major) of a head model on `rows` of cached features. */
-export function headProbabilities(model: tfl.LayersModel, features: Float32Array, dim: number, rows: ArrayLike<number>): Record<string, Float32Array> {
+export async function headProbabilities(model: tfl.LayersModel, features: Float32Array, dim: number, rows: ArrayLike<number>): Promise<Record<string, Float32Array>> {
   const x = new Float32Array(rows.length * dim);
   for (let i = 0; i < rows.length; i++) x.set(features.subarray(rows[i] * dim, (rows[i] + 1) * dim), i * dim);
   const probs = tf.tidy(() => {
@@ -379,7 +379,8 @@ export function headProbabilities(model: tfl.LayersModel, features: Float32Array
     return (Array.isArray(out) ? out : [out]).map((o) => tf.softmax(o));
   });
   try {
-    return Object.fromEntries(model.outputNames.map((name, i) => [name, probs[i].dataSync() as Float32Array]));
+    const values = await Promise.all(probs.map((p) => p.data() as Promise<Float32Array>));
+    return Object.fromEntries(model.outputNames.map((name, i) => [name, values[i]]));
   } finally {
     tf.dispose(probs);
   }
@@ -389,12 +390,12 @@ export function headProbabilities(model: tfl.LayersModel, features: Float32Array
  * A head model on descriptors with the head weights of a saved face_descriptors model (its
  * `<head>` / `<head>_hidden` layers): the full model's probabilities from cached descriptors.
  */
-export function headModelFrom(model: tfl.LayersModel, heads: readonly string[]): tfl.LayersModel {
+export async function headModelFrom(model: tfl.LayersModel, heads: readonly string[]): Promise<tfl.LayersModel> {
   const hiddenLayer = model.layers.find((l) => l.name === `${heads[0]}_hidden`);
   const hidden = hiddenLayer ? (hiddenLayer.getWeights()[0].shape[1] as number) : 0;
   const dim = model.getLayer(hidden > 0 ? `${heads[0]}_hidden` : heads[0]).getWeights()[0].shape[0] as number;
   const head = buildHeadModel(dim, heads, { hidden, dropout: 0 }, 1);
-  setHeadWeights(head, getHeadWeights(model, heads, hidden));
+  setHeadWeights(head, await getHeadWeights(model, heads, hidden));
   return head;
 }
 
@@ -435,11 +436,11 @@ export async function buildDescriptorNet(config: FaceResnetConfig): Promise<Desc
   const model = entry.buildBackbone(config);
   await entry.loadPretrained!(model, config);
   const views = cropViews(config.crop);
-  if (views.length === 1) return { model, config, views, extractors: [descriptorExtractor(model, config)], dim: model.outputs[0].shape[1] as number };
+  if (views.length === 1) return { model, config, views, extractors: [await descriptorExtractor(model, config)], dim: model.outputs[0].shape[1] as number };
   const outs = model.getLayer("views").input as tfl.SymbolicTensor[];
-  const extractors = views.map((view, i) =>
+  const extractors = await Promise.all(views.map((view, i) =>
     descriptorExtractor(tfl.model({ inputs: model.inputs, outputs: outs[i], name: `face_resnet_${view}` }), { ...config, crop: view })
-  );
+  ));
   return { model, config, views, extractors, dim: extractors.reduce((s, e) => s + e.dim, 0) };
 }
 

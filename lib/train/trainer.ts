@@ -250,6 +250,15 @@ export class Trainer {
         let lossSum = 0, correct = 0, seen = 0, rowsDone = 0;
         const t0 = performance.now();
         let waitMs = 0;
+        let pending: { read: Promise<tf.TypedArray>; rows: number } | null = null;
+        const settle = async ({ read, rows }: { read: Promise<tf.TypedArray>; rows: number }) => {
+          const [l, hits, valid] = await read;
+          if (!Number.isFinite(l)) throw new UserError(`training diverged: loss ${l} at epoch ${epoch + 1}; lower --lr`);
+          correct += hits, seen += valid;
+          lossSum += l * rows;
+          rowsDone += rows;
+          progress.tick(rows, `loss ${(lossSum / rowsDone).toFixed(4)}`);
+        };
         // The next batch is augmented (sharp, thread pool) while this one trains.
         let next = plan.length ? makeTrainBatch(this.pixels, plan[0], { norm: o.norm, augment: o.augment, rng }) : null;
         for (const [bi, rows] of plan.entries()) {
@@ -277,16 +286,21 @@ export class Trainer {
             tf.dispose(Object.values(grads));
             loss = value;
           }
-          const l = (await loss.data())[0];
-          if (!Number.isFinite(l)) throw new UserError(`training diverged: loss ${l} at epoch ${epoch + 1}; lower --lr`);
-          const pred = await (firstLogits as unknown as tf.Tensor).data();
-          const truth = await labels[0].data();
-          for (let i = 0; i < pred.length; i++) if (truth[i] >= 0) seen++, correct += pred[i] === truth[i] ? 1 : 0;
-          lossSum += l * rows.length;
-          rowsDone += rows.length;
+          // The step's loss and first-head hits stay on the device; they are read while the next step runs (on webgpu a
+          // read before the next step is queued would leave the GPU idle between steps).
+          const stats = tf.tidy(() => {
+            const truth = labels[0], valid = tf.greaterEqual(truth, 0);
+            const hits = tf.logicalAnd(valid, tf.equal(firstLogits as unknown as tf.Tensor, truth));
+            return tf.stack([loss, tf.sum(tf.cast(hits, "float32")), tf.sum(tf.cast(valid, "float32"))]);
+          });
           tf.dispose([x, loss, ...labels, firstLogits as unknown as tf.Tensor]);
-          progress.tick(rows.length, `loss ${(lossSum / rowsDone).toFixed(4)}`);
+          const read = stats.data().finally(() => stats.dispose());
+          read.catch(() => {}); // a failure is reported where the read is awaited
+          if (pending) await settle(pending);
+          pending = { read, rows: rows.length };
         }
+        if (pending) await settle(pending);
+        pending = null;
         const trainSeconds = (performance.now() - t0) / 1000;
         progress.finish(`loss ${(lossSum / Math.max(1, progress.done)).toFixed(4)}`);
         const { probs, loss: valLoss } = await this.predict(val);

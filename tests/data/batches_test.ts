@@ -90,7 +90,7 @@ Deno.test("makeBatch() normalises by mean/std and leaks no tensors, with or with
     const c = i % 3;
     assert.ok(Math.abs(v[i] - (raw[i] - norm.mean[c]) / norm.std[c]) < 1e-5);
   }
-  const back = denormalize(x, norm);
+  const back = await denormalize(x, norm);
   assert.equal(back[7], px[3 * IMAGE_BYTES + 7]);
   x.dispose();
   const rng = new Rng(5);

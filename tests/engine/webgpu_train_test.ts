@@ -24,6 +24,9 @@ import { DEFAULT_GAN_CONFIG, type GanConfig } from "../../lib/gan/nets.ts";
 import { GAN_PRESETS } from "../../lib/gan/train.ts";
 import { buildGanNets, discriminatorStep, disposeGanNets, type GanNets, generatorStep, latentsForSeeds, updateEma } from "../../lib/gan/steps.ts";
 import { Rng } from "../../lib/util/rng.ts";
+import { faceSpaceFeatures, faceSpaceResidual, fitFaceSpace } from "../../lib/explore/face_space.ts";
+import { IMAGE_BYTES } from "../../lib/data/schema.ts";
+import { knnScores } from "../../lib/explore/knn.ts";
 
 const GPU = await webgpuAdapterAvailable();
 /** The CPU backend webgpu is compared with. */
@@ -258,5 +261,32 @@ Deno.test({
       gpu.optD.dispose();
       gpu.optG.dispose();
     }
+  },
+});
+
+Deno.test({
+  name: "the exploration's face space, face-space residuals and kNN distances run on webgpu (asynchronous reads) and match the CPU " +
+    "backend within 1e-3 relative",
+  ignore: !GPU,
+  async fn() {
+    const rng = new Rng(11);
+    const dim = faceSpaceFeatures(new Uint8Array(IMAGE_BYTES), [0]).length, n = 120;
+    const feats = Float32Array.from({ length: n * dim }, () => rng.normal());
+    const emb = Float32Array.from({ length: n * 16 }, () => rng.normal());
+    const run = async (backend: BackendName) => {
+      await use(backend);
+      const before = tf.memory().numTensors;
+      const space = await fitFaceSpace(feats, { components: 4, sample: n });
+      const residual = await faceSpaceResidual(space, feats, { quiet: true, chunk: 50 });
+      const knn = await knnScores(emb, 16, { k: 5, refSize: 80, quiet: true, chunk: 32 });
+      assert.equal(tf.memory().numTensors, before);
+      return { mean: space.mean, residual, knn };
+    };
+    const ref = await run(REF), gpu = await run("webgpu");
+    const close = (a: Float32Array, b: Float32Array, what: string) =>
+      a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= 1e-3 * Math.max(1, Math.abs(v)), `${what}[${i}]: ${b[i]} on webgpu vs ${v}`));
+    close(ref.mean, gpu.mean, "mean");
+    close(ref.residual, gpu.residual, "residual");
+    close(ref.knn, gpu.knn, "kNN score");
   },
 });

@@ -74,14 +74,14 @@ Deno.test("imageStats() gives zero contrast to a blank image and dHash finds a s
   assert.ok(!pairs.some((p) => p.j === 3 || p.i === 3));
 });
 
-Deno.test("knnScores() gives an isolated point a far higher robust z than points inside the cloud", () => {
+Deno.test("knnScores() gives an isolated point a far higher robust z than points inside the cloud", async () => {
   const rng = new Rng(2);
   const n = 300, dim = 16;
   const emb = new Float32Array(n * dim);
   for (let i = 0; i < emb.length; i++) emb[i] = rng.normal(0, 0.1);
   for (let d = 0; d < dim; d++) emb[7 * dim + d] = 3; // item 7 is far away
   const before = tf.memory().numTensors;
-  const z = robustZ(knnScores(emb, dim, { k: 5, refSize: 100, quiet: true }));
+  const z = robustZ(await knnScores(emb, dim, { k: 5, refSize: 100, quiet: true }));
   assert.equal(tf.memory().numTensors, before);
   const others = Array.from(z).filter((_, i) => i !== 7);
   assert.ok(z[7] > 10, `z ${z[7]}`);
@@ -118,7 +118,7 @@ Deno.test("findOutliers() flags broken, blank, badly exposed and duplicate image
   });
 });
 
-Deno.test("fitFaceSpace() recovers a low-rank set's subspace and gives an off-subspace row the largest residual", () => {
+Deno.test("fitFaceSpace() recovers a low-rank set's subspace and gives an off-subspace row the largest residual", async () => {
   const rng = new Rng(5);
   const dim = faceSpaceFeatures(new Uint8Array(IMAGE_BYTES), [0]).length; // 14×18×3 at the default block
   const dirs = Array.from({ length: 5 }, () => Float32Array.from({ length: dim }, () => rng.normal()));
@@ -140,7 +140,7 @@ Deno.test("fitFaceSpace() recovers a low-rank set's subspace and gives an off-su
     for (let q = 0; q < dim; q++) row[q] /= norm;
   }
   // 300 rows allow 15 components (20 rows each); ask for more and get 15.
-  const space = fitFaceSpace(feats, { components: 64, sample: n });
+  const space = await fitFaceSpace(feats, { components: 64, sample: n });
   assert.equal(space.basis.length, 15 * dim);
   for (let a = 0; a < 8; a++) {
     for (let b = 0; b < 8; b++) {
@@ -153,7 +153,7 @@ Deno.test("fitFaceSpace() recovers a low-rank set's subspace and gives an off-su
   assert.ok(space.explained.subarray(0, 5).reduce((s, v) => s + v, 0) > 0.9, `top 5 explain ${space.explained.subarray(0, 5)}`);
   // The odd row holds 1/300 of the energy, more than any noise direction: with 15
   // components it earns one of them. Five components span the set; then it stands out.
-  const res = faceSpaceResidual(fitFaceSpace(feats, { components: 5, sample: n }), feats, { quiet: true });
+  const res = await faceSpaceResidual(await fitFaceSpace(feats, { components: 5, sample: n }), feats, { quiet: true });
   const z = robustZ(res);
   const others = Array.from(z).filter((_, i) => i !== odd);
   assert.ok(z[odd] > Math.max(...others) + 3, `odd z ${z[odd]} vs max other ${Math.max(...others)}`);

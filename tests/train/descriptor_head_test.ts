@@ -134,7 +134,7 @@ Deno.test("trainDescriptorHeads() reaches ≥ 95% validation accuracy per head o
       assert.ok(best.val_hair_color_accuracy >= 0.95, `hidden ${hidden}: hair colour ${best.val_hair_color_accuracy}`);
       assert.deepEqual(fit.model.outputNames, ["gender", "hair_color"]);
       // Standardisation is folded into the saved head: raw descriptors in, the same predictions out.
-      const probs = headProbabilities(fit.model, features, dim, val);
+      const probs = await headProbabilities(fit.model, features, dim, val);
       const f1s = task.heads.map((h) => classificationReport(Int32Array.from(val, (r) => task.labels[h.name][r]), probs[h.name], h.labels).macro.f1);
       assert.ok(Math.abs((f1s[0] + f1s[1]) / 2 - fit.bestScore) < 1e-6, `recomputed ${f1s} vs best ${fit.bestScore}`);
     } finally {
@@ -150,7 +150,7 @@ Deno.test("trainDescriptorHeads() and the two-view descriptor net leave tf.memor
   (await trainDescriptorHeads(features, 8, task, train, val, opts)).model.dispose();
   const n0 = tf.memory().numTensors;
   const fit = await trainDescriptorHeads(features, 8, task, train, val, opts);
-  headProbabilities(fit.model, features, 8, val);
+  await headProbabilities(fit.model, features, 8, val);
   fit.model.dispose();
   assert.equal(tf.memory().numTensors, n0, "head training");
 
@@ -173,7 +173,7 @@ Deno.test("the portrait view of a crop 'both' descriptor net gives the descripto
   const one = await createFaceResnetBackbone(config);
   const two = await buildDescriptorNet({ ...DEFAULT_FACE_RESNET_CONFIG, crop: "both" });
   try {
-    const single = descriptorExtractor(one, config);
+    const single = await descriptorExtractor(one, config);
     assert.equal(two.extractors[1].id, single.id);
     assert.notEqual(two.extractors[0].id, single.id);
     const pixels = new Uint8Array(2 * IMAGE_BYTES).map((_, i) => (i * 13) % 241);
@@ -223,8 +223,8 @@ Deno.test("a face_descriptors run from trainRun is a normal run folder, and load
     assert.deepEqual(desc.caches.map((c) => c.built), [false, false]);
     assert.equal(desc.dim, 256);
     const { model, config } = await loadRunModel(runDir, "best");
-    const head = headModelFrom(model, Object.keys(config.heads));
-    const fromDescriptors = headProbabilities(head, desc.features, desc.dim, rows);
+    const head = await headModelFrom(model, Object.keys(config.heads));
+    const fromDescriptors = await headProbabilities(head, desc.features, desc.dim, rows);
     head.dispose();
     disposeModel(model);
 

@@ -43,6 +43,8 @@ export const ALG_ELTWISE_ABS = 95;
 export const ALG_ELTWISE_POW = 32;
 export const ALG_ELTWISE_LINEAR = 127;
 export const ALG_ELTWISE_TANH = 47;
+/** relu with slope alpha below zero whose gradient reads the output: diff_src = dst > 0 ? diff_dst : alpha · diff_dst. */
+export const ALG_ELTWISE_RELU_USE_DST_FOR_BWD = 0x100;
 
 const MAX_DIMS = 12;
 
@@ -118,6 +120,44 @@ export function dnnlEltwise(
   });
   if (plan === null) return false;
   plan.run([x, out]);
+  return true;
+}
+
+/**
+ * Gradient of an eltwise op from its output: diffSrc = alg'(dst) · diffDst over n elements (a *_use_dst_for_bwd
+ * alg); false when unsupported (nothing written).
+ */
+export function dnnlEltwiseBackwardFromDst(
+  alg: number,
+  alpha: number,
+  beta: number,
+  dst: Float32Array<ArrayBuffer>,
+  diffDst: Float32Array<ArrayBuffer>,
+  diffSrc: Float32Array<ArrayBuffer>,
+): boolean {
+  const n = dst.length;
+  const key = `eltwise_bwd|${alg}|${alpha}|${beta}|${n}`;
+  const plan = cachedPlan(key, () => {
+    const { fn } = lib();
+    const md = dense([n]);
+    const fwd = opDesc();
+    check(fn.dnnl_eltwise_forward_desc_init(fwd, PROP_FWD_TRAINING, alg, md, alpha, beta), "eltwise_forward_desc_init");
+    const hint = createPd(fwd);
+    try {
+      const op = opDesc();
+      check(fn.dnnl_eltwise_backward_desc_init(op, alg, md, md, alpha, beta), "eltwise_backward_desc_init");
+      const pd = createPd(op, null, hint);
+      return fast(new Plan(pd, [
+        { arg: ARG_DST, user: md, prim: md },
+        { arg: ARG_DIFF_DST, user: md, prim: md },
+        { arg: ARG_DIFF_SRC, user: md, prim: md, out: true },
+      ]));
+    } finally {
+      fn.dnnl_primitive_desc_destroy(hint);
+    }
+  });
+  if (plan === null) return false;
+  plan.run([dst, diffDst, diffSrc]);
   return true;
 }
 

@@ -6,7 +6,7 @@
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import { f32, output, type Override } from "./_backend.ts";
 import { alloc } from "./_memory.ts";
-import { dnnlBatchNormBackward } from "./_dnnl_eltwise.ts";
+import { ALG_ELTWISE_RELU_USE_DST_FOR_BWD, dnnlBatchNormBackward, dnnlEltwiseBackwardFromDst } from "./_dnnl_eltwise.ts";
 import { DNNL_MIN_ELEMENTS } from "./_elementwise.ts";
 import { DnnlError } from "./_ffi.ts";
 import { env } from "./_env.ts";
@@ -122,7 +122,17 @@ export const leakyReluGrad: Override = ({ inputs, backend, attrs }) => {
   const alpha = (attrs as { alpha?: number } | undefined)?.alpha;
   if (dv === null || yv === null || dv.length !== yv.length || alpha === undefined || !(alpha >= 0)) return null;
   const out = alloc(dv.length);
-  for (let i = 0, n = dv.length; i < n; i++) out[i] = yv[i] > 0 ? dv[i] : alpha * dv[i];
+  // oneDNN's vectorised pass (compare and blend; a JS branch on the sign mispredicts on half the activations).
+  let done = false;
+  if (dv.length >= DNNL_MIN_ELEMENTS) {
+    try {
+      done = dnnlEltwiseBackwardFromDst(ALG_ELTWISE_RELU_USE_DST_FOR_BWD, alpha, 0, yv, dv, out);
+    } catch (e) {
+      if (!(e instanceof DnnlError)) throw e;
+      if (env("ONEDNN_DEBUG")) console.error(`onednn: ${LEAKY_RELU_GRAD}: ${e.message}; using JS`);
+    }
+  }
+  if (!done) for (let i = 0, n = dv.length; i < n; i++) out[i] = yv[i] > 0 ? dv[i] : alpha * dv[i];
   return output(backend, dy.shape.slice(), out);
 };
 
