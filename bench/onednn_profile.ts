@@ -6,10 +6,13 @@
  *   deno run -A bench/onednn_profile.ts [--backend onednn|cpu] [--batch 64] [--steps 5] [--infer] [--profile]
  *     [--ab] [--memory]
  *   deno run -A bench/onednn_profile.ts --model compact_cnn|gan_step|face_resnet [--batch N] [--steps 5] [--infer]
+ *     [--profile]
  *
  * With --model, one of the project's networks as bench/project_nets.ts builds and steps it (at its training batch
- * unless --batch): step times, then the kernels of a training step (and with --infer of a forward pass) by time,
- * each with its share of the step, and (onednn) the kernels that ran as the cpu backend's JavaScript.
+ * unless --batch): step times (and with --infer forward-pass times), and with --profile the kernels of a training
+ * step (and of a forward pass) by time, each with its share, and (onednn) the kernels that ran as the cpu
+ * backend's JavaScript. PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1 the kernels around
+ * its slow calls (oneDNN may finish a kernel's work when the next one reads its output: the time then shows there).
  *
  * Prints training img/s (model.trainOnBatch, a fresh input tensor every step), inference img/s (model.predict)
  * with --infer, and with --profile the kernels of a training step sorted by time (each call's minimum over
@@ -26,7 +29,7 @@ import { registerOnednnBackend } from "../lib/engine/onednn/mod.ts";
 import { setTapeRewrites, tapeStats } from "../lib/engine/onednn/_tape.ts";
 import { kernelStats, resetKernelStats } from "../lib/engine/onednn/_stats.ts";
 import { ONEDNN_KERNELS } from "../lib/engine/onednn/mod.ts";
-import { RATIO_MODELS, RATIO_NETS, type RatioModel } from "./project_nets.ts";
+import { type NetBench, RATIO_MODELS, RATIO_NETS, type RatioModel } from "./project_nets.ts";
 
 /** The reference CNN (uncompiled). */
 export function buildReferenceCnn(
@@ -78,6 +81,17 @@ async function profile(step: () => Promise<void>, steps: number, top = 25): Prom
     byName.set(k.name, e);
   }
   console.log(`profile: ${kernels.length} kernels, ${total.toFixed(1)} ms in kernels`);
+  const calls = env("PROFILE_CALLS"); // e.g. PROFILE_CALLS=Mean: every call of that kernel, slowest first
+  if (calls) {
+    for (const k of kernels.filter((k) => k.name === calls).sort((a, b) => b.ms - a.ms)) console.log(`  ${k.ms.toFixed(2).padStart(8)} ms ${calls} ${k.shapes}`);
+    if (env("PROFILE_CONTEXT")) { // the kernels around each call of 2 ms or more
+      kernels.forEach((k, i) => {
+        if (k.name !== calls || k.ms < 2) return;
+        console.log("  --");
+        for (const c of kernels.slice(Math.max(0, i - 4), i + 3)) console.log(`  ${c.ms.toFixed(2).padStart(8)} ms ${c.name} ${c.shapes}`);
+      });
+    }
+  }
   for (const [name, e] of [...byName.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) {
     const share = name.endsWith("__op") ? "     " : `${(100 * e.ms / total).toFixed(1).padStart(4)}%`;
     console.log(
@@ -121,7 +135,7 @@ async function memory(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, batch
 }
 
 /** Step times and the op-by-op profile of one of the project's networks (bench/project_nets.ts). */
-async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, backend: string): Promise<void> {
+async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, withProfile: boolean, backend: string): Promise<void> {
   if (!(RATIO_MODELS as readonly string[]).includes(name)) throw new Error(`onednn_profile: --model ${name}: expected one of ${RATIO_MODELS.join(", ")}`);
   if (backend === "onednn") {
     const st = await registerOnednnBackend();
@@ -140,6 +154,10 @@ async function profileProjectNet(name: string, batchArg: number | undefined, ste
     train.push(performance.now() - t);
   }
   console.log(`${summary("train step", train, batch)}; tensors ${tf.memory().numTensors}`);
+  if (!withProfile) {
+    if (infer) await timeInference(net, steps);
+    return net.dispose();
+  }
   if (backend === "onednn") {
     resetKernelStats();
     await net.train();
@@ -152,17 +170,21 @@ async function profileProjectNet(name: string, batchArg: number | undefined, ste
   }
   await profile(() => net.train(), steps, 30);
   if (infer) {
-    await net.infer();
-    const ms: number[] = [];
-    for (let i = 0; i < steps; i++) {
-      const t = performance.now();
-      await net.infer();
-      ms.push(performance.now() - t);
-    }
-    console.log(summary("inference", ms, batch));
+    await timeInference(net, steps);
     await profile(() => net.infer(), steps, 20);
   }
   net.dispose();
+}
+
+async function timeInference(net: NetBench, steps: number): Promise<void> {
+  await net.infer();
+  const ms: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t = performance.now();
+    await net.infer();
+    ms.push(performance.now() - t);
+  }
+  console.log(summary("inference", ms, net.batch));
 }
 
 if (import.meta.main) {
@@ -181,7 +203,7 @@ if (import.meta.main) {
     strict: true,
   });
   if (opts.model !== undefined) {
-    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.backend!);
+    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.profile!, opts.backend!);
     Deno.exit(0);
   }
   const batch = Number(opts.batch), steps = Number(opts.steps);
