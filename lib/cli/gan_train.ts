@@ -1,6 +1,6 @@
 /**
  * deno task gan:train --dataroot DIR --exp-name NAME --kimg N [--resume]
- *   [--preset debug|quick|demo|full] [--condition none|gender|hair_color] [--batch-size N]
+ *   [--preset debug|quick|demo|full] [--condition none|gender|hair_color] [--discriminator image|projected] [--batch-size N]
  *   [--lr-g X] [--lr-d X] [--augment color,translation,cutout] [--snapshot-kimg N]
  *   [--max-minutes M] [--metric-images N] [--seed N] [--backend NAME] [--checkpoints DIR]
  * Trains a GAN on 108×84 portraits into checkpoints/<exp>/: run.log, fdd.csv + chart,
@@ -9,12 +9,15 @@
  */
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
-import { GAN_FIELDS, GAN_PRESETS, ganTrainRun, type GanTrainConfig, resolveGanConfig, resumeGanConfig } from "../gan/train.ts";
+import { GAN_FIELDS, GAN_MODEL_FIELDS, GAN_PRESETS, ganTrainRun, type GanTrainConfig, resolveGanConfig, resumeGanConfig } from "../gan/train.ts";
 import { UserError } from "../util/errors.ts";
 
-/** Flags of the config fields (lib/gan/train.ts GAN_FIELDS) plus those of the command itself. */
+/** Flags of the config and model fields (lib/gan/train.ts GAN_FIELDS, GAN_MODEL_FIELDS) plus those of the command itself. */
 const SPEC = {
   ...(Object.fromEntries(Object.values(GAN_FIELDS).map(({ flag, ...spec }) => [flag, spec])) as { [K in keyof typeof GAN_FIELDS as typeof GAN_FIELDS[K]["flag"]]: Omit<typeof GAN_FIELDS[K], "flag"> }),
+  ...(Object.fromEntries(Object.values(GAN_MODEL_FIELDS).map(({ flag, ...spec }) => [flag, spec])) as {
+    [K in keyof typeof GAN_MODEL_FIELDS as typeof GAN_MODEL_FIELDS[K]["flag"]]: Omit<typeof GAN_MODEL_FIELDS[K], "flag">;
+  }),
   "exp-name": { type: "string", help: "run name: checkpoints/<exp-name>/" },
   preset: { type: "string", choices: Object.keys(GAN_PRESETS), help: "named preset (debug = seconds, quick = about a minute, demo = minutes)" },
   backend: { type: "string", help: "force a tfjs backend" },
@@ -30,6 +33,8 @@ if (import.meta.main) {
     // Every schema field from its flag (undefined when not given: the layers below keep their value).
     const overrides = Object.fromEntries(Object.entries(GAN_FIELDS).map(([key, spec]) => [key, (f as Record<string, unknown>)[spec.flag]])) as Partial<GanTrainConfig>;
     if (!f.resume) delete overrides.resume;
+    const model = Object.fromEntries(Object.entries(GAN_MODEL_FIELDS).map(([key, spec]) => [key, (f as Record<string, unknown>)[spec.flag]]).filter(([, v]) => v !== undefined));
+    if (Object.keys(model).length) overrides.model = model as GanTrainConfig["model"];
     if (overrides.augment === "none") overrides.augment = "";
     const cfg = f.resume
       ? await resumeGanConfig({ expName: f["exp-name"], checkpointsDir: f.checkpoints }, overrides)

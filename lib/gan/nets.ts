@@ -6,6 +6,11 @@
  *                → 112×88 → conv3×3 → tanh → centre crop 108×84
  *   discriminator  108×84×3 → conv3×3 → [conv3×3 stride 2 → lrelu (+ conv3×3)] ×4 → 7×6
  *                → flatten → dense → score (+ projection ⟨embed(class), features⟩ when conditional)
+ *   or, with discriminator "projected" (Projected GAN): heads on the frozen face features of
+ *                lib/gan/features.ts (face-api's age/gender TinyXception), one per scale:
+ *                28×28×64 → conv3×3 stride 2 → 14×14×p;  14×14×128 → conv3×3 → 14×14×p;
+ *                7×7×512 → conv3×3 → 7×7×p;  each → lrelu → conv3×3 → 1-channel logit map → mean
+ *                → one score per scale [b,3] (the hinge loss averages the three); unconditional only.
  *
  * The generator's batch norms keep running statistics (buffers, updated by every
  * training-mode pass, used for sampling); the discriminator has no normalisation (optional
@@ -15,6 +20,11 @@
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
+import { FACE_FEATURE_SCALES, type FaceFeatures } from "./features.ts";
+
+/** What the discriminator looks at: the pixels (its own conv net) or frozen pretrained face features. */
+export const GAN_DISCRIMINATORS = ["image", "projected"] as const;
+export type GanDiscriminator = typeof GAN_DISCRIMINATORS[number];
 
 export interface GanConfig {
   /** Length of z and of w. */
@@ -29,6 +39,13 @@ export interface GanConfig {
   dWidths: [number, number, number, number, number];
   /** Classes to condition on (0 = unconditional). */
   numClasses: number;
+  /**
+   * "image" (default): the conv net on pixels above; "projected": trainable heads on face-api's frozen
+   * age/gender features (lib/gan/features.ts; unconditional only; dWidths unused).
+   */
+  discriminator: GanDiscriminator;
+  /** Channels of each projected head's hidden conv. */
+  projectedWidth: number;
   seed: number;
 }
 
@@ -40,6 +57,8 @@ export const DEFAULT_GAN_CONFIG: GanConfig = {
   gExtraLowRes: true,
   dWidths: [16, 32, 64, 128, 256],
   numClasses: 0,
+  discriminator: "image",
+  projectedWidth: 64,
   seed: 1,
 };
 
@@ -67,7 +86,10 @@ type T = tfl.SymbolicTensor;
 export interface GanModels {
   mapping: tfl.LayersModel;
   synthesis: tfl.LayersModel;
+  /** For "projected": the trainable heads only, inputs the FACE_FEATURE_SCALES maps. */
   discriminator: tfl.LayersModel;
+  /** The frozen feature net a "projected" discriminator sees the image through (never trained or saved). */
+  features?: FaceFeatures;
 }
 
 function checkConfig(c: GanConfig): void {
@@ -78,6 +100,9 @@ function checkConfig(c: GanConfig): void {
   if (c.gWidths.length !== 4 || !c.gWidths.every(pos)) throw new Error(`gan: expected gWidths to be 4 positive integers, got ${JSON.stringify(c.gWidths)}`);
   if (c.dWidths.length !== 5 || !c.dWidths.every(pos)) throw new Error(`gan: expected dWidths to be 5 positive integers, got ${JSON.stringify(c.dWidths)}`);
   if (!Number.isInteger(c.numClasses) || c.numClasses < 0) throw new Error(`gan: expected numClasses ≥ 0, got ${c.numClasses}`);
+  if (!GAN_DISCRIMINATORS.includes(c.discriminator)) throw new Error(`gan: expected discriminator to be one of ${GAN_DISCRIMINATORS.join(", ")}, got '${c.discriminator}'`);
+  if (!pos(c.projectedWidth)) throw new Error(`gan: expected projectedWidth to be a positive integer, got ${c.projectedWidth}`);
+  if (c.discriminator === "projected" && c.numClasses > 0) throw new Error(`gan: the projected discriminator is unconditional; got numClasses ${c.numClasses}`);
 }
 
 /** Builds mapping, synthesis and discriminator (uncompiled, seeded initialisers). */
@@ -134,6 +159,8 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
   g = tfl.layers.cropping2D({ cropping: [[dy, dy], [dx, dx]], name: "crop" }).apply(g) as T;
   const synthesis = tfl.model({ inputs: w, outputs: g, name: "synthesis" });
 
+  if (config.discriminator === "projected") return { mapping, synthesis, discriminator: buildProjectedHeads(config, init, lrelu) };
+
   // Discriminator: image [+ class] → score.
   const img = tfl.input({ shape: [IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS], name: "image" });
   const dInputs: T[] = [img];
@@ -160,6 +187,29 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
   return { mapping, synthesis, discriminator };
 }
 
+/**
+ * The projected discriminator's trainable part: one head per FACE_FEATURE_SCALES map, each a 3×3 conv (stride 2
+ * on the 28×28 map) → lrelu → 3×3 conv to a 1-channel logit map, averaged over its positions: [b,3], one
+ * score per scale. No normalisation (spectral norm stays optional, as for the image discriminator).
+ */
+function buildProjectedHeads(
+  config: GanConfig,
+  init: (gain?: number) => ReturnType<typeof tfl.initializers.varianceScaling>,
+  lrelu: (h: T, name: string) => T,
+): tfl.LayersModel {
+  const inputs = FACE_FEATURE_SCALES.map((s) => tfl.input({ shape: [s.size, s.size, s.channels], name: `features_${s.name}` }));
+  const scores = FACE_FEATURE_SCALES.map((s, i) => {
+    const name = `p_${s.name}`;
+    const stride = s.size > 14 ? 2 : 1; // 28×28 → 14×14, 14×14, 7×7
+    let h = tfl.layers.conv2d({ filters: config.projectedWidth, kernelSize: 3, strides: stride, padding: "same", kernelInitializer: init(2), name: `${name}_conv` }).apply(inputs[i]) as T;
+    h = lrelu(h, `${name}_lrelu`);
+    h = tfl.layers.conv2d({ filters: 1, kernelSize: 3, padding: "same", kernelInitializer: init(1), name: `${name}_logits` }).apply(h) as T;
+    return tfl.layers.globalAveragePooling2d({ name: `${name}_score` }).apply(h) as T; // [b,1]
+  });
+  const out = tfl.layers.concatenate({ name: "p_scores" }).apply(scores) as T; // [b,3]
+  return tfl.model({ inputs, outputs: out, name: "discriminator" });
+}
+
 /** Parameter counts of the three nets. */
 export function ganParams(m: GanModels): { mapping: number; synthesis: number; discriminator: number } {
   return { mapping: m.mapping.countParams(), synthesis: m.synthesis.countParams(), discriminator: m.discriminator.countParams() };
@@ -176,7 +226,14 @@ export function generate(m: Pick<GanModels, "mapping" | "synthesis">, z: tf.Tens
   });
 }
 
-/** Discriminator forward pass. */
-export function discriminate(d: tfl.LayersModel, x: tf.Tensor4D, cls?: tf.Tensor2D): tf.Tensor2D {
+/**
+ * Discriminator forward pass: scores [b,1] (image) or [b,3] (projected: pass its frozen `features`, through
+ * which the image reaches the heads; gradients flow through them to the image).
+ */
+export function discriminate(d: tfl.LayersModel, x: tf.Tensor4D, cls?: tf.Tensor2D, features?: FaceFeatures): tf.Tensor2D {
+  if (features) {
+    if (cls) throw new Error("discriminate: the projected discriminator is unconditional");
+    return tf.tidy(() => d.apply(features.forward(x)) as tf.Tensor2D);
+  }
   return d.apply(cls ? [x, cls] : x) as tf.Tensor2D;
 }

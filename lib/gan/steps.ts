@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { buildGan, discriminate, type GanConfig, type GanModels, generate } from "./nets.ts";
+import type { FaceFeatures } from "./features.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 
 // ---------------------------------------------------------------- DiffAugment
@@ -138,12 +139,14 @@ export interface StepInput {
 const gVarsOf = (n: GanModels) => [...n.mapping.trainableWeights, ...n.synthesis.trainableWeights].map((w) => w.read() as tf.Variable);
 const dVarsOf = (n: GanModels) => n.discriminator.trainableWeights.map((w) => w.read() as tf.Variable);
 
-/** One discriminator step (hinge loss); only the discriminator's weights change. Resolves to the loss (an async read, which webgpu needs). */
+/**
+ * One discriminator step (hinge loss, averaged over the scores: one per image, or one per image and feature
+ * scale for the projected discriminator); only the discriminator's weights change. Resolves to the loss (an async read, which webgpu needs). */
 export async function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp: StepInput, augment: string, rng: Rng): Promise<number> {
   const loss = opt.minimize(() => {
     const fake = generate(nets, inp.z, inp.fakeClass, true);
-    const dReal = discriminate(nets.discriminator, diffAugment(inp.real, augment, rng), inp.realClass);
-    const dFake = discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass);
+    const dReal = discriminate(nets.discriminator, diffAugment(inp.real, augment, rng), inp.realClass, nets.features);
+    const dFake = discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass, nets.features);
     return tf.add(tf.mean(tf.relu(tf.sub(1, dReal))), tf.mean(tf.relu(tf.add(1, dFake)))) as tf.Scalar;
   }, true, dVarsOf(nets)) as tf.Scalar;
   const v = ((await loss.data()) as Float32Array)[0];
@@ -155,7 +158,7 @@ export async function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp:
 export async function generatorStep(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass">, augment: string, rng: Rng): Promise<number> {
   const loss = opt.minimize(() => {
     const fake = generate(nets, inp.z, inp.fakeClass, true);
-    return tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass))) as tf.Scalar;
+    return tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass, nets.features))) as tf.Scalar;
   }, true, gVarsOf(nets)) as tf.Scalar;
   const v = ((await loss.data()) as Float32Array)[0];
   loss.dispose();
@@ -175,18 +178,25 @@ export function updateEma(nets: GanNets, beta: number): void {
   }
 }
 
-/** Builds the nets plus the EMA copy of the generator (same start weights). */
-export function buildGanNets(config: GanConfig): GanNets {
+/**
+ * Builds the nets plus the EMA copy of the generator (same start weights). A "projected" discriminator needs
+ * its frozen `features` (lib/gan/train.ts loadFaceFeatures()); the nets own them from here on.
+ */
+export function buildGanNets(config: GanConfig, features?: FaceFeatures): GanNets {
+  if (config.discriminator === "projected" && !features) throw new Error("buildGanNets: the projected discriminator needs its frozen face features (loadFaceFeatures())");
+  if (config.discriminator !== "projected" && features) throw new Error("buildGanNets: face features given for an image discriminator");
   const nets = buildGan(config);
   const copy = buildGan(config);
   copy.mapping.setWeights(nets.mapping.getWeights());
   copy.synthesis.setWeights(nets.synthesis.getWeights());
   copy.discriminator.dispose();
-  return { ...nets, mappingEma: copy.mapping, synthesisEma: copy.synthesis };
+  return { ...nets, features, mappingEma: copy.mapping, synthesisEma: copy.synthesis };
 }
 
+/** Disposes every net, and the frozen face features of a projected discriminator. */
 export function disposeGanNets(n: GanNets): void {
   for (const m of [n.mapping, n.synthesis, n.discriminator, n.mappingEma, n.synthesisEma]) m.dispose();
+  n.features?.dispose();
 }
 
 // -------------------------------------------------------------- data / latents

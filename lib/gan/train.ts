@@ -4,7 +4,9 @@
  * (DiffAugment: colour, translation, cutout — the same random transform family on real
  * and generated images, so the discriminator cannot memorise a small set), an
  * exponential moving average of the generator's weights (what is sampled and scored),
- * optional class conditioning (projection discriminator).
+ * optional class conditioning (projection discriminator). `model.discriminator` "projected" (flag
+ * --discriminator projected) puts trainable heads on frozen face-api age/gender features instead of the
+ * image discriminator (lib/gan/features.ts; unconditional only).
  *
  * Every `snapshotKimg` thousand real images: an atomic snapshot (all nets, the EMA
  * generator, both optimizers, the state) that `--resume` continues from, a sample grid
@@ -20,7 +22,9 @@ import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
 import { loadExclusion } from "../data/bad_images.ts";
 import { HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import { DEFAULT_GAN_CONFIG, type GanConfig, ganParams, generate } from "./nets.ts";
+import { DEFAULT_GAN_CONFIG, GAN_DISCRIMINATORS, type GanConfig, ganParams, generate } from "./nets.ts";
+import { FaceFeatures } from "./features.ts";
+import { alignedCrop, PORTRAIT_FRAMING, readWeightMap } from "../faces/mod.ts";
 import { loadSavedModel } from "../models/mod.ts";
 import { mergeDefined } from "../util/merge.ts";
 import { fileIO } from "../models/io.ts";
@@ -29,7 +33,7 @@ import { loadOptimizerState, saveOptimizer, writeDirAtomic } from "../train/chec
 import { mosaic } from "../viz/mosaic.ts";
 import { saveChart } from "../viz/vega.ts";
 import { appendFileAtomic, exists, readJson, writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
-import { runDirPath, savedRunConfig, withRunFolder } from "../util/run_dir.ts";
+import { checkResumeConfig, runDirPath, savedRunConfig, withRunFolder } from "../util/run_dir.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 import { formatDuration, Progress } from "../util/progress.ts";
 import { engineChoice } from "../engine/mod.ts";
@@ -103,6 +107,19 @@ export const GAN_FIELDS = {
   cacheDir: { flag: "cache-dir", type: "string", help: CACHE_DIR_HELP },
 } as const satisfies Partial<Record<keyof GanTrainConfig, FlagSpec & { flag: string }>>;
 
+/**
+ * The model (GanConfig) fields a user sets from the command line, same shape as GAN_FIELDS; their values go
+ * into GanTrainConfig.model (undefined = the preset's or the default).
+ */
+export const GAN_MODEL_FIELDS = {
+  discriminator: {
+    flag: "discriminator",
+    type: "string",
+    choices: GAN_DISCRIMINATORS,
+    help: "image (conv net on pixels) or projected (heads on frozen face-api age/gender features; --condition none only)",
+  },
+} as const satisfies Partial<Record<keyof GanConfig, FlagSpec & { flag: string }>>;
+
 export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   checkpointsDir: "checkpoints",
   kimg: 50,
@@ -135,7 +152,7 @@ export const GAN_PRESETS: Record<string, Partial<GanTrainConfig>> = {
     emaKimg: 0.01,
     gridRows: 2,
     gridCols: 4,
-    model: { latentDim: 32, wDim: 32, gWidths: [32, 16, 8, 8], dWidths: [8, 8, 16, 16, 32], gExtraLowRes: false },
+    model: { latentDim: 32, wDim: 32, gWidths: [32, 16, 8, 8], dWidths: [8, 8, 16, 16, 32], gExtraLowRes: false, projectedWidth: 8 },
   },
   quick: { kimg: 0.4, snapshotKimg: 0.2, metricImages: 64, emaKimg: 0.1 },
   demo: { kimg: 2, snapshotKimg: 0.5, metricImages: 256, emaKimg: 0.3 },
@@ -152,10 +169,17 @@ export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expNam
     const v = (c as unknown as Record<string, unknown>)[key];
     if (v !== undefined && v !== null) checkValue("gan:train", spec.flag, spec, v);
   }
+  for (const [key, spec] of Object.entries(GAN_MODEL_FIELDS)) {
+    const v = (c.model as Record<string, unknown>)[key];
+    if (v !== undefined && v !== null) checkValue("gan:train", spec.flag, spec, v);
+  }
   const bad = (what: string, v: unknown) => new UserError(`gan:train: expected ${what}, got ${JSON.stringify(v)}`);
   if (c.batchSize < 2) throw bad("--batch-size ≥ 2", c.batchSize);
   for (const p of c.augment.split(",").filter(Boolean)) if (!AUGMENTS.includes(p as Augment)) throw bad(`--augment of ${AUGMENTS.join(", ")}`, p);
   if (!(Number.isInteger(c.metricImages) && (c.metricImages === 0 || c.metricImages >= 16))) throw bad("--metric-images 0 or ≥ 16", c.metricImages);
+  if (c.model.discriminator === "projected" && c.condition !== "none") {
+    throw new UserError(`gan:train: --discriminator projected is unconditional; got --condition ${c.condition} (use --condition none, or --discriminator image to condition)`);
+  }
   return c;
 }
 
@@ -217,6 +241,19 @@ export async function renderLatents(map: tfl.LayersModel, syn: tfl.LayersModel, 
     img.dispose();
   }
   return out;
+}
+
+/**
+ * The frozen feature net of a "projected" discriminator: face-api's age/gender weights (read as lib/faces
+ * reads them; the fc head's tensors are disposed), seeing the face square ageGenderPredict uses
+ * (alignedCrop of PORTRAIT_FRAMING). The caller owns it (buildGanNets hands it to the nets).
+ */
+export async function loadFaceFeatures(): Promise<FaceFeatures> {
+  const map = await readWeightMap("age_gender_model");
+  const features = new FaceFeatures(map, alignedCrop(PORTRAIT_FRAMING));
+  const kept = new Set<tf.Tensor>(features.tensors());
+  tf.dispose(Object.values(map).filter((t) => !kept.has(t)));
+  return features;
 }
 
 // ------------------------------------------------------------------ runner
@@ -314,6 +351,7 @@ export async function resumeGanConfig(base: { expName: string; checkpointsDir?: 
   const keys = [...Object.keys(DEFAULT_GAN_TRAIN), "dataroot", "attributes", "badImages", "cacheDir"];
   const cfg = await savedRunConfig(runDirPath(checkpointsDir, base.expName, "gan:train"), "gan:train", keys) as Partial<GanTrainConfig>;
   const merged = { ...mergeDefined(cfg as GanTrainConfig, overrides), checkpointsDir, expName: base.expName, resume: true };
+  merged.model = { ...(cfg.model ?? {}), ...(overrides.model ?? {}) }; // a --discriminator flag joins the saved model (a change is refused)
   return resolveGanConfig({ dataroot: merged.dataroot, expName: merged.expName }, undefined, merged);
 }
 
@@ -337,6 +375,13 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   };
   const hasRun = (await exists(join(latest, "state.json"))) || (await exists(join(`${latest}.old`, "state.json")));
   if (cfg.resume && !hasRun) throw new UserError(`gan:train: --resume but no snapshot in ${latest}; train without --resume first`);
+  if (cfg.resume) {
+    // The discriminator kind lives in the model config (older runs: "image"); a resume keeps it.
+    const savedModel = { ...DEFAULT_GAN_CONFIG, ...((await readJson<{ model?: Partial<GanConfig> }>(join(runDir, "config.json"))).model ?? {}) };
+    const wanted = { ...DEFAULT_GAN_CONFIG, ...cfg.model };
+    const keys = wanted.discriminator === "projected" || savedModel.discriminator === "projected" ? ["discriminator", "projectedWidth"] : ["discriminator"];
+    checkResumeConfig(runDir, savedModel as unknown as Record<string, unknown>, wanted as unknown as Record<string, unknown>, keys, "gan:train");
+  }
   await Deno.mkdir(join(runDir, "samples"), { recursive: true });
 
   const ds = await openDataset({ dataroot: cfg.dataroot, attributes: cfg.attributes, cacheDir: cfg.cacheDir, quiet: cfg.quiet });
@@ -349,7 +394,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const modelConfig: GanConfig = { ...DEFAULT_GAN_CONFIG, ...cfg.model, numClasses: classes.length, seed: cfg.seed + 1 };
   const meta: GeneratorMeta = { model: modelConfig, condition: cfg.condition, classes, kimg: 0, dataset: name };
 
-  const nets = buildGanNets(modelConfig);
+  const nets = buildGanNets(modelConfig, modelConfig.discriminator === "projected" ? await loadFaceFeatures() : undefined);
   const optG = tf.train.adam(cfg.lrG, cfg.beta1, cfg.beta2, 1e-8);
   const optD = tf.train.adam(cfg.lrD, cfg.beta1, cfg.beta2, 1e-8);
   const sn = new SpectralNorm(nets.discriminator, cfg.seed);
@@ -390,7 +435,8 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const snapEvery = Math.max(cfg.batchSize, Math.round(cfg.snapshotKimg * 1000));
   const budget = cfg.maxMinutes !== null ? cfg.maxMinutes * 60 : Infinity;
   const params = ganParams(nets);
-  await log(`GAN ${cfg.expName}: ${rows.length} images, condition ${cfg.condition}, params G ${params.mapping + params.synthesis} D ${params.discriminator}, ` +
+  const dKind = nets.features ? ` (projected: heads on frozen age/gender features, ${nets.features.countParams()} weights not trained)` : "";
+  await log(`GAN ${cfg.expName}: ${rows.length} images, condition ${cfg.condition}, params G ${params.mapping + params.synthesis} D ${params.discriminator}${dKind}, ` +
     `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}', backend ${tf.getBackend()}`);
 
   const snapshot = async (lossD: number, lossG: number, rate: number) => {

@@ -13,9 +13,15 @@ import {
   ganTrainRun,
   generatorStep,
   latentsForSeeds,
+  loadFaceFeatures,
   resolveGanConfig,
   SpectralNorm,
 } from "../../lib/gan/train.ts";
+import { FACE_FEATURE_SCALES } from "../../lib/gan/features.ts";
+import { ageGenderPredict, readWeightMap } from "../../lib/faces/mod.ts";
+import { openDataset } from "../../lib/data/dataset.ts";
+import { IMAGE_BYTES } from "../../lib/data/schema.ts";
+import { UserError } from "../../lib/util/errors.ts";
 import { frechetDistance, gaussianStats } from "../../lib/eval/frechet.ts";
 import { generateImages, parseSeeds } from "../../lib/gan/generate.ts";
 import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
@@ -180,4 +186,149 @@ Deno.test("gan:train runs, snapshots, resumes exactly where a fresh run would be
     assert.deepEqual(parseSeeds("3,5-7"), [3, 5, 6, 7]);
     assert.throws(() => parseSeeds("a"), /comma-separated integers/);
   });
+});
+
+// ------------------------------------------------------------ projected discriminator
+
+const PROJECTED: GanConfig = { ...TINY, discriminator: "projected" };
+const tensorData = (ts: tf.Tensor[]) => ts.map((t) => Float32Array.from(t.dataSync() as Float32Array));
+
+Deno.test("projected features: face-api's own age/gender head on them gives ageGenderPredict's age and male probability (same crop, normalisation, weights)", async () => {
+  await withTempDir(async (dir) => {
+    await generateSynthetic({ out: dir, count: 8, seed: 3 });
+    const ds = await openDataset({ dataroot: dir, quiet: true });
+    const rows = Array.from(ds.goodRows).slice(0, 6);
+    const ref = await ageGenderPredict(ds.cache.pixels, rows);
+    const features = await loadFaceFeatures();
+    const fc = await readWeightMap("age_gender_model");
+    const px = Float32Array.from({ length: rows.length * IMAGE_BYTES }, (_, k) => ds.cache.pixels[rows[Math.floor(k / IMAGE_BYTES)] * IMAGE_BYTES + (k % IMAGE_BYTES)] / 127.5 - 1);
+    const x = tf.tensor4d(px, [rows.length, 108, 84, 3]);
+    const maps = features.forward(x);
+    assert.deepEqual(maps.map((m) => m.shape), FACE_FEATURE_SCALES.map((s) => [rows.length, s.size, s.size, s.channels]));
+    // face-api's AgeGenderNet.runNet: avgPool 7×7 stride 2 → fc age, fc gender → softmax ([male, female]).
+    const [age, male] = tf.tidy(() => {
+      const pooled = tf.reshape(tf.avgPool(maps[2], 7, 2, "valid"), [rows.length, 512]);
+      const a = tf.add(tf.matMul(pooled, fc["fc/age/weights"] as tf.Tensor2D), fc["fc/age/bias"]);
+      const g = tf.softmax(tf.add(tf.matMul(pooled, fc["fc/gender/weights"] as tf.Tensor2D), fc["fc/gender/bias"]));
+      return [a.dataSync(), tf.slice(g, [0, 0], [rows.length, 1]).dataSync()];
+    });
+    rows.forEach((_, i) => {
+      assert.ok(Math.abs(age[i] - ref.age[i]) < 1e-3, `row ${i}: age ${age[i]} vs ageGenderPredict ${ref.age[i]}`);
+      assert.ok(Math.abs(male[i] - ref.male[i]) < 1e-4, `row ${i}: male ${male[i]} vs ageGenderPredict ${ref.male[i]}`);
+    });
+    tf.dispose([x, ...maps, ...Object.values(fc)]);
+    features.dispose();
+  });
+});
+
+Deno.test("projected GAN steps: a D step changes only the heads, a G step only the generator, the frozen age/gender weights never change; no tensor leaks after a burn-in round", async () => {
+  const nets = buildGanNets(PROJECTED, await loadFaceFeatures());
+  const optG = tf.train.adam(1e-3, 0, 0.99), optD = tf.train.adam(1e-3, 0, 0.99);
+  const rng = new Rng(3);
+  const real = tf.randomUniform([4, 108, 84, 3], -1, 1, "float32", 1) as tf.Tensor4D;
+  const z = latentsForSeeds([5, 6, 7, 8], PROJECTED.latentDim);
+  const gVars = [...nets.mapping.trainableWeights, ...nets.synthesis.trainableWeights];
+  const dVars = nets.discriminator.weights;
+  const frozen = nets.features!.tensors();
+  const frozen0 = tensorData(frozen);
+  // The heads give one score per image and feature scale.
+  const scores = discriminate(nets.discriminator, real, undefined, nets.features);
+  assert.deepEqual(scores.shape, [4, FACE_FEATURE_SCALES.length]);
+  scores.dispose();
+  const round = async () => {
+    const g0 = snapshotOf(gVars), d0 = snapshotOf(dVars);
+    await discriminatorStep(nets, optD, { real, z }, "color,translation,cutout", rng);
+    assert.ok(same(snapshotOf(gVars), g0), "a discriminator step changed the generator");
+    assert.ok(!same(snapshotOf(dVars), d0), "a discriminator step did not change the heads");
+    const g1 = snapshotOf(gVars), d1 = snapshotOf(dVars);
+    await generatorStep(nets, optG, { z }, "color,translation,cutout", rng);
+    assert.ok(same(snapshotOf(dVars), d1), "a generator step changed the heads");
+    assert.ok(!same(snapshotOf(gVars), g1), "a generator step did not change the generator");
+  };
+  await round(); // creates the optimizers' slots
+  const before = tf.memory().numTensors;
+  await round();
+  await round();
+  assert.equal(tf.memory().numTensors, before, "tensors leaked across projected GAN steps");
+  assert.ok(same(tensorData(frozen), frozen0), "the frozen age/gender weights changed");
+  optG.dispose();
+  optD.dispose();
+  tf.dispose([real, z]);
+  const held = tf.memory().numTensors;
+  disposeGanNets(nets);
+  assert.ok(held - tf.memory().numTensors > frozen.length, "disposeGanNets did not free the frozen features");
+  assert.ok(frozen.every((t) => t.isDisposed), "disposeGanNets left frozen feature tensors alive");
+});
+
+Deno.test("projected GAN: the generator's loss gradient reaches every generator weight through the frozen features, finite and non-zero", async () => {
+  const nets = buildGanNets(PROJECTED, await loadFaceFeatures());
+  const z = latentsForSeeds([1, 2, 3, 4], PROJECTED.latentDim);
+  const gVars = [...nets.mapping.trainableWeights, ...nets.synthesis.trainableWeights].map((w) => w.read() as tf.Variable);
+  const { value, grads } = tf.variableGrads(() => tf.neg(tf.mean(discriminate(nets.discriminator, generate(nets, z, undefined, true), undefined, nets.features))) as tf.Scalar, gVars);
+  for (const v of gVars) {
+    const g = grads[v.name];
+    assert.ok(g, `no gradient for ${v.name}`);
+    const d = g.dataSync();
+    assert.ok(d.every(Number.isFinite), `non-finite gradient for ${v.name}`);
+    assert.ok(d.some((x) => x !== 0), `zero gradient for ${v.name}`);
+  }
+  tf.dispose([value, z, ...Object.values(grads)]);
+  assert.throws(() => buildGanNets(PROJECTED), /needs its frozen face features/);
+  disposeGanNets(nets);
+});
+
+Deno.test("gan:train --discriminator projected (debug preset): stopped after its first snapshot and resumed, it ends with the weights of an uninterrupted run; a resume cannot switch the discriminator", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await generateSynthetic({ out: data, count: 40, seed: 5 });
+    const base = (name: string, kimg: number, resume = false, discriminator: GanConfig["discriminator"] = "projected") =>
+      resolveGanConfig({ dataroot: data, expName: name }, "debug", { checkpointsDir: join(dir, "ck"), kimg, snapshotKimg: 0.016, metricImages: 0, resume, quiet: true, model: { discriminator } });
+    const straight = await ganTrainRun(base("straight", 0.032));
+    assert.equal(straight.state.snapshots.length, 2);
+    const saved = JSON.parse(await Deno.readTextFile(join(straight.runDir, "config.json")));
+    assert.equal(saved.model.discriminator, "projected");
+    // The snapshot holds the trainable heads only (their inputs are the feature maps), never the frozen net.
+    const dModel = JSON.parse(await Deno.readTextFile(join(straight.runDir, "snapshots", "latest", "discriminator", "model.json")));
+    assert.ok(!JSON.stringify(dModel).includes("entry_flow"), "frozen age/gender weights saved in the snapshot");
+    assert.ok(JSON.stringify(dModel.modelTopology).includes("features_exit"));
+    await ganTrainRun(base("halves", 0.016));
+    await assert.rejects(() => ganTrainRun(base("halves", 0.032, true, "image")), /--resume would change discriminator "projected" → "image"/);
+    const resumed = await ganTrainRun(base("halves", 0.032, true));
+    assert.equal(resumed.resumedFrom, 0.016);
+    assert.equal(resumed.state.step, straight.state.step);
+    const w = async (run: string, net: string) => {
+      const b = await Deno.readFile(join(dir, "ck", run, "snapshots", "latest", net, "weights.bin"));
+      return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+    };
+    // Equal up to float rounding (a restored Adam recomputes β^t as a power; see the image-discriminator test).
+    for (const net of ["synthesisEma", "synthesis", "discriminator"]) {
+      const [wh, ws] = [await w("halves", net), await w("straight", net)];
+      assert.equal(wh.length, ws.length);
+      let maxDiff = 0;
+      for (let i = 0; i < wh.length; i++) maxDiff = Math.max(maxDiff, Math.abs(wh[i] - ws[i]));
+      assert.ok(maxDiff < 1e-4, `${net}: resumed run differs from the uninterrupted one by ${maxDiff}`);
+    }
+    const gen = await generateImages({ network: resumed.runDir, seeds: [1, 2], trunc: 1, out: join(dir, "gen"), interpSteps: 0 });
+    assert.equal(gen.files.length, 2);
+  });
+});
+
+Deno.test("--discriminator projected with --condition gender is refused with a one-line error (resolveGanConfig and the gan:train command)", async () => {
+  const message = /^gan:train: --discriminator projected is unconditional; got --condition gender \(use --condition none, or --discriminator image to condition\)$/;
+  assert.throws(
+    () => resolveGanConfig({ dataroot: "x", expName: "y" }, "debug", { condition: "gender", model: { discriminator: "projected" } }),
+    (e: Error) => e instanceof UserError && message.test(e.message),
+  );
+  assert.throws(() => resolveGanConfig({ dataroot: "x", expName: "y" }, undefined, { model: { discriminator: "patch" as GanConfig["discriminator"] } }), /expected --discriminator to be one of image, projected, got 'patch'/);
+  const cli = join(import.meta.dirname!, "..", "..", "lib", "cli", "gan_train.ts");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cli, "--dataroot", "/nonexistent", "--exp-name", "x", "--condition", "gender", "--discriminator", "projected"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  // stderr: the engine's one-line notice, then the error alone (no stack trace).
+  const err = new TextDecoder().decode(out.stderr).trim().split("\n").filter((l) => !l.startsWith("[engine]"));
+  assert.equal(out.code, 2);
+  assert.equal(err.length, 1, err.join("\n"));
+  assert.match(err[0].replace(/^error: /, ""), message);
 });

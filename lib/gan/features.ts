@@ -1,0 +1,185 @@
+/**
+ * Frozen face features for the "projected" discriminator (Projected GAN, Sauer et al. 2021): face-api's
+ * age/gender net's feature extractor (TinyXception, 112×112 face crops) rebuilt from its weights with plain
+ * tf ops, differentiable from the GAN's image to three feature maps, never trained.
+ *
+ *   image [b,108,84,3] in [-1, 1]
+ *     → pixels 0..255 → the face square of lib/faces (alignedCrop, what ageGenderPredict feeds), bilinear
+ *       to 112×112 as tf.image.cropAndResize does it (two fixed interpolation matrices: cropAndResize has
+ *       no gradient in tfjs) → (pixel − face-api's mean RGB) / 255 (face-api's TinyXception.forwardInput)
+ *     → conv_in 3×3/2 + relu                                        [b,56,56,32]
+ *     → entry_flow/reduction_block_0                                [b,28,28,64]   scale "entry"
+ *     → entry_flow/reduction_block_1 → middle_flow/main_block_0..1  [b,14,14,128]  scale "middle"
+ *     → exit_flow/reduction_block → separable_conv + relu           [b,7,7,512]    scale "exit"
+ *
+ * The last map is exactly what face-api's `ageGender.faceFeatureExtractor` returns for the same crop
+ * (tests/gan/gan_test.ts checks face-api's age/gender head on it against lib/faces ageGenderPredict).
+ * Deliberately not the recognition ResNet: the GAN's metric (FDD) lives in that net's descriptor space,
+ * and a discriminator on the same features could lower the metric without better faces.
+ *
+ * Pure tf (no file access): the weights come in as a tensor map; lib/gan/train.ts `loadFaceFeatures`
+ * reads face-api's age/gender weights (lib/faces readWeightMap) and builds one per run.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
+
+/** Side of the face square the net sees (face-api's TinyXception input). */
+export const FACE_FEATURE_INPUT = 112;
+/** face-api's mean RGB (0..255) for TinyXception, subtracted before dividing by 255. */
+export const FACE_FEATURE_MEAN_RGB: readonly [number, number, number] = [122.782, 117.001, 104.298];
+
+/** The feature maps handed to the projected discriminator's heads, in order. */
+export const FACE_FEATURE_SCALES = [
+  { name: "entry", size: 28, channels: 64 },
+  { name: "middle", size: 14, channels: 128 },
+  { name: "exit", size: 7, channels: 512 },
+] as const;
+
+/** A square of the portrait in pixels (lib/faces SquareCrop). */
+export interface FaceSquare {
+  x: number;
+  y: number;
+  side: number;
+}
+
+/**
+ * The [out, in] matrix of tf.image.cropAndResize's bilinear sampling along one axis, for the square
+ * `start`..`start + side` of an axis of `inSize` pixels resized to `out` (lib/faces samples pixel centres:
+ * position i reads start + (i + 0.5)·side/out − 0.5). Outside the image the row is zero (black, as
+ * cropAndResize's extrapolation value 0). Returns the matrix restricted to the input range it reads.
+ */
+export function cropMatrix(inSize: number, start: number, side: number, out: number): { m: Float32Array; from: number; count: number } {
+  const rows: [number, number, number][] = [];
+  let lo = inSize, hi = -1;
+  for (let i = 0; i < out; i++) {
+    const p = start + (i + 0.5) * side / out - 0.5;
+    if (p < 0 || p > inSize - 1) continue;
+    const a = Math.floor(p), b = Math.ceil(p), f = p - a;
+    rows.push([i, a, 1 - f], [i, b, f]);
+    lo = Math.min(lo, a), hi = Math.max(hi, b);
+  }
+  if (hi < lo) throw new Error(`cropMatrix: the square ${start}+${side} lies outside 0..${inSize - 1}`);
+  const count = hi - lo + 1;
+  const m = new Float32Array(out * count);
+  for (const [i, j, w] of rows) m[i * count + (j - lo)] += w;
+  return { m, from: lo, count };
+}
+
+type Params = Record<string, tf.Tensor>;
+
+/** The weight names the extractor reads (face-api's, without the fc/ head). */
+function paramNames(): string[] {
+  const sep = (p: string) => [`${p}/depthwise_filter`, `${p}/pointwise_filter`, `${p}/bias`];
+  const red = (p: string) => [...sep(`${p}/separable_conv0`), ...sep(`${p}/separable_conv1`), `${p}/expansion_conv/filters`, `${p}/expansion_conv/bias`];
+  return [
+    "entry_flow/conv_in/filters",
+    "entry_flow/conv_in/bias",
+    ...red("entry_flow/reduction_block_0"),
+    ...red("entry_flow/reduction_block_1"),
+    ...[0, 1].flatMap((i) => ["separable_conv0", "separable_conv1", "separable_conv2"].flatMap((c) => sep(`middle_flow/main_block_${i}/${c}`))),
+    ...red("exit_flow/reduction_block"),
+    ...sep("exit_flow/separable_conv"),
+  ];
+}
+
+/**
+ * face-api's age/gender feature extractor as fixed tensors plus the crop: `forward` maps GAN images to the
+ * three FACE_FEATURE_SCALES maps, differentiably in the image. Owns its tensors (dispose() frees them).
+ */
+export class FaceFeatures {
+  private readonly p: Params;
+  private readonly ry: tf.Tensor2D;
+  private readonly rx: tf.Tensor2D;
+  private readonly rows: [number, number];
+  private readonly cols: [number, number];
+  private readonly offset: tf.Tensor1D;
+
+  /**
+   * Takes the tensors it uses out of `weights` (face-api's age/gender weight map; the caller disposes
+   * the rest) and the face square of a 108×84 portrait.
+   */
+  constructor(weights: tf.NamedTensorMap, crop: FaceSquare) {
+    const p: Params = {};
+    for (const name of paramNames()) {
+      const t = weights[name];
+      if (!t) throw new Error(`FaceFeatures: the age/gender weights lack '${name}'`);
+      p[name] = t;
+    }
+    this.p = p;
+    const y = cropMatrix(IMAGE_HEIGHT, crop.y, crop.side, FACE_FEATURE_INPUT);
+    const x = cropMatrix(IMAGE_WIDTH, crop.x, crop.side, FACE_FEATURE_INPUT);
+    this.ry = tf.tensor2d(y.m, [FACE_FEATURE_INPUT, y.count]);
+    this.rx = tf.tensor2d(x.m, [FACE_FEATURE_INPUT, x.count]);
+    this.rows = [y.from, y.count];
+    this.cols = [x.from, x.count];
+    this.offset = tf.tensor1d(FACE_FEATURE_MEAN_RGB.map((m) => m / 255));
+  }
+
+  /** The tensors this object holds (the frozen weights and the crop matrices). */
+  tensors(): tf.Tensor[] {
+    return [...Object.values(this.p), this.ry, this.rx, this.offset];
+  }
+
+  /** Number of frozen weights. */
+  countParams(): number {
+    return Object.values(this.p).reduce((s, t) => s + t.size, 0);
+  }
+
+  /**
+   * [b,108,84,3] GAN images in [-1, 1] → face-api's normalised [b,112,112,3] face square:
+   * (cropAndResize(pixels) − mean RGB) / 255, pixels = (x + 1)·127.5.
+   */
+  faceInput(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const b = x.shape[0], s = FACE_FEATURE_INPUT;
+      const [y0, h] = this.rows, [x0, w] = this.cols;
+      // Only the rows and columns the square reads; (x+1)·127.5/255 = (x+1)/2 is the pixel over 255.
+      const px = tf.mul(tf.add(tf.slice(x, [0, y0, x0, 0], [b, h, w, 3]), 1), 0.5);
+      // Two matrix products with the fixed matrix broadcast over the batch (no transposes): columns
+      // rx [s,w] × [b·h, w, 3] → [b·h, s, 3]; rows ry [s,h] × [b, h, s·3] → [b, s, s·3].
+      const cols = tf.matMul(this.rx, tf.reshape(px, [b * h, w, 3]));
+      const rows = tf.matMul(this.ry, tf.reshape(cols, [b, h, s * 3]));
+      return tf.sub(tf.reshape(rows, [b, s, s, 3]), this.offset) as tf.Tensor4D;
+    });
+  }
+
+  /** The three FACE_FEATURE_SCALES maps of GAN images ([-1, 1]); differentiable in `x`. */
+  forward(x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+    return tf.tidy(() => this.fromFaceInput(this.faceInput(x)));
+  }
+
+  /** The three maps from face-api's normalised 112×112 input (what TinyXception.forwardInput computes). */
+  fromFaceInput(input: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+    const p = this.p;
+    // face-api's convLayer (conv + bias), depthwiseSeparableConv (+ bias), reductionBlock and mainBlock.
+    const conv = (x: tf.Tensor4D, name: string, stride: number) => tf.add(tf.conv2d(x, p[`${name}/filters`] as tf.Tensor4D, stride, "same"), p[`${name}/bias`]) as tf.Tensor4D;
+    const sep = (x: tf.Tensor4D, name: string) =>
+      tf.add(tf.separableConv2d(x, p[`${name}/depthwise_filter`] as tf.Tensor4D, p[`${name}/pointwise_filter`] as tf.Tensor4D, 1, "same"), p[`${name}/bias`]) as tf.Tensor4D;
+    const reduction = (x: tf.Tensor4D, name: string, activateInput: boolean) => {
+      let r = sep(activateInput ? tf.relu(x) : x, `${name}/separable_conv0`);
+      r = sep(tf.relu(r), `${name}/separable_conv1`);
+      r = tf.maxPool(r, 3, 2, "same");
+      return tf.add(r, conv(x, `${name}/expansion_conv`, 2)) as tf.Tensor4D;
+    };
+    const main = (x: tf.Tensor4D, name: string) => {
+      let r = sep(tf.relu(x), `${name}/separable_conv0`);
+      r = sep(tf.relu(r), `${name}/separable_conv1`);
+      r = sep(tf.relu(r), `${name}/separable_conv2`);
+      return tf.add(r, x) as tf.Tensor4D;
+    };
+    return tf.tidy(() => {
+      let h = tf.relu(conv(input, "entry_flow/conv_in", 2)); // [b,56,56,32]
+      const entry = reduction(h, "entry_flow/reduction_block_0", false); // [b,28,28,64]
+      h = reduction(entry, "entry_flow/reduction_block_1", true); // [b,14,14,128]
+      h = main(h, "middle_flow/main_block_0");
+      const middle = main(h, "middle_flow/main_block_1"); // [b,14,14,128]
+      h = reduction(middle, "exit_flow/reduction_block", true); // [b,7,7,256]
+      const exit = tf.relu(sep(h, "exit_flow/separable_conv")); // [b,7,7,512]
+      return [entry, middle, exit] as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    });
+  }
+
+  dispose(): void {
+    tf.dispose(this.tensors());
+  }
+}
