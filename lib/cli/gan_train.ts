@@ -1,6 +1,6 @@
 /**
  * deno task gan:train --dataroot DIR --exp-name NAME --kimg N [--resume]
- *   [--preset debug|quick|demo|full] [--condition none|gender|hair_color] [--discriminator image|projected] [--batch-size N]
+ *   [--preset debug|quick|demo|full] [--condition none|gender|hair_color] [--discriminator image|projected] [--projected-view face|portrait|both] [--batch-size N]
  *   [--lr-g X] [--lr-d X] [--augment color,translation,cutout] [--snapshot-kimg N]
  *   [--max-minutes M] [--metric-images N] [--seed N] [--backend NAME] [--checkpoints DIR]
  * Trains a GAN on 108×84 portraits into checkpoints/<exp>/: run.log, fdd.csv + chart,

@@ -42,6 +42,9 @@ export interface FaceSquare {
   side: number;
 }
 
+/** The whole 108×84 portrait centred in a 108-pixel square (the sides outside it read as black). */
+export const PORTRAIT_SQUARE: FaceSquare = { x: (IMAGE_WIDTH - IMAGE_HEIGHT) / 2, y: 0, side: IMAGE_HEIGHT };
+
 /**
  * The [out, in] matrix of tf.image.cropAndResize's bilinear sampling along one axis, for the square
  * `start`..`start + side` of an axis of `inSize` pixels resized to `out` (lib/faces samples pixel centres:
@@ -88,17 +91,16 @@ function paramNames(): string[] {
  */
 export class FaceFeatures {
   private readonly p: Params;
-  private readonly ry: tf.Tensor2D;
-  private readonly rx: tf.Tensor2D;
-  private readonly rows: [number, number];
-  private readonly cols: [number, number];
+  private readonly views: { ry: tf.Tensor2D; rx: tf.Tensor2D; rows: [number, number]; cols: [number, number] }[];
   private readonly offset: tf.Tensor1D;
 
   /**
    * Takes the tensors it uses out of `weights` (face-api's age/gender weight map; the caller disposes
-   * the rest) and the face square of a 108×84 portrait.
+   * the rest) and the squares of a 108×84 portrait the net looks at (views: e.g. the face square, and the
+   * whole portrait letterboxed in a 108-pixel square, PORTRAIT_SQUARE).
    */
-  constructor(weights: tf.NamedTensorMap, crop: FaceSquare) {
+  constructor(weights: tf.NamedTensorMap, squares: readonly FaceSquare[]) {
+    if (squares.length === 0) throw new Error("FaceFeatures: expected at least one square to look at");
     const p: Params = {};
     for (const name of paramNames()) {
       const t = weights[name];
@@ -106,18 +108,27 @@ export class FaceFeatures {
       p[name] = t;
     }
     this.p = p;
-    const y = cropMatrix(IMAGE_HEIGHT, crop.y, crop.side, FACE_FEATURE_INPUT);
-    const x = cropMatrix(IMAGE_WIDTH, crop.x, crop.side, FACE_FEATURE_INPUT);
-    this.ry = tf.tensor2d(y.m, [FACE_FEATURE_INPUT, y.count]);
-    this.rx = tf.tensor2d(x.m, [FACE_FEATURE_INPUT, x.count]);
-    this.rows = [y.from, y.count];
-    this.cols = [x.from, x.count];
+    this.views = squares.map((crop) => {
+      const y = cropMatrix(IMAGE_HEIGHT, crop.y, crop.side, FACE_FEATURE_INPUT);
+      const x = cropMatrix(IMAGE_WIDTH, crop.x, crop.side, FACE_FEATURE_INPUT);
+      return {
+        ry: tf.tensor2d(y.m, [FACE_FEATURE_INPUT, y.count]),
+        rx: tf.tensor2d(x.m, [FACE_FEATURE_INPUT, x.count]),
+        rows: [y.from, y.count] as [number, number],
+        cols: [x.from, x.count] as [number, number],
+      };
+    });
     this.offset = tf.tensor1d(FACE_FEATURE_MEAN_RGB.map((m) => m / 255));
+  }
+
+  /** Number of views (squares); forward returns FACE_FEATURE_SCALES.length maps per view. */
+  get viewCount(): number {
+    return this.views.length;
   }
 
   /** The tensors this object holds (the frozen weights and the crop matrices). */
   tensors(): tf.Tensor[] {
-    return [...Object.values(this.p), this.ry, this.rx, this.offset];
+    return [...Object.values(this.p), ...this.views.flatMap((v) => [v.ry, v.rx]), this.offset];
   }
 
   /** Number of frozen weights. */
@@ -129,23 +140,31 @@ export class FaceFeatures {
    * [b,108,84,3] GAN images in [-1, 1] → face-api's normalised [b,112,112,3] face square:
    * (cropAndResize(pixels) − mean RGB) / 255, pixels = (x + 1)·127.5.
    */
-  faceInput(x: tf.Tensor4D): tf.Tensor4D {
+  faceInput(x: tf.Tensor4D, view = 0): tf.Tensor4D {
     return tf.tidy(() => {
       const b = x.shape[0], s = FACE_FEATURE_INPUT;
-      const [y0, h] = this.rows, [x0, w] = this.cols;
+      const { ry, rx, rows: [y0, h], cols: [x0, w] } = this.views[view];
       // Only the rows and columns the square reads; (x+1)·127.5/255 = (x+1)/2 is the pixel over 255.
       const px = tf.mul(tf.add(tf.slice(x, [0, y0, x0, 0], [b, h, w, 3]), 1), 0.5);
       // Two matrix products with the fixed matrix broadcast over the batch (no transposes): columns
       // rx [s,w] × [b·h, w, 3] → [b·h, s, 3]; rows ry [s,h] × [b, h, s·3] → [b, s, s·3].
-      const cols = tf.matMul(this.rx, tf.reshape(px, [b * h, w, 3]));
-      const rows = tf.matMul(this.ry, tf.reshape(cols, [b, h, s * 3]));
+      const cols = tf.matMul(rx, tf.reshape(px, [b * h, w, 3]));
+      const rows = tf.matMul(ry, tf.reshape(cols, [b, h, s * 3]));
       return tf.sub(tf.reshape(rows, [b, s, s, 3]), this.offset) as tf.Tensor4D;
     });
   }
 
-  /** The three FACE_FEATURE_SCALES maps of GAN images ([-1, 1]); differentiable in `x`. */
-  forward(x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
-    return tf.tidy(() => this.fromFaceInput(this.faceInput(x)));
+  /**
+   * The FACE_FEATURE_SCALES maps of GAN images ([-1, 1]) for each view in turn (view 0's three maps, then view
+   * 1's, ...); one pass of the net over the views stacked along the batch; differentiable in `x`.
+   */
+  forward(x: tf.Tensor4D): tf.Tensor4D[] {
+    return tf.tidy(() => {
+      const v = this.views.length;
+      const input = v === 1 ? this.faceInput(x) : tf.concat(this.views.map((_, i) => this.faceInput(x, i)), 0);
+      const maps = this.fromFaceInput(input);
+      return v === 1 ? maps : this.views.flatMap((_, i) => maps.map((m) => tf.slice(m, [i * x.shape[0], 0, 0, 0], [x.shape[0], -1, -1, -1])));
+    });
   }
 
   /** The three maps from face-api's normalised 112×112 input (what TinyXception.forwardInput computes). */

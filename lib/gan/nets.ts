@@ -7,10 +7,11 @@
  *   discriminator  108×84×3 → conv3×3 → [conv3×3 stride 2 → lrelu (+ conv3×3)] ×4 → 7×6
  *                → flatten → dense → score (+ projection ⟨embed(class), features⟩ when conditional)
  *   or, with discriminator "projected" (Projected GAN): heads on the frozen face features of
- *                lib/gan/features.ts (face-api's age/gender TinyXception), one per scale:
+ *                lib/gan/features.ts (face-api's age/gender TinyXception) of each view (the face square,
+ *                the whole portrait, or both), one per view and scale:
  *                28×28×64 → conv3×3 stride 2 → 14×14×p;  14×14×128 → conv3×3 → 14×14×p;
  *                7×7×512 → conv3×3 → 7×7×p;  each → lrelu → conv3×3 → 1-channel logit map → mean
- *                → one score per scale [b,3] (the hinge loss averages the three); unconditional only.
+ *                → one score per view and scale [b, views×3] (the hinge loss averages them); unconditional only.
  *
  * The generator's batch norms keep running statistics (buffers, updated by every
  * training-mode pass, used for sampling); the discriminator has no normalisation (optional
@@ -25,6 +26,11 @@ import { FACE_FEATURE_SCALES, type FaceFeatures } from "./features.ts";
 /** What the discriminator looks at: the pixels (its own conv net) or frozen pretrained face features. */
 export const GAN_DISCRIMINATORS = ["image", "projected"] as const;
 export type GanDiscriminator = typeof GAN_DISCRIMINATORS[number];
+/** What the projected discriminator's frozen net looks at: the face square, the whole portrait, or both. */
+export const PROJECTED_VIEWS = ["face", "portrait", "both"] as const;
+export type ProjectedView = typeof PROJECTED_VIEWS[number];
+/** The views of a ProjectedView setting, in the order the features and heads use. */
+export const projectedViews = (v: ProjectedView): ("face" | "portrait")[] => (v === "both" ? ["face", "portrait"] : [v]);
 
 export interface GanConfig {
   /** Length of z and of w. */
@@ -46,6 +52,11 @@ export interface GanConfig {
   discriminator: GanDiscriminator;
   /** Channels of each projected head's hidden conv. */
   projectedWidth: number;
+  /**
+   * What the projected discriminator's net sees: the face square (where the net was trained: eyes, nose,
+   * mouth at its scale), the whole portrait letterboxed (hair, shoulders, background), or both (heads on each).
+   */
+  projectedView: ProjectedView;
   seed: number;
 }
 
@@ -59,6 +70,7 @@ export const DEFAULT_GAN_CONFIG: GanConfig = {
   numClasses: 0,
   discriminator: "image",
   projectedWidth: 64,
+  projectedView: "both",
   seed: 1,
 };
 
@@ -102,6 +114,7 @@ function checkConfig(c: GanConfig): void {
   if (!Number.isInteger(c.numClasses) || c.numClasses < 0) throw new Error(`gan: expected numClasses ≥ 0, got ${c.numClasses}`);
   if (!GAN_DISCRIMINATORS.includes(c.discriminator)) throw new Error(`gan: expected discriminator to be one of ${GAN_DISCRIMINATORS.join(", ")}, got '${c.discriminator}'`);
   if (!pos(c.projectedWidth)) throw new Error(`gan: expected projectedWidth to be a positive integer, got ${c.projectedWidth}`);
+  if (!PROJECTED_VIEWS.includes(c.projectedView)) throw new Error(`gan: expected projectedView to be one of ${PROJECTED_VIEWS.join(", ")}, got '${c.projectedView}'`);
   if (c.discriminator === "projected" && c.numClasses > 0) throw new Error(`gan: the projected discriminator is unconditional; got numClasses ${c.numClasses}`);
 }
 
@@ -188,25 +201,27 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
 }
 
 /**
- * The projected discriminator's trainable part: one head per FACE_FEATURE_SCALES map, each a 3×3 conv (stride 2
- * on the 28×28 map) → lrelu → 3×3 conv to a 1-channel logit map, averaged over its positions: [b,3], one
- * score per scale. No normalisation (spectral norm stays optional, as for the image discriminator).
+ * The projected discriminator's trainable part: one head per view and FACE_FEATURE_SCALES map, each a 3×3 conv
+ * (stride 2 on the 28×28 map) → lrelu → 3×3 conv to a 1-channel logit map, averaged over its positions:
+ * [b, views × 3], one score per view and scale. No normalisation (spectral norm stays optional, as for the image
+ * discriminator).
  */
 function buildProjectedHeads(
   config: GanConfig,
   init: (gain?: number) => ReturnType<typeof tfl.initializers.varianceScaling>,
   lrelu: (h: T, name: string) => T,
 ): tfl.LayersModel {
-  const inputs = FACE_FEATURE_SCALES.map((s) => tfl.input({ shape: [s.size, s.size, s.channels], name: `features_${s.name}` }));
-  const scores = FACE_FEATURE_SCALES.map((s, i) => {
-    const name = `p_${s.name}`;
-    const stride = s.size > 14 ? 2 : 1; // 28×28 → 14×14, 14×14, 7×7
+  const maps = projectedViews(config.projectedView).flatMap((view) => FACE_FEATURE_SCALES.map((s) => ({ view, ...s })));
+  const inputs = maps.map((m) => tfl.input({ shape: [m.size, m.size, m.channels], name: `features_${m.view}_${m.name}` }));
+  const scores = maps.map((m, i) => {
+    const name = `p_${m.view}_${m.name}`;
+    const stride = m.size > 14 ? 2 : 1; // 28×28 → 14×14, 14×14, 7×7
     let h = tfl.layers.conv2d({ filters: config.projectedWidth, kernelSize: 3, strides: stride, padding: "same", kernelInitializer: init(2), name: `${name}_conv` }).apply(inputs[i]) as T;
     h = lrelu(h, `${name}_lrelu`);
     h = tfl.layers.conv2d({ filters: 1, kernelSize: 3, padding: "same", kernelInitializer: init(1), name: `${name}_logits` }).apply(h) as T;
     return tfl.layers.globalAveragePooling2d({ name: `${name}_score` }).apply(h) as T; // [b,1]
   });
-  const out = tfl.layers.concatenate({ name: "p_scores" }).apply(scores) as T; // [b,3]
+  const out = tfl.layers.concatenate({ name: "p_scores" }).apply(scores) as T; // [b, views × 3]
   return tfl.model({ inputs, outputs: out, name: "discriminator" });
 }
 

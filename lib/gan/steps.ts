@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { buildGan, discriminate, type GanConfig, type GanModels, generate } from "./nets.ts";
+import { buildGan, discriminate, type GanConfig, type GanModels, generate, projectedViews } from "./nets.ts";
 import type { FaceFeatures } from "./features.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 
@@ -185,6 +185,9 @@ export function updateEma(nets: GanNets, beta: number): void {
 export function buildGanNets(config: GanConfig, features?: FaceFeatures): GanNets {
   if (config.discriminator === "projected" && !features) throw new Error("buildGanNets: the projected discriminator needs its frozen face features (loadFaceFeatures())");
   if (config.discriminator !== "projected" && features) throw new Error("buildGanNets: face features given for an image discriminator");
+  if (features && features.viewCount !== projectedViews(config.projectedView).length) {
+    throw new Error(`buildGanNets: the face features have ${features.viewCount} views, projectedView '${config.projectedView}' needs ${projectedViews(config.projectedView).length}`);
+  }
   const nets = buildGan(config);
   const copy = buildGan(config);
   copy.mapping.setWeights(nets.mapping.getWeights());

@@ -22,8 +22,8 @@ import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
 import { loadExclusion } from "../data/bad_images.ts";
 import { HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import { DEFAULT_GAN_CONFIG, GAN_DISCRIMINATORS, type GanConfig, ganParams, generate } from "./nets.ts";
-import { FaceFeatures } from "./features.ts";
+import { DEFAULT_GAN_CONFIG, GAN_DISCRIMINATORS, type GanConfig, ganParams, generate, PROJECTED_VIEWS, type ProjectedView, projectedViews } from "./nets.ts";
+import { FaceFeatures, PORTRAIT_SQUARE } from "./features.ts";
 import { alignedCrop, PORTRAIT_FRAMING, readWeightMap } from "../faces/mod.ts";
 import { loadSavedModel } from "../models/mod.ts";
 import { mergeDefined } from "../util/merge.ts";
@@ -117,6 +117,12 @@ export const GAN_MODEL_FIELDS = {
     type: "string",
     choices: GAN_DISCRIMINATORS,
     help: "image (conv net on pixels) or projected (heads on frozen face-api age/gender features; --condition none only)",
+  },
+  projectedView: {
+    flag: "projected-view",
+    type: "string",
+    choices: PROJECTED_VIEWS,
+    help: "what the projected discriminator's frozen net sees: face (the face square), portrait (the whole image), both (default)",
   },
 } as const satisfies Partial<Record<keyof GanConfig, FlagSpec & { flag: string }>>;
 
@@ -246,11 +252,13 @@ export async function renderLatents(map: tfl.LayersModel, syn: tfl.LayersModel, 
 /**
  * The frozen feature net of a "projected" discriminator: face-api's age/gender weights (read as lib/faces
  * reads them; the fc head's tensors are disposed), seeing the face square ageGenderPredict uses
- * (alignedCrop of PORTRAIT_FRAMING). The caller owns it (buildGanNets hands it to the nets).
+ * (alignedCrop of PORTRAIT_FRAMING), the whole portrait (PORTRAIT_SQUARE), or both in that order. The caller
+ * owns it (buildGanNets hands it to the nets).
  */
-export async function loadFaceFeatures(): Promise<FaceFeatures> {
+export async function loadFaceFeatures(view: ProjectedView = DEFAULT_GAN_CONFIG.projectedView): Promise<FaceFeatures> {
   const map = await readWeightMap("age_gender_model");
-  const features = new FaceFeatures(map, alignedCrop(PORTRAIT_FRAMING));
+  const squares = projectedViews(view).map((v) => (v === "face" ? alignedCrop(PORTRAIT_FRAMING) : PORTRAIT_SQUARE));
+  const features = new FaceFeatures(map, squares);
   const kept = new Set<tf.Tensor>(features.tensors());
   tf.dispose(Object.values(map).filter((t) => !kept.has(t)));
   return features;
@@ -379,7 +387,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     // The discriminator kind lives in the model config (older runs: "image"); a resume keeps it.
     const savedModel = { ...DEFAULT_GAN_CONFIG, ...((await readJson<{ model?: Partial<GanConfig> }>(join(runDir, "config.json"))).model ?? {}) };
     const wanted = { ...DEFAULT_GAN_CONFIG, ...cfg.model };
-    const keys = wanted.discriminator === "projected" || savedModel.discriminator === "projected" ? ["discriminator", "projectedWidth"] : ["discriminator"];
+    const keys = wanted.discriminator === "projected" || savedModel.discriminator === "projected" ? ["discriminator", "projectedWidth", "projectedView"] : ["discriminator"];
     checkResumeConfig(runDir, savedModel as unknown as Record<string, unknown>, wanted as unknown as Record<string, unknown>, keys, "gan:train");
   }
   await Deno.mkdir(join(runDir, "samples"), { recursive: true });
@@ -394,7 +402,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const modelConfig: GanConfig = { ...DEFAULT_GAN_CONFIG, ...cfg.model, numClasses: classes.length, seed: cfg.seed + 1 };
   const meta: GeneratorMeta = { model: modelConfig, condition: cfg.condition, classes, kimg: 0, dataset: name };
 
-  const nets = buildGanNets(modelConfig, modelConfig.discriminator === "projected" ? await loadFaceFeatures() : undefined);
+  const nets = buildGanNets(modelConfig, modelConfig.discriminator === "projected" ? await loadFaceFeatures(modelConfig.projectedView) : undefined);
   const optG = tf.train.adam(cfg.lrG, cfg.beta1, cfg.beta2, 1e-8);
   const optD = tf.train.adam(cfg.lrD, cfg.beta1, cfg.beta2, 1e-8);
   const sn = new SpectralNorm(nets.discriminator, cfg.seed);

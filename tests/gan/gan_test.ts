@@ -199,7 +199,7 @@ Deno.test("projected features: face-api's own age/gender head on them gives ageG
     const ds = await openDataset({ dataroot: dir, quiet: true });
     const rows = Array.from(ds.goodRows).slice(0, 6);
     const ref = await ageGenderPredict(ds.cache.pixels, rows);
-    const features = await loadFaceFeatures();
+    const features = await loadFaceFeatures("face");
     const fc = await readWeightMap("age_gender_model");
     const px = Float32Array.from({ length: rows.length * IMAGE_BYTES }, (_, k) => ds.cache.pixels[rows[Math.floor(k / IMAGE_BYTES)] * IMAGE_BYTES + (k % IMAGE_BYTES)] / 127.5 - 1);
     const x = tf.tensor4d(px, [rows.length, 108, 84, 3]);
@@ -221,6 +221,27 @@ Deno.test("projected features: face-api's own age/gender head on them gives ageG
   });
 });
 
+Deno.test("projected features, view 'both': the face view's maps equal a face-only net's, and a pixel changed outside the face square (top corner) moves the portrait view's maps and leaves the face view's unchanged", async () => {
+  const both = await loadFaceFeatures("both"), face = await loadFaceFeatures("face");
+  const a = tf.randomUniform([2, 108, 84, 3], -1, 1, "float32", 4) as tf.Tensor4D;
+  const mask = tf.buffer([1, 108, 84, 1]);
+  for (let y = 0; y < 6; y++) for (let x = 0; x < 6; x++) mask.set(1, 0, y, x, 0);
+  const b = tf.tidy(() => tf.add(a, tf.mul(mask.toTensor(), 1.5))) as tf.Tensor4D;
+  const [ma, mb, mf] = [both.forward(a), both.forward(b), face.forward(a)];
+  const vals = (ts: tf.Tensor[]) => ts.map((t) => t.dataSync() as Float32Array);
+  const [va, vb, vf] = [vals(ma), vals(mb), vals(mf)];
+  const n = FACE_FEATURE_SCALES.length;
+  assert.equal(ma.length, 2 * n);
+  for (let k = 0; k < n; k++) {
+    assert.ok(va[k].every((v, i) => Math.abs(v - vf[k][i]) <= 1e-4 * Math.max(1, Math.abs(v))), `face view map ${k} differs from the face-only net's`);
+    assert.deepEqual(vb[k], va[k], `face view map ${k} moved with a pixel outside the face square`);
+    assert.ok(vb[n + k].some((v, i) => Math.abs(v - va[n + k][i]) > 1e-4), `portrait view map ${k} did not see the corner`);
+  }
+  tf.dispose([a, b, ...ma, ...mb, ...mf]);
+  both.dispose();
+  face.dispose();
+});
+
 Deno.test("projected GAN steps: a D step changes only the heads, a G step only the generator, the frozen age/gender weights never change; no tensor leaks after a burn-in round", async () => {
   const nets = buildGanNets(PROJECTED, await loadFaceFeatures());
   const optG = tf.train.adam(1e-3, 0, 0.99), optD = tf.train.adam(1e-3, 0, 0.99);
@@ -231,9 +252,9 @@ Deno.test("projected GAN steps: a D step changes only the heads, a G step only t
   const dVars = nets.discriminator.weights;
   const frozen = nets.features!.tensors();
   const frozen0 = tensorData(frozen);
-  // The heads give one score per image and feature scale.
+  // The heads give one score per image, view (face square and whole portrait) and feature scale.
   const scores = discriminate(nets.discriminator, real, undefined, nets.features);
-  assert.deepEqual(scores.shape, [4, FACE_FEATURE_SCALES.length]);
+  assert.deepEqual(scores.shape, [4, 2 * FACE_FEATURE_SCALES.length]);
   scores.dispose();
   const round = async () => {
     const g0 = snapshotOf(gVars), d0 = snapshotOf(dVars);
@@ -290,7 +311,7 @@ Deno.test("gan:train --discriminator projected (debug preset): stopped after its
     // The snapshot holds the trainable heads only (their inputs are the feature maps), never the frozen net.
     const dModel = JSON.parse(await Deno.readTextFile(join(straight.runDir, "snapshots", "latest", "discriminator", "model.json")));
     assert.ok(!JSON.stringify(dModel).includes("entry_flow"), "frozen age/gender weights saved in the snapshot");
-    assert.ok(JSON.stringify(dModel.modelTopology).includes("features_exit"));
+    assert.ok(JSON.stringify(dModel.modelTopology).includes("features_portrait_exit"));
     await ganTrainRun(base("halves", 0.016));
     await assert.rejects(() => ganTrainRun(base("halves", 0.032, true, "image")), /--resume would change discriminator "projected" → "image"/);
     const resumed = await ganTrainRun(base("halves", 0.032, true));
