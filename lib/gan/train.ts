@@ -273,6 +273,8 @@ export interface GanSnapshotRecord {
   loss_d: number;
   loss_g: number;
   fdd: number | null;
+  /** FDD between two disjoint sets of real portraits (the floor of the scale); null when not measured. */
+  fdd_floor: number | null;
   img_per_s: number;
 }
 
@@ -335,18 +337,24 @@ async function saveGenerator(dir: string, nets: GanNets, meta: GeneratorMeta): P
 
 function fddChart(records: GanSnapshotRecord[]) {
   const values = records.filter((r) => r.fdd !== null).map((r) => ({ kimg: r.kimg, minutes: r.train_seconds / 60, fdd: r.fdd }));
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
-    title: "Fréchet descriptor distance (lower = closer to the real portraits)",
-    width: 420,
-    height: 220,
-    data: { values },
+  const floor = records.findLast((r) => r.fdd_floor != null)?.fdd_floor ?? null;
+  const line = {
     mark: { type: "line", point: true },
     encoding: {
       x: { field: "kimg", type: "quantitative", title: "thousands of real images shown" },
       y: { field: "fdd", type: "quantitative", title: "FDD", scale: { zero: false } },
       tooltip: [{ field: "kimg" }, { field: "minutes", format: ".1f" }, { field: "fdd", format: ".4f" }],
     },
+  };
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title: floor === null
+      ? "Fréchet descriptor distance (lower = closer to the real portraits)"
+      : `Fréchet descriptor distance (lower = closer to the real portraits; dashed: real against real, ${floor.toFixed(3)})`,
+    width: 420,
+    height: 220,
+    data: { values },
+    layer: floor === null ? [line] : [line, { data: { values: [{ floor }] }, mark: { type: "rule", strokeDash: [4, 4], color: "gray" }, encoding: { y: { field: "floor", type: "quantitative" } } }],
   };
 }
 
@@ -430,13 +438,22 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const gridCls = classes.length ? classTensor(Array.from({ length: gridN }, (_, i) => Math.floor(i / cfg.gridCols) % classes.length)) : undefined;
   const metricZ = cfg.metricImages ? latentsForSeeds(Array.from({ length: cfg.metricImages }, (_, i) => 1_000_000 + i), modelConfig.latentDim) : null;
   const metricRng = new Rng(mixSeed(cfg.seed, 77));
-  const metricRows = cfg.metricImages ? metricRng.shuffle(Int32Array.from(rows)).subarray(0, Math.min(cfg.metricImages, rows.length)) : new Int32Array(0);
+  const shuffled = cfg.metricImages ? metricRng.shuffle(Int32Array.from(rows)) : new Int32Array(0);
+  const metricRows = shuffled.subarray(0, Math.min(cfg.metricImages, rows.length));
   const metricCls = classes.length && metricZ ? classTensor(Array.from({ length: cfg.metricImages }, (_, i) => labels![metricRows[i % metricRows.length]])) : undefined;
   let realStats: GaussianStats | null = null;
+  let fddFloor: number | null = null;
   if (cfg.metricImages) {
     const t0 = performance.now();
     realStats = await descriptorStats(ds.cache.pixels, metricRows);
     await log(`real descriptor statistics: ${metricRows.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    // The floor of the scale: FDD between two disjoint sets of real portraits of the same size (what a perfect
+    // generator would score at this many images).
+    if (shuffled.length >= 2 * cfg.metricImages) {
+      const other = await descriptorStats(ds.cache.pixels, shuffled.subarray(cfg.metricImages, 2 * cfg.metricImages));
+      fddFloor = frechetDistance(realStats, other);
+      await log(`FDD floor (real against other real portraits, ${cfg.metricImages} each): ${fddFloor.toFixed(4)}`);
+    } else await log(`FDD floor: not measured (needs ${2 * cfg.metricImages} images, the dataset has ${shuffled.length})`);
   }
 
   const total = Math.round(cfg.kimg * 1000);
@@ -465,7 +482,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
       const fakeStats = await descriptorStats(fake, Int32Array.from({ length: cfg.metricImages }, (_, i) => i));
       fdd = frechetDistance(realStats, fakeStats);
     }
-    const rec: GanSnapshotRecord = { kimg, step: state.step, train_seconds: state.trainSeconds, loss_d: lossD, loss_g: lossG, fdd, img_per_s: rate };
+    const rec: GanSnapshotRecord = { kimg, step: state.step, train_seconds: state.trainSeconds, loss_d: lossD, loss_g: lossG, fdd, fdd_floor: fddFloor, img_per_s: rate };
     state.snapshots.push(rec);
     meta.kimg = kimg;
     state.sn = await sn.getState();

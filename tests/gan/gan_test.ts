@@ -140,7 +140,7 @@ Deno.test("Fréchet distance: exact on known Gaussians, ≈ 0 for a set against 
   assert.throws(() => gaussianStats(new Float32Array(3), 3), /at least 2 rows/);
 });
 
-Deno.test("gan:train runs, snapshots, resumes exactly where a fresh run would be, and gan:generate is deterministic per seed", async () => {
+Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, below the untrained generator's FDD, in fdd.csv), resumes exactly where a fresh run would be, and gan:generate is deterministic per seed", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 40, seed: 5 });
@@ -149,6 +149,9 @@ Deno.test("gan:train runs, snapshots, resumes exactly where a fresh run would be
     const straight = await ganTrainRun(base("straight", 0.032));
     assert.equal(straight.state.snapshots.length, 2);
     assert.ok(straight.state.snapshots.every((s) => s.fdd !== null && s.fdd > 0));
+    const floor = straight.state.snapshots[0].fdd_floor!;
+    assert.ok(floor > 0 && straight.state.snapshots.every((s) => s.fdd_floor === floor && s.fdd! > floor), `floor ${floor}`);
+    assert.match((await Deno.readTextFile(join(straight.runDir, "fdd.csv"))).split("\n")[0], /fdd_floor/);
     for (const f of ["fdd.csv", "fdd.png", "samples/grid-latest.png", "snapshots/latest/state.json", "snapshots/network-kimg00000_032/generator.json"]) {
       assert.ok((await Deno.stat(join(straight.runDir, f))).isFile, f);
     }
