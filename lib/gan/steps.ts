@@ -140,29 +140,41 @@ const gVarsOf = (n: GanModels) => [...n.mapping.trainableWeights, ...n.synthesis
 const dVarsOf = (n: GanModels) => n.discriminator.trainableWeights.map((w) => w.read() as tf.Variable);
 
 /**
- * One discriminator step (hinge loss, averaged over the scores: one per image, or one per image and feature
- * scale for the projected discriminator); only the discriminator's weights change. Resolves to the loss (an async read, which webgpu needs). */
-export async function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp: StepInput, augment: string, rng: Rng): Promise<number> {
-  const loss = opt.minimize(() => {
+ * One discriminator step (hinge loss, averaged over the scores: one per image, or one per image, view and feature
+ * scale for the projected discriminator); only the discriminator's weights change. Returns the loss as a scalar
+ * tensor, not read (the caller reads it when it suits: on webgpu a read waits for the GPU).
+ */
+export function discriminatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: StepInput, augment: string, rng: Rng): tf.Scalar {
+  return opt.minimize(() => {
     const fake = generate(nets, inp.z, inp.fakeClass, true);
     const dReal = discriminate(nets.discriminator, diffAugment(inp.real, augment, rng), inp.realClass, nets.features);
     const dFake = discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass, nets.features);
     return tf.add(tf.mean(tf.relu(tf.sub(1, dReal))), tf.mean(tf.relu(tf.add(1, dFake)))) as tf.Scalar;
   }, true, dVarsOf(nets)) as tf.Scalar;
+}
+
+/** One generator step (−D(G(z))); only the generator's weights change. Returns the loss tensor, not read. */
+export function generatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass">, augment: string, rng: Rng): tf.Scalar {
+  return opt.minimize(() => {
+    const fake = generate(nets, inp.z, inp.fakeClass, true);
+    return tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass, nets.features))) as tf.Scalar;
+  }, true, gVarsOf(nets)) as tf.Scalar;
+}
+
+async function readLoss(loss: tf.Scalar): Promise<number> {
   const v = ((await loss.data()) as Float32Array)[0];
   loss.dispose();
   return v;
 }
 
-/** One generator step (−D(G(z))); only the generator's weights change. Resolves to the loss. */
-export async function generatorStep(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass">, augment: string, rng: Rng): Promise<number> {
-  const loss = opt.minimize(() => {
-    const fake = generate(nets, inp.z, inp.fakeClass, true);
-    return tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass, nets.features))) as tf.Scalar;
-  }, true, gVarsOf(nets)) as tf.Scalar;
-  const v = ((await loss.data()) as Float32Array)[0];
-  loss.dispose();
-  return v;
+/** discriminatorStepLoss, then its loss read (asynchronously, which webgpu needs). */
+export function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp: StepInput, augment: string, rng: Rng): Promise<number> {
+  return readLoss(discriminatorStepLoss(nets, opt, inp, augment, rng));
+}
+
+/** generatorStepLoss, then its loss read. */
+export function generatorStep(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass">, augment: string, rng: Rng): Promise<number> {
+  return readLoss(generatorStepLoss(nets, opt, inp, augment, rng));
 }
 
 /** ema ← β·ema + (1−β)·current for every weight of the generator. */

@@ -203,7 +203,7 @@ export {
   type StepInput,
   updateEma,
 } from "./steps.ts";
-import { AUGMENTS, type Augment, buildGanNets, classTensor, discriminatorStep, disposeGanNets, type GanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "./steps.ts";
+import { AUGMENTS, type Augment, buildGanNets, classTensor, discriminatorStepLoss, disposeGanNets, type GanNets, generatorStepLoss, latentsForSeeds, SpectralNorm, updateEma } from "./steps.ts";
 import { UserError } from "../util/errors.ts";
 import { checkValue, type FlagSpec } from "../config.ts";
 import { writeCsvAtomic } from "../util/csv.ts";
@@ -498,6 +498,12 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const progress = new Progress(`GAN ${cfg.expName}${state.imagesShown ? ` (from ${(state.imagesShown / 1000).toFixed(2)} kimg)` : ""}`, Math.max(0, total - state.imagesShown), { unit: "img", quiet: cfg.quiet });
   let lossDSum = 0, lossGSum = 0, steps = 0, windowImages = 0, windowSeconds = 0;
   try {
+    let pending: { read: Promise<tf.TypedArray>; step: number } | null = null;
+    const settle = async ({ read, step }: { read: Promise<tf.TypedArray>; step: number }) => {
+      const [ld, lg] = await read;
+      if (!Number.isFinite(ld) || !Number.isFinite(lg)) throw new UserError(`GAN training diverged at step ${step}: loss D ${ld}, G ${lg}; lower --lr-g/--lr-d`);
+      lossDSum += ld, lossGSum += lg, steps++;
+    };
     while (state.imagesShown < total && state.trainSeconds < budget) {
       const t0 = performance.now();
       const rng = new Rng(mixSeed(cfg.seed, state.step, 0x9a));
@@ -509,15 +515,21 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
       const fakeClass = labels ? classTensor(Array.from(fakeRows, (r) => labels[r])) : undefined;
       const z1 = zData(), z2 = zData();
       try {
-        const ld = await discriminatorStep(nets, optD, { real, realClass, z: z1, fakeClass }, cfg.augment, rng);
+        // The two losses stay on the device and are read while the next round runs (on webgpu a read before the
+        // next round is queued would leave the GPU idle).
+        const ldT = discriminatorStepLoss(nets, optD, { real, realClass, z: z1, fakeClass }, cfg.augment, rng);
         if (cfg.spectralNorm) await sn.project();
-        const lg = await generatorStep(nets, optG, { z: z2, fakeClass }, cfg.augment, rng);
-        if (!Number.isFinite(ld) || !Number.isFinite(lg)) throw new UserError(`GAN training diverged at step ${state.step}: loss D ${ld}, G ${lg}; lower --lr-g/--lr-d`);
+        const lgT = generatorStepLoss(nets, optG, { z: z2, fakeClass }, cfg.augment, rng);
+        const losses = tf.stack([ldT, lgT]);
+        tf.dispose([ldT, lgT]);
+        const read = losses.data().finally(() => losses.dispose());
+        read.catch(() => {}); // a failure is reported where the read is awaited
         state.imagesShown += cfg.batchSize;
         const beta = Math.pow(0.5, cfg.batchSize / Math.max(1e-9, cfg.emaKimg * 1000));
         updateEma(nets, Math.min(beta, (1 + state.step) / (10 + state.step)));
+        if (pending) await settle(pending);
+        pending = { read, step: state.step };
         state.step++;
-        lossDSum += ld, lossGSum += lg, steps++;
       } finally {
         tf.dispose([real, z1, z2, ...(realClass ? [realClass] : []), ...(fakeClass ? [fakeClass] : [])]);
       }
@@ -525,9 +537,11 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
       state.trainSeconds += dt;
       windowImages += cfg.batchSize, windowSeconds += dt;
       const budgetLeft = Number.isFinite(budget) ? `, budget left ${formatDuration(Math.max(0, budget - state.trainSeconds))}` : "";
-      progress.tick(cfg.batchSize, `loss D ${(lossDSum / steps).toFixed(3)} G ${(lossGSum / steps).toFixed(3)}${budgetLeft}`);
+      progress.tick(cfg.batchSize, steps ? `loss D ${(lossDSum / steps).toFixed(3)} G ${(lossGSum / steps).toFixed(3)}${budgetLeft}` : budgetLeft.slice(2));
       const crossed = Math.floor(state.imagesShown / snapEvery) > Math.floor((state.imagesShown - cfg.batchSize) / snapEvery);
       if (crossed || state.imagesShown >= total || state.trainSeconds >= budget) {
+        if (pending) await settle(pending);
+        pending = null;
         await snapshot(lossDSum / steps, lossGSum / steps, windowImages / windowSeconds);
         lossDSum = lossGSum = steps = windowImages = windowSeconds = 0;
       }
