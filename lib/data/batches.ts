@@ -212,14 +212,15 @@ async function augmentOne(src: Uint8Array, d: AugmentDraw): Promise<Uint8Array> 
 }
 
 /**
- * Augments the rows' portraits with sharp (8 in flight) and returns their
- * pixels packed as a new [n × IMAGE_BYTES] uint8 buffer, rows in order.
- * Parameters are drawn from `rng` in row order, so a seed repeats exactly.
+ * Augments the rows' portraits with sharp (all in flight: each portrait takes three sharp calls, and each call
+ * after the first starts only when the main thread is free, which it is not while a training step runs) and
+ * returns their pixels packed as a new [n × IMAGE_BYTES] uint8 buffer, rows in order.
+ * Parameters are drawn from `rng` in row order when called, so a seed repeats exactly.
  */
 export async function augmentRows(pixels: Uint8Array, rows: ArrayLike<number>, aug: AugmentOptions, rng: Rng): Promise<Uint8Array> {
   const draws = Array.from({ length: rows.length }, () => drawAugment(aug, rng));
   const out = new Uint8Array(rows.length * IMAGE_BYTES);
-  await mapLimit(draws, 8, async (d, i) => {
+  await mapLimit(draws, draws.length, async (d, i) => {
     const src = pixels.subarray(rows[i] * IMAGE_BYTES, (rows[i] + 1) * IMAGE_BYTES);
     out.set(await augmentOne(src, d), i * IMAGE_BYTES);
   });

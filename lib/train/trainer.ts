@@ -27,6 +27,9 @@ import { writeCsvAtomic } from "../util/csv.ts";
 /** File stem of the backbone's optimizer state in a checkpoint (models/last/optimizer_backbone.{json,bin}). */
 export const BACKBONE_OPTIMIZER = "optimizer_backbone";
 
+/** Training batches prepared ahead of the step that uses them. */
+const PREFETCH = 2;
+
 export interface HeadSpec {
   name: HeadName;
   labels: readonly string[];
@@ -259,13 +262,18 @@ export class Trainer {
           rowsDone += rows;
           progress.tick(rows, `loss ${(lossSum / rowsDone).toFixed(4)}`);
         };
-        // The next batch is augmented (sharp, thread pool) while this one trains.
-        let next = plan.length ? makeTrainBatch(this.pixels, plan[0], { norm: o.norm, augment: o.augment, rng }) : null;
+        // The next PREFETCH batches are augmented (sharp, thread pool) while this one trains: a portrait's sharp calls
+        // move on only between steps, so one batch ahead left the step waiting for the last ones.
+        const ahead: Promise<tf.Tensor4D>[] = [];
+        const prepare = (k: number) => {
+          if (k < plan.length) ahead.push(makeTrainBatch(this.pixels, plan[k], { norm: o.norm, augment: o.augment, rng }));
+        };
+        for (let k = 0; k < PREFETCH; k++) prepare(k);
         for (const [bi, rows] of plan.entries()) {
           const waitStart = performance.now();
-          const x = await next!;
+          const x = await ahead.shift()!;
           waitMs += performance.now() - waitStart;
-          next = bi + 1 < plan.length ? makeTrainBatch(this.pixels, plan[bi + 1], { norm: o.norm, augment: o.augment, rng }) : null;
+          prepare(bi + PREFETCH);
           const labels = this.labelTensors(rows);
           let firstLogits: tf.Tensor | null = null;
           const lossFn = () => {
