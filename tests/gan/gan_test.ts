@@ -27,6 +27,7 @@ import { generateImages, parseSeeds } from "../../lib/gan/generate.ts";
 import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { withTempDir } from "../_fixtures.ts";
+import { compareGanRuns } from "../../lib/gan/compare.ts";
 
 await initEngine({ verbose: false });
 
@@ -355,4 +356,24 @@ Deno.test("--discriminator projected with --condition gender is refused with a o
   assert.equal(out.code, 2);
   assert.equal(err.length, 1, err.join("\n"));
   assert.match(err[0].replace(/^error: /, ""), message);
+});
+
+Deno.test("gan:compare puts two runs (image and projected discriminator) on one FDD-by-minutes chart, reads each run's FDD at the marks from its snapshots, and names a run without fdd.csv", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await generateSynthetic({ out: data, count: 40, seed: 5 });
+    const run = (name: string, discriminator: GanConfig["discriminator"]) =>
+      ganTrainRun(resolveGanConfig({ dataroot: data, expName: name }, "debug", { checkpointsDir: join(dir, "ck"), kimg: 0.032, snapshotKimg: 0.016, metricImages: 16, quiet: true, model: { discriminator } }));
+    const a = await run("img", "image"), b = await run("proj", "projected");
+    const out = join(dir, "cmp");
+    const r = await compareGanRuns({ checkpointsDir: join(dir, "ck"), expNames: ["img", "proj"], out, marks: [60] });
+    assert.equal(r.points.length, 4);
+    assert.deepEqual(r.table.map((t) => [t.run, t.discriminator]), [["img", "image"], ["proj", "projected"]]);
+    // Both runs trained for seconds: at the 60-minute mark each reads its last snapshot's FDD.
+    assert.equal(r.table[0].fdd_at_60_min, a.state.snapshots.at(-1)!.fdd);
+    assert.equal(r.table[1].fdd_at_60_min, b.state.snapshots.at(-1)!.fdd);
+    assert.ok(Math.abs(r.floor! - (a.state.snapshots[0].fdd_floor! + b.state.snapshots[0].fdd_floor!) / 2) < 1e-9);
+    for (const f of ["fdd_by_minutes.png", "fdd_by_minutes.csv", "fdd_at_minutes.csv"]) assert.ok((await Deno.stat(join(out, f))).isFile, f);
+    await assert.rejects(() => compareGanRuns({ checkpointsDir: join(dir, "ck"), expNames: ["img", "nope"], out }), /nope.*fdd\.csv not found/);
+  });
 });
