@@ -141,7 +141,7 @@ Deno.test("Fréchet distance: exact on known Gaussians, ≈ 0 for a set against 
   assert.throws(() => gaussianStats(new Float32Array(3), 3), /at least 2 rows/);
 });
 
-Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, below the untrained generator's FDD, in fdd.csv), resumes exactly where a fresh run would be, and gan:generate is deterministic per seed", async () => {
+Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, below the untrained generator's FDD, in fdd.csv), resumes exactly where a fresh run would be (also after its --max-minutes budget stopped it, with a larger one), and gan:generate is deterministic per seed", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 40, seed: 5 });
@@ -173,6 +173,15 @@ Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, belo
     let maxDiff = 0;
     for (let i = 0; i < wh.length; i++) maxDiff = Math.max(maxDiff, Math.abs(wh[i] - ws[i]));
     assert.ok(maxDiff < 1e-4, `resumed run differs from the uninterrupted one by ${maxDiff}`);
+    // A run stopped by its --max-minutes budget (after its first round) and resumed with a larger one ends where the
+    // uninterrupted run does.
+    await ganTrainRun({ ...base("budget", 0.032), maxMinutes: 1e-6 });
+    const extended = await ganTrainRun({ ...base("budget", 0.032, true), maxMinutes: 100 });
+    assert.equal(extended.state.step, straight.state.step);
+    const wb = await w("budget");
+    let budgetDiff = 0;
+    for (let i = 0; i < wb.length; i++) budgetDiff = Math.max(budgetDiff, Math.abs(wb[i] - ws[i]));
+    assert.ok(budgetDiff < 1e-4, `budget-stopped and extended run differs from the uninterrupted one by ${budgetDiff}`);
     // The losses inherit the same rounding (on an AVX-512 CPU they differed in the 7th digit): equal within 1e-5 relative.
     const [ld, sd] = [resumed.state.snapshots.map((r) => r.loss_d), straight.state.snapshots.map((r) => r.loss_d)];
     assert.equal(ld.length, sd.length);
