@@ -1,7 +1,8 @@
 /**
  * GAN runs side by side (`deno task gan:compare`): each run's FDD against its training minutes on one chart, the
  * real-against-real floor as a dashed line, and a table of the FDD each run reached at the same minutes (the
- * last snapshot at or before each mark) — variants compared on equal CPU time, not equal kimg.
+ * last snapshot at or before each mark; none for a run that stopped before it) — variants compared on equal CPU
+ * time, not equal kimg.
  *
  *   const r = await compareGanRuns({ checkpointsDir: "checkpoints", expNames: ["gr_image", "gr_projected"], out: "reports/gan_compare" });
  */
@@ -12,6 +13,9 @@ import { writeCsvAtomic } from "../util/csv.ts";
 import { runDirPath } from "../util/run_dir.ts";
 import { UserError } from "../util/errors.ts";
 import { saveChart } from "../viz/vega.ts";
+
+/** Minutes of slack around a mark (a budget stop overshoots by at most one step). */
+const MARK_SLACK = 0.1;
 
 export interface GanCompareOptions {
   checkpointsDir: string;
@@ -32,7 +36,7 @@ export interface GanCompareRow {
 
 export interface GanCompareResult {
   points: GanCompareRow[];
-  /** Per run and mark: the FDD of the last snapshot at or before the mark (null if the run has not got there). */
+  /** Per run and mark: the FDD of the last snapshot at or before the mark (null if the run stopped before it). */
   table: Record<string, string | number | null>[];
   /** Mean of the runs' real-against-real floors (null when none was measured). */
   floor: number | null;
@@ -68,7 +72,10 @@ export async function compareGanRuns(o: GanCompareOptions): Promise<GanCompareRe
   const floor = floors.length ? floors.reduce((a, b) => a + b, 0) / floors.length : null;
   const table = runs.map((r, i) => {
     const row: Record<string, string | number | null> = { run: o.expNames[i], discriminator: r.rows[0].discriminator };
-    for (const m of marks) row[`fdd_at_${m}_min`] = r.rows.findLast((p) => p.minutes <= m + 1e-9)?.fdd ?? null;
+    // A --max-minutes stop lands up to one step past the budget: a snapshot within MARK_SLACK of a mark counts for it;
+    // a run that stopped before a mark has no value there.
+    const last = r.rows.at(-1)!.minutes;
+    for (const m of marks) row[`fdd_at_${m}_min`] = last < m - MARK_SLACK ? null : r.rows.findLast((p) => p.minutes <= m + MARK_SLACK)?.fdd ?? null;
     const best = r.rows.reduce((a, b) => (b.fdd < a.fdd ? b : a));
     Object.assign(row, { best_fdd: best.fdd, best_at_min: Number(best.minutes.toFixed(1)), minutes: Number(r.rows.at(-1)!.minutes.toFixed(1)), kimg: r.rows.at(-1)!.kimg, fdd_floor: r.floor });
     return row;

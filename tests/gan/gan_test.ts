@@ -367,7 +367,7 @@ Deno.test("--discriminator projected with --condition gender is refused with a o
   assert.match(err[0].replace(/^error: /, ""), message);
 });
 
-Deno.test("gan:compare puts two runs (image and projected discriminator) on one FDD-by-minutes chart, reads each run's FDD at the marks from its snapshots, and names a run without fdd.csv", async () => {
+Deno.test("gan:compare puts two runs (image and projected discriminator) on one FDD-by-minutes chart, reads each run's FDD at the marks from its snapshots (none past where a run stopped), and names a run without fdd.csv", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 40, seed: 5 });
@@ -375,12 +375,14 @@ Deno.test("gan:compare puts two runs (image and projected discriminator) on one 
       ganTrainRun(resolveGanConfig({ dataroot: data, expName: name }, "debug", { checkpointsDir: join(dir, "ck"), kimg: 0.032, snapshotKimg: 0.016, metricImages: 16, quiet: true, model: { discriminator } }));
     const a = await run("img", "image"), b = await run("proj", "projected");
     const out = join(dir, "cmp");
-    const r = await compareGanRuns({ checkpointsDir: join(dir, "ck"), expNames: ["img", "proj"], out, marks: [60] });
+    // Both runs trained for seconds: at a mark of 0.05 minutes (within the slack of a budget stop) each reads its last
+    // snapshot's FDD; at 60 minutes, which neither reached, none.
+    const r = await compareGanRuns({ checkpointsDir: join(dir, "ck"), expNames: ["img", "proj"], out, marks: [0.05, 60] });
     assert.equal(r.points.length, 4);
     assert.deepEqual(r.table.map((t) => [t.run, t.discriminator]), [["img", "image"], ["proj", "projected"]]);
-    // Both runs trained for seconds: at the 60-minute mark each reads its last snapshot's FDD.
-    assert.equal(r.table[0].fdd_at_60_min, a.state.snapshots.at(-1)!.fdd);
-    assert.equal(r.table[1].fdd_at_60_min, b.state.snapshots.at(-1)!.fdd);
+    assert.equal(r.table[0]["fdd_at_0.05_min"], a.state.snapshots.at(-1)!.fdd);
+    assert.equal(r.table[1]["fdd_at_0.05_min"], b.state.snapshots.at(-1)!.fdd);
+    assert.deepEqual(r.table.map((t) => t.fdd_at_60_min), [null, null]);
     assert.ok(Math.abs(r.floor! - (a.state.snapshots[0].fdd_floor! + b.state.snapshots[0].fdd_floor!) / 2) < 1e-9);
     for (const f of ["fdd_by_minutes.png", "fdd_by_minutes.csv", "fdd_at_minutes.csv"]) assert.ok((await Deno.stat(join(out, f))).isFile, f);
     await assert.rejects(() => compareGanRuns({ checkpointsDir: join(dir, "ck"), expNames: ["img", "nope"], out }), /nope.*fdd\.csv not found/);
