@@ -159,12 +159,11 @@ async function profileProjectNet(name: string, batchArg: number | undefined, ste
     return net.dispose();
   }
   if (backend === "onednn") {
+    // One step: the kernels oneDNN has no override for, plus those whose override declined (fallbacks).
     resetKernelStats();
-    await net.train();
-    const { hits, fallbacks } = kernelStats();
-    const js = new Map<string, number>();
-    for (const [k, n] of Object.entries(fallbacks)) js.set(k, n);
     const info = await tf.profile(() => net.train());
+    const { hits, fallbacks } = kernelStats();
+    const js = new Map<string, number>(Object.entries(fallbacks));
     for (const k of info.kernels) if (!k.name.endsWith("__op") && !ONEDNN_KERNELS.includes(k.name) && !(k.name in hits)) js.set(k.name, (js.get(k.name) ?? 0) + 1);
     console.log(`kernels on the cpu backend's JS in a step (no oneDNN kernel, or the override declined): ${[...js].map(([k, n]) => `${k}×${n}`).join(", ") || "none"}`);
   }

@@ -13,6 +13,7 @@ import { writeCsvAtomic } from "../util/csv.ts";
 import { runDirPath } from "../util/run_dir.ts";
 import { UserError } from "../util/errors.ts";
 import { saveChart } from "../viz/vega.ts";
+import { withFloor } from "./train.ts";
 
 /** Minutes of slack around a mark (a budget stop overshoots by at most one step). */
 const MARK_SLACK = 0.1;
@@ -74,10 +75,10 @@ export async function compareGanRuns(o: GanCompareOptions): Promise<GanCompareRe
     const row: Record<string, string | number | null> = { run: o.expNames[i], discriminator: r.rows[0].discriminator };
     // A --max-minutes stop lands up to one step past the budget: a snapshot within MARK_SLACK of a mark counts for it;
     // a run that stopped before a mark has no value there.
-    const last = r.rows.at(-1)!.minutes;
-    for (const m of marks) row[`fdd_at_${m}_min`] = last < m - MARK_SLACK ? null : r.rows.findLast((p) => p.minutes <= m + MARK_SLACK)?.fdd ?? null;
+    const last = r.rows.at(-1)!;
+    for (const m of marks) row[`fdd_at_${m}_min`] = last.minutes < m - MARK_SLACK ? null : r.rows.findLast((p) => p.minutes <= m + MARK_SLACK)?.fdd ?? null;
     const best = r.rows.reduce((a, b) => (b.fdd < a.fdd ? b : a));
-    Object.assign(row, { best_fdd: best.fdd, best_at_min: Number(best.minutes.toFixed(1)), minutes: Number(r.rows.at(-1)!.minutes.toFixed(1)), kimg: r.rows.at(-1)!.kimg, fdd_floor: r.floor });
+    Object.assign(row, { best_fdd: best.fdd, best_at_min: Number(best.minutes.toFixed(1)), minutes: Number(last.minutes.toFixed(1)), kimg: last.kimg, fdd_floor: r.floor });
     return row;
   });
   await Deno.mkdir(o.out, { recursive: true });
@@ -97,7 +98,7 @@ export async function compareGanRuns(o: GanCompareOptions): Promise<GanCompareRe
     width: 480,
     height: 260,
     data: { values: points },
-    layer: floor === null ? [line] : [line, { data: { values: [{ floor }] }, mark: { type: "rule", strokeDash: [4, 4], color: "gray" }, encoding: { y: { field: "floor", type: "quantitative" } } }],
+    layer: withFloor(line, floor),
   };
   const chart = await saveChart(spec, join(o.out, "fdd_by_minutes"));
   return { points, table, floor, chart: chart.png };

@@ -37,6 +37,7 @@ import { checkResumeConfig, runDirPath, savedRunConfig, withRunFolder } from "..
 import { mixSeed, Rng } from "../util/rng.ts";
 import { formatDuration, Progress } from "../util/progress.ts";
 import { engineChoice } from "../engine/mod.ts";
+import { ReadBehind } from "../engine/read_behind.ts";
 
 export const GAN_CONDITIONS = ["none", "gender", "hair_color"] as const;
 export type GanCondition = typeof GAN_CONDITIONS[number];
@@ -171,13 +172,9 @@ export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expNam
   const merged = mergeDefined(mergeDefined({ ...DEFAULT_GAN_TRAIN, ...base } as GanTrainConfig, p), overrides);
   merged.model = { ...(p.model ?? {}), ...(overrides.model ?? {}) };
   const c = merged;
-  for (const [key, spec] of Object.entries(GAN_FIELDS)) {
-    const v = (c as unknown as Record<string, unknown>)[key];
-    if (v !== undefined && v !== null) checkValue("gan:train", spec.flag, spec, v);
-  }
-  for (const [key, spec] of Object.entries(GAN_MODEL_FIELDS)) {
-    const v = (c.model as Record<string, unknown>)[key];
-    if (v !== undefined && v !== null) checkValue("gan:train", spec.flag, spec, v);
+  const fields: [Record<string, unknown>, Record<string, FlagSpec & { flag: string }>][] = [[c as unknown as Record<string, unknown>, GAN_FIELDS], [c.model, GAN_MODEL_FIELDS]];
+  for (const [values, specs] of fields) {
+    for (const [key, spec] of Object.entries(specs)) if (values[key] !== undefined && values[key] !== null) checkValue("gan:train", spec.flag, spec, values[key]);
   }
   const bad = (what: string, v: unknown) => new UserError(`gan:train: expected ${what}, got ${JSON.stringify(v)}`);
   if (c.batchSize < 2) throw bad("--batch-size ≥ 2", c.batchSize);
@@ -354,8 +351,14 @@ function fddChart(records: GanSnapshotRecord[]) {
     width: 420,
     height: 220,
     data: { values },
-    layer: floor === null ? [line] : [line, { data: { values: [{ floor }] }, mark: { type: "rule", strokeDash: [4, 4], color: "gray" }, encoding: { y: { field: "floor", type: "quantitative" } } }],
+    layer: withFloor(line, floor),
   };
+}
+
+/** A chart's layers: `line`, and the real-against-real FDD floor as a dashed rule when there is one (also gan:compare's). */
+export function withFloor(line: Record<string, unknown>, floor: number | null): Record<string, unknown>[] {
+  if (floor === null) return [line];
+  return [line, { data: { values: [{ floor }] }, mark: { type: "rule", strokeDash: [4, 4], color: "gray" }, encoding: { y: { field: "floor", type: "quantitative" } } }];
 }
 
 /**
@@ -498,12 +501,11 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const progress = new Progress(`GAN ${cfg.expName}${state.imagesShown ? ` (from ${(state.imagesShown / 1000).toFixed(2)} kimg)` : ""}`, Math.max(0, total - state.imagesShown), { unit: "img", quiet: cfg.quiet });
   let lossDSum = 0, lossGSum = 0, steps = 0, windowImages = 0, windowSeconds = 0;
   try {
-    let pending: { read: Promise<tf.TypedArray>; step: number } | null = null;
-    const settle = async ({ read, step }: { read: Promise<tf.TypedArray>; step: number }) => {
-      const [ld, lg] = await read;
+    // Each round's two losses are read while the next round runs (lib/engine/read_behind.ts).
+    const behind = new ReadBehind<number>(([ld, lg], step) => {
       if (!Number.isFinite(ld) || !Number.isFinite(lg)) throw new UserError(`GAN training diverged at step ${step}: loss D ${ld}, G ${lg}; lower --lr-g/--lr-d`);
       lossDSum += ld, lossGSum += lg, steps++;
-    };
+    });
     while (state.imagesShown < total && state.trainSeconds < budget) {
       const t0 = performance.now();
       const rng = new Rng(mixSeed(cfg.seed, state.step, 0x9a));
@@ -515,20 +517,15 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
       const fakeClass = labels ? classTensor(Array.from(fakeRows, (r) => labels[r])) : undefined;
       const z1 = zData(), z2 = zData();
       try {
-        // The two losses stay on the device and are read while the next round runs (on webgpu a read before the
-        // next round is queued would leave the GPU idle).
         const ldT = discriminatorStepLoss(nets, optD, { real, realClass, z: z1, fakeClass }, cfg.augment, rng);
         if (cfg.spectralNorm) await sn.project();
         const lgT = generatorStepLoss(nets, optG, { z: z2, fakeClass }, cfg.augment, rng);
         const losses = tf.stack([ldT, lgT]);
         tf.dispose([ldT, lgT]);
-        const read = losses.data().finally(() => losses.dispose());
-        read.catch(() => {}); // a failure is reported where the read is awaited
         state.imagesShown += cfg.batchSize;
         const beta = Math.pow(0.5, cfg.batchSize / Math.max(1e-9, cfg.emaKimg * 1000));
         updateEma(nets, Math.min(beta, (1 + state.step) / (10 + state.step)));
-        if (pending) await settle(pending);
-        pending = { read, step: state.step };
+        await behind.push(losses, state.step);
         state.step++;
       } finally {
         tf.dispose([real, z1, z2, ...(realClass ? [realClass] : []), ...(fakeClass ? [fakeClass] : [])]);
@@ -540,8 +537,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
       progress.tick(cfg.batchSize, steps ? `loss D ${(lossDSum / steps).toFixed(3)} G ${(lossGSum / steps).toFixed(3)}${budgetLeft}` : budgetLeft.slice(2));
       const crossed = Math.floor(state.imagesShown / snapEvery) > Math.floor((state.imagesShown - cfg.batchSize) / snapEvery);
       if (crossed || state.imagesShown >= total || state.trainSeconds >= budget) {
-        if (pending) await settle(pending);
-        pending = null;
+        await behind.flush();
         await snapshot(lossDSum / steps, lossGSum / steps, windowImages / windowSeconds);
         lossDSum = lossGSum = steps = windowImages = windowSeconds = 0;
       }

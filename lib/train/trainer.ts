@@ -23,6 +23,7 @@ import { appendFileAtomic, readJson } from "../util/fs.ts";
 import { UserError } from "../util/errors.ts";
 import { loadSavedModel } from "../models/mod.ts";
 import { writeCsvAtomic } from "../util/csv.ts";
+import { ReadBehind } from "../engine/read_behind.ts";
 
 /** File stem of the backbone's optimizer state in a checkpoint (models/last/optimizer_backbone.{json,bin}). */
 export const BACKBONE_OPTIMIZER = "optimizer_backbone";
@@ -253,15 +254,14 @@ export class Trainer {
         let lossSum = 0, correct = 0, seen = 0, rowsDone = 0;
         const t0 = performance.now();
         let waitMs = 0;
-        let pending: { read: Promise<tf.TypedArray>; rows: number } | null = null;
-        const settle = async ({ read, rows }: { read: Promise<tf.TypedArray>; rows: number }) => {
-          const [l, hits, valid] = await read;
+        // Each step's loss and first-head hits are read while the next step runs (lib/engine/read_behind.ts).
+        const behind = new ReadBehind<number>(([l, hits, valid], rows) => {
           if (!Number.isFinite(l)) throw new UserError(`training diverged: loss ${l} at epoch ${epoch + 1}; lower --lr`);
           correct += hits, seen += valid;
           lossSum += l * rows;
           rowsDone += rows;
           progress.tick(rows, `loss ${(lossSum / rowsDone).toFixed(4)}`);
-        };
+        });
         // The next PREFETCH batches are augmented (sharp, thread pool) while this one trains: a portrait's sharp calls
         // move on only between steps, so one batch ahead left the step waiting for the last ones.
         const ahead: Promise<tf.Tensor4D>[] = [];
@@ -294,21 +294,15 @@ export class Trainer {
             tf.dispose(Object.values(grads));
             loss = value;
           }
-          // The step's loss and first-head hits stay on the device; they are read while the next step runs (on webgpu a
-          // read before the next step is queued would leave the GPU idle between steps).
           const stats = tf.tidy(() => {
             const truth = labels[0], valid = tf.greaterEqual(truth, 0);
             const hits = tf.logicalAnd(valid, tf.equal(firstLogits as unknown as tf.Tensor, truth));
             return tf.stack([loss, tf.sum(tf.cast(hits, "float32")), tf.sum(tf.cast(valid, "float32"))]);
           });
           tf.dispose([x, loss, ...labels, firstLogits as unknown as tf.Tensor]);
-          const read = stats.data().finally(() => stats.dispose());
-          read.catch(() => {}); // a failure is reported where the read is awaited
-          if (pending) await settle(pending);
-          pending = { read, rows: rows.length };
+          await behind.push(stats, rows.length);
         }
-        if (pending) await settle(pending);
-        pending = null;
+        await behind.flush();
         const trainSeconds = (performance.now() - t0) / 1000;
         progress.finish(`loss ${(lossSum / Math.max(1, progress.done)).toFixed(4)}`);
         const { probs, loss: valLoss } = await this.predict(val);
