@@ -11,6 +11,7 @@
  */
 import { EigenvalueDecomposition, Matrix } from "ml-matrix";
 import { faceDescriptors } from "../faces/mod.ts";
+import { knnScores } from "../explore/knn.ts";
 
 export interface GaussianStats {
   dim: number;
@@ -81,4 +82,25 @@ export function frechetDistance(a: GaussianStats, b: GaussianStats): number {
 /** Gaussian of face-api's 128-D descriptors (aligned crop) of rows of a 108×84 portrait buffer. */
 export async function descriptorStats(pixels: Uint8Array, rows: ArrayLike<number>): Promise<GaussianStats> {
   return gaussianStats(await faceDescriptors(pixels, rows), 128);
+}
+
+/**
+ * Diversity in the same descriptor space (for generated images, where the FDD alone does not show collapse):
+ * each row's Euclidean distance to its nearest other row of the same set (one tfjs matMul, lib/explore/knn.ts).
+ */
+export async function nearestDistances(features: Float32Array, dim: number): Promise<Float32Array> {
+  const n = features.length / dim;
+  if (!Number.isInteger(n) || n < 2) throw new Error(`nearestDistances: expected at least 2 rows of ${dim} features, got ${features.length} values`);
+  return await knnScores(features, dim, { k: 1, refSize: n, quiet: true });
+}
+
+/** Median of `nearestDistances`: compare a generated set's with a real set's of the same size (ratio 1 = as spread out). */
+export async function medianNearest(features: Float32Array, dim: number): Promise<number> {
+  const d = (await nearestDistances(features, dim)).sort();
+  return d.length % 2 ? d[(d.length - 1) / 2] : (d[d.length / 2 - 1] + d[d.length / 2]) / 2;
+}
+
+/** Rows whose nearest other row is closer than `below` (e.g. the closest pair of as many real images): near-duplicates. */
+export async function nearDuplicates(features: Float32Array, dim: number, below: number): Promise<number> {
+  return (await nearestDistances(features, dim)).filter((d) => d < below).length;
 }

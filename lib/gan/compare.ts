@@ -2,7 +2,8 @@
  * GAN runs side by side (`deno task gan:compare`): each run's FDD against its training minutes on one chart, the
  * real-against-real floor as a dashed line, and a table of the FDD each run reached at the same minutes (the
  * last snapshot at or before each mark; none for a run that stopped before it) — variants compared on equal CPU
- * time, not equal kimg.
+ * time, not equal kimg. The table also gives each run's diversity at its last snapshot (nearest-neighbour ratio
+ * and grid near-duplicates, lib/gan/train.ts; empty for runs made before they were logged).
  *
  *   const r = await compareGanRuns({ checkpointsDir: "checkpoints", expNames: ["gr_image", "gr_projected"], out: "reports/gan_compare" });
  */
@@ -45,7 +46,7 @@ export interface GanCompareResult {
 }
 
 /** Reads one run's fdd.csv (written by gan:train) and its discriminator kind from config.json. */
-async function readRun(checkpointsDir: string, name: string): Promise<{ rows: GanCompareRow[]; floor: number | null }> {
+async function readRun(checkpointsDir: string, name: string): Promise<{ rows: GanCompareRow[]; floor: number | null; nnRatio: number | null; gridDuplicates: number | null }> {
   const dir = runDirPath(checkpointsDir, name, "gan:compare");
   const csv = join(dir, "fdd.csv");
   if (!(await exists(csv))) throw new UserError(`gan:compare: ${csv} not found; is '${name}' a gan:train run with at least one snapshot?`);
@@ -61,7 +62,8 @@ async function readRun(checkpointsDir: string, name: string): Promise<{ rows: Ga
     rows.push({ run: name, discriminator: config.model?.discriminator ?? "image", kimg: Number(r.kimg), minutes: Number(r.train_seconds) / 60, fdd });
   }
   if (!rows.length) throw new UserError(`gan:compare: ${csv} has no FDD values (trained with --metric-images 0?)`);
-  return { rows, floor };
+  const last = records.at(-1)!;
+  return { rows, floor, nnRatio: num(last.nn_ratio), gridDuplicates: num(last.grid_duplicates) };
 }
 
 export async function compareGanRuns(o: GanCompareOptions): Promise<GanCompareResult> {
@@ -78,7 +80,7 @@ export async function compareGanRuns(o: GanCompareOptions): Promise<GanCompareRe
     const last = r.rows.at(-1)!;
     for (const m of marks) row[`fdd_at_${m}_min`] = last.minutes < m - MARK_SLACK ? null : r.rows.findLast((p) => p.minutes <= m + MARK_SLACK)?.fdd ?? null;
     const best = r.rows.reduce((a, b) => (b.fdd < a.fdd ? b : a));
-    Object.assign(row, { best_fdd: best.fdd, best_at_min: Number(best.minutes.toFixed(1)), minutes: Number(last.minutes.toFixed(1)), kimg: last.kimg, fdd_floor: r.floor });
+    Object.assign(row, { best_fdd: best.fdd, best_at_min: Number(best.minutes.toFixed(1)), minutes: Number(last.minutes.toFixed(1)), kimg: last.kimg, fdd_floor: r.floor, nn_ratio: r.nnRatio, grid_duplicates: r.gridDuplicates });
     return row;
   });
   await Deno.mkdir(o.out, { recursive: true });

@@ -5,6 +5,7 @@
  *   synthesis    w → dense 14×11×c0 → [4×4 transposed conv stride 2 → batch norm → relu] ×3
  *                → 112×88 → conv3×3 → tanh → centre crop 108×84
  *   discriminator  108×84×3 → conv3×3 → [conv3×3 stride 2 → lrelu (+ conv3×3)] ×4 → 7×6
+ *                [→ minibatch standard deviation (+1 channel) → conv3×3 → lrelu, when mbstdGroup > 0]
  *                → flatten → dense → score (+ projection ⟨embed(class), features⟩ when conditional)
  *   or, with discriminator "projected" (Projected GAN): heads on the frozen face features of
  *                lib/gan/features.ts (face-api's age/gender TinyXception) of each view (the face square,
@@ -50,6 +51,12 @@ export interface GanConfig {
    * age/gender features (lib/gan/features.ts; unconditional only; dWidths unused).
    */
   discriminator: GanDiscriminator;
+  /**
+   * Minibatch standard deviation (ProGAN/StyleGAN) at the discriminator's 7×6 features: the spread of each
+   * group of this many samples, appended as one channel, lets the discriminator see a batch of near-identical
+   * samples (mode collapse) and punish it. 0 = off (runs made before it existed).
+   */
+  mbstdGroup: number;
   /** Channels of each projected head's hidden conv. */
   projectedWidth: number;
   /**
@@ -69,6 +76,7 @@ export const DEFAULT_GAN_CONFIG: GanConfig = {
   dWidths: [16, 32, 64, 128, 256],
   numClasses: 0,
   discriminator: "image",
+  mbstdGroup: 0,
   projectedWidth: 64,
   projectedView: "both",
   seed: 1,
@@ -88,9 +96,47 @@ export class PixelNorm extends tfl.layers.Layer {
     return shape;
   }
 }
+/**
+ * Minibatch standard deviation (ProGAN; StyleGAN's grouped form, one feature): the batch is split into groups of
+ * `groupSize` (the largest divisor of the batch not above it; sample i joins group i mod (b / g)); per group, the
+ * standard deviation of every feature across the group's samples, averaged over height, width and channels, is
+ * appended to each of its samples as one constant channel. No weights.
+ */
+export class MinibatchStd extends tfl.layers.Layer {
+  static className = "MinibatchStd";
+  readonly groupSize: number;
+  constructor(args: { groupSize: number; name?: string }) {
+    super(args);
+    if (!(Number.isInteger(args.groupSize) && args.groupSize >= 1)) throw new Error(`MinibatchStd: expected groupSize to be a positive integer, got ${args.groupSize}`);
+    this.groupSize = args.groupSize;
+  }
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+    return tf.tidy(() => {
+      const [b, h, w, c] = x.shape;
+      let g = Math.min(this.groupSize, b);
+      while (b % g) g--;
+      const y = tf.reshape(x, [g, b / g, h, w, c]);
+      const centred = tf.sub(y, tf.mean(y, 0, true));
+      const std = tf.sqrt(tf.add(tf.mean(tf.square(centred), 0), 1e-8)); // [b/g, h, w, c]
+      const perGroup = tf.mean(std, [1, 2, 3]); // [b/g]
+      const channel = tf.tile(tf.reshape(perGroup, [b / g, 1, 1, 1]), [g, h, w, 1]); // row i ← group i mod (b/g)
+      return tf.concat([x, channel], 3);
+    });
+  }
+  override computeOutputShape(shape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
+    const s = (Array.isArray(shape[0]) ? shape[0] : shape) as tfl.Shape;
+    return [s[0], s[1], s[2], (s[3] as number) + 1];
+  }
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), groupSize: this.groupSize };
+  }
+}
+
 /** Registers the GAN's custom layers for tfjs deserialisation (registerCustomLayers in mod.ts calls it). */
 export function registerGanLayers(): void {
   tf.serialization.registerClass(PixelNorm);
+  tf.serialization.registerClass(MinibatchStd);
 }
 
 type T = tfl.SymbolicTensor;
@@ -113,6 +159,7 @@ function checkConfig(c: GanConfig): void {
   if (c.dWidths.length !== 5 || !c.dWidths.every(pos)) throw new Error(`gan: expected dWidths to be 5 positive integers, got ${JSON.stringify(c.dWidths)}`);
   if (!Number.isInteger(c.numClasses) || c.numClasses < 0) throw new Error(`gan: expected numClasses ≥ 0, got ${c.numClasses}`);
   if (!GAN_DISCRIMINATORS.includes(c.discriminator)) throw new Error(`gan: expected discriminator to be one of ${GAN_DISCRIMINATORS.join(", ")}, got '${c.discriminator}'`);
+  if (!Number.isInteger(c.mbstdGroup) || c.mbstdGroup < 0) throw new Error(`gan: expected mbstdGroup to be an integer ≥ 0, got ${c.mbstdGroup}`);
   if (!pos(c.projectedWidth)) throw new Error(`gan: expected projectedWidth to be a positive integer, got ${c.projectedWidth}`);
   if (!PROJECTED_VIEWS.includes(c.projectedView)) throw new Error(`gan: expected projectedView to be one of ${PROJECTED_VIEWS.join(", ")}, got '${c.projectedView}'`);
   if (c.discriminator === "projected" && c.numClasses > 0) throw new Error(`gan: the projected discriminator is unconditional; got numClasses ${c.numClasses}`);
@@ -183,6 +230,10 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
     d = lrelu(conv(d, ch, 2, `${name}_down`), `${name}_down_lrelu`);
     if (i === 1 || i === 2) d = lrelu(conv(d, ch, 1, `${name}_conv`), `${name}_conv_lrelu`);
   });
+  if (config.mbstdGroup > 0) {
+    d = new MinibatchStd({ groupSize: config.mbstdGroup, name: "d_mbstd" }).apply(d) as T;
+    d = lrelu(conv(d, config.dWidths[4], 1, "d_mbstd_conv"), "d_mbstd_conv_lrelu");
+  }
   const feat = lrelu(tfl.layers.dense({ units: config.dWidths[4], kernelInitializer: init(2), name: "d_features" }).apply(
     tfl.layers.flatten({ name: "d_flatten" }).apply(d) as T,
   ) as T, "d_features_lrelu");

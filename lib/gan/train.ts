@@ -12,7 +12,10 @@
  * generator, both optimizers, the state) that `--resume` continues from, a sample grid
  * from fixed latents, and the Fréchet descriptor distance (FDD: Fréchet distance in
  * face-api's 128-D descriptor space) between `metricImages` real and generated
- * portraits, logged to fdd.csv with the training time so far.
+ * portraits, logged to fdd.csv with the training time so far, and two diversity checks in the same
+ * descriptor space: `nn_ratio` (median nearest-neighbour distance among the generated portraits over the same
+ * among as many real ones: 1 = as spread out as real faces, near 0 = collapsed) and `grid_duplicates` (grid
+ * samples whose nearest other grid sample is closer than the closest pair among as many real portraits).
  */
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
@@ -28,7 +31,8 @@ import { alignedCrop, PORTRAIT_FRAMING, readWeightMap } from "../faces/mod.ts";
 import { loadSavedModel } from "../models/mod.ts";
 import { mergeDefined } from "../util/merge.ts";
 import { fileIO } from "../models/io.ts";
-import { descriptorStats, frechetDistance, type GaussianStats } from "../eval/frechet.ts";
+import { descriptorStats, frechetDistance, type GaussianStats, gaussianStats, medianNearest, nearDuplicates, nearestDistances } from "../eval/frechet.ts";
+import { faceDescriptors } from "../faces/mod.ts";
 import { loadOptimizerState, saveOptimizer, writeDirAtomic } from "../train/checkpoint.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { saveChart } from "../viz/vega.ts";
@@ -119,6 +123,12 @@ export const GAN_MODEL_FIELDS = {
     choices: GAN_DISCRIMINATORS,
     help: "image (conv net on pixels) or projected (heads on frozen face-api age/gender features; --condition none only)",
   },
+  mbstdGroup: {
+    flag: "mbstd-group",
+    type: "int",
+    nonNegative: true,
+    help: "image discriminator: minibatch standard deviation over groups of N samples at 7×6 (0 = off)",
+  },
   projectedView: {
     flag: "projected-view",
     type: "string",
@@ -142,7 +152,7 @@ export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   snapshotKimg: 2,
   maxMinutes: null,
   metricImages: 500,
-  gridRows: 4,
+  gridRows: 8,
   gridCols: 8,
   seed: 0,
   resume: false,
@@ -273,7 +283,12 @@ export interface GanSnapshotRecord {
   /** FDD between two disjoint sets of real portraits (the floor of the scale); null when not measured. */
   fdd_floor: number | null;
   img_per_s: number;
+  /** Median nearest-neighbour descriptor distance, generated over real (metric sets); null without the metric. */
+  nn_ratio?: number | null;
+  /** Grid samples closer to another grid sample than the closest pair of as many real portraits; null without the metric. */
+  grid_duplicates?: number | null;
 }
+
 
 interface GanState {
   step: number;
@@ -446,9 +461,16 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const metricCls = classes.length && metricZ ? classTensor(Array.from({ length: cfg.metricImages }, (_, i) => labels![metricRows[i % metricRows.length]])) : undefined;
   let realStats: GaussianStats | null = null;
   let fddFloor: number | null = null;
+  // Diversity references from the same real descriptors: their median nearest-neighbour distance, and the closest
+  // pair among the first grid-size of them (a generated grid pair closer than that counts as a duplicate).
+  let realNearest = NaN, duplicateBelow = NaN;
   if (cfg.metricImages) {
     const t0 = performance.now();
-    realStats = await descriptorStats(ds.cache.pixels, metricRows);
+    const realDesc = await faceDescriptors(ds.cache.pixels, metricRows);
+    realStats = gaussianStats(realDesc, 128);
+    realNearest = await medianNearest(realDesc, 128);
+    const gridReal = Math.min(gridN, metricRows.length);
+    if (gridReal >= 2) duplicateBelow = Math.min(...await nearestDistances(realDesc.subarray(0, gridReal * 128), 128));
     await log(`real descriptor statistics: ${metricRows.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     // The floor of the scale: FDD between two disjoint sets of real portraits of the same size (what a perfect
     // generator would score at this many images).
@@ -479,13 +501,20 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     });
     await writeFileAtomic(join(runDir, "samples", `grid-${tag}.png`), png);
     await writeFileAtomic(join(runDir, "samples", "grid-latest.png"), png);
-    let fdd: number | null = null;
+    let fdd: number | null = null, nnRatio: number | null = null, gridDuplicates: number | null = null;
     if (metricZ && realStats) {
       const fake = await renderLatents(nets.mappingEma, nets.synthesisEma, metricZ, metricCls);
-      const fakeStats = await descriptorStats(fake, Int32Array.from({ length: cfg.metricImages }, (_, i) => i));
-      fdd = frechetDistance(realStats, fakeStats);
+      const fakeDesc = await faceDescriptors(fake, Int32Array.from({ length: cfg.metricImages }, (_, i) => i));
+      fdd = frechetDistance(realStats, gaussianStats(fakeDesc, 128));
+      nnRatio = (await medianNearest(fakeDesc, 128)) / realNearest;
+      if (Number.isFinite(duplicateBelow) && gridN >= 2) {
+        gridDuplicates = await nearDuplicates(await faceDescriptors(grid, Int32Array.from({ length: gridN }, (_, i) => i)), 128, duplicateBelow);
+      }
     }
-    const rec: GanSnapshotRecord = { kimg, step: state.step, train_seconds: state.trainSeconds, loss_d: lossD, loss_g: lossG, fdd, fdd_floor: fddFloor, img_per_s: rate };
+    const rec: GanSnapshotRecord = {
+      kimg, step: state.step, train_seconds: state.trainSeconds, loss_d: lossD, loss_g: lossG, fdd, fdd_floor: fddFloor, img_per_s: rate,
+      nn_ratio: nnRatio, grid_duplicates: gridDuplicates,
+    };
     state.snapshots.push(rec);
     meta.kimg = kimg;
     state.sn = await sn.getState();
@@ -494,7 +523,8 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     await writeCsvAtomic(join(runDir, "fdd.csv"), state.snapshots as unknown as Record<string, unknown>[], Object.keys(rec));
     if (state.snapshots.some((r) => r.fdd !== null)) await saveChart(fddChart(state.snapshots), join(runDir, "fdd"));
     await log(`snapshot ${kimg.toFixed(3)} kimg, ${(state.trainSeconds / 60).toFixed(1)} min: loss D ${lossD.toFixed(3)} G ${lossG.toFixed(3)}` +
-      `${fdd !== null ? `, FDD ${fdd.toFixed(4)}` : ""}, ${rate.toFixed(1)} img/s → ${join(runDir, "samples", `grid-${tag}.png`)}`);
+      `${fdd !== null ? `, FDD ${fdd.toFixed(4)}, nearest-neighbour ratio ${nnRatio!.toFixed(2)}` : ""}` +
+      `${gridDuplicates !== null ? `, ${gridDuplicates}/${gridN} grid samples near-duplicates` : ""}, ${rate.toFixed(1)} img/s → ${join(runDir, "samples", `grid-${tag}.png`)}`);
   };
 
   // Counts this session's images only (a resumed run's rate and ETA would otherwise include the earlier ones).

@@ -3,7 +3,9 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
 import { initEngine } from "../../lib/engine/mod.ts";
-import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, generate } from "../../lib/gan/nets.ts";
+import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, generate, MinibatchStd } from "../../lib/gan/nets.ts";
+import { fileIO } from "../../lib/models/io.ts";
+import { loadSavedModel } from "../../lib/models/mod.ts";
 import {
   buildGanNets,
   diffAugment,
@@ -22,7 +24,7 @@ import { ageGenderPredict, readWeightMap } from "../../lib/faces/mod.ts";
 import { openDataset } from "../../lib/data/dataset.ts";
 import { IMAGE_BYTES } from "../../lib/data/schema.ts";
 import { UserError } from "../../lib/util/errors.ts";
-import { frechetDistance, gaussianStats } from "../../lib/eval/frechet.ts";
+import { frechetDistance, gaussianStats, medianNearest, nearDuplicates, nearestDistances } from "../../lib/eval/frechet.ts";
 import { generateImages, parseSeeds } from "../../lib/gan/generate.ts";
 import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
 import { Rng } from "../../lib/util/rng.ts";
@@ -55,6 +57,52 @@ Deno.test("GAN nets: 108×84×3 images in [-1, 1] from z, one score per image, c
     for (const k of ["mapping", "synthesis", "discriminator"] as const) m[k].dispose();
   }
   assert.throws(() => buildGan({ ...TINY, gWidths: [1, 2, 3] as unknown as GanConfig["gWidths"] }), /gWidths to be 4 positive integers/);
+});
+
+Deno.test("minibatch std: each sample gets its group's mean feature std (groups i mod b/g, g the largest divisor ≤ groupSize) as one extra channel; identical samples get ~0", () => {
+  // 6 samples, 1×1×2 features; group size 4 → g = 3 (largest divisor of 6 ≤ 4): groups {0,2,4} and {1,3,5}.
+  const vals = [[1, 2], [0, 0], [3, 2], [0, 4], [5, 8], [0, 8]];
+  const x = tf.tensor4d(vals.flat(), [6, 1, 1, 2]);
+  const out = new MinibatchStd({ groupSize: 4 }).apply(x) as tf.Tensor4D;
+  assert.deepEqual(out.shape, [6, 1, 1, 3]);
+  const std = (a: number[]) => Math.sqrt(a.reduce((s, v) => s + (v - a.reduce((p, q) => p + q) / a.length) ** 2, 0) / a.length + 1e-8);
+  const group = (rows: number[]) => (std(rows.map((r) => vals[r][0])) + std(rows.map((r) => vals[r][1]))) / 2;
+  const want = [0, 1, 2, 3, 4, 5].map((i) => group(i % 2 === 0 ? [0, 2, 4] : [1, 3, 5]));
+  const o = out.dataSync();
+  want.forEach((w, i) => {
+    assert.ok(Math.abs(o[i * 3 + 2] - w) < 1e-5, `sample ${i}: ${o[i * 3 + 2]} vs ${w}`);
+    assert.deepEqual([o[i * 3], o[i * 3 + 1]], vals[i]);
+  });
+  const same = new MinibatchStd({ groupSize: 4 }).apply(tf.tile(tf.tensor4d([0.3, -2], [1, 1, 1, 2]), [4, 3, 2, 1])) as tf.Tensor;
+  assert.ok(tf.max(tf.slice(same, [0, 0, 0, 2], [-1, -1, -1, 1])).dataSync()[0] < 1e-3);
+  assert.throws(() => new MinibatchStd({ groupSize: 0 }), /groupSize to be a positive integer/);
+  tf.dispose([x, out, same]);
+});
+
+Deno.test("discriminator with minibatch std (mbstdGroup 2): one score per image, saved and loaded with the same scores, D steps leak no tensor", async () => {
+  const cfg = { ...TINY, mbstdGroup: 2 };
+  const nets = buildGanNets(cfg);
+  const img = tf.randomUniform([4, 108, 84, 3], -1, 1, "float32", 2) as tf.Tensor4D;
+  const s1 = discriminate(nets.discriminator, img);
+  assert.deepEqual(s1.shape, [4, 1]);
+  await withTempDir(async (dir) => {
+    await nets.discriminator.save(fileIO(dir));
+    const back = await loadSavedModel(dir);
+    const s2 = discriminate(back, img);
+    assert.deepEqual(Array.from(s2.dataSync()), Array.from(s1.dataSync()));
+    tf.dispose(s2);
+    back.dispose();
+  });
+  const optD = tf.train.adam(1e-3, 0, 0.99);
+  const z = latentsForSeeds([1, 2, 3, 4], cfg.latentDim);
+  const rng = new Rng(1);
+  await discriminatorStep(nets, optD, { real: img, z }, "color,translation,cutout", rng);
+  const before = tf.memory().numTensors;
+  await discriminatorStep(nets, optD, { real: img, z }, "color,translation,cutout", rng);
+  assert.equal(tf.memory().numTensors, before, "tensors leaked across D steps");
+  optD.dispose();
+  tf.dispose([img, s1, z]);
+  disposeGanNets(nets);
 });
 
 Deno.test("GAN steps: the discriminator step leaves the generator's weights unchanged and vice versa; no tensor leaks", async () => {
@@ -141,7 +189,22 @@ Deno.test("Fréchet distance: exact on known Gaussians, ≈ 0 for a set against 
   assert.throws(() => gaussianStats(new Float32Array(3), 3), /at least 2 rows/);
 });
 
-Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, below the untrained generator's FDD, in fdd.csv), resumes exactly where a fresh run would be (also after its --max-minutes budget stopped it, with a larger one), and gan:generate is deterministic per seed", async () => {
+Deno.test("diversity: nearest-neighbour distances exact on a hand-made set; two samples of one Gaussian have median ratio ≈ 1, copies of one point 0; near-duplicates counted below a threshold", async () => {
+  // Points on a line in 2-D: 0, 1, 3, 7 → nearest 1, 1, 2, 4.
+  assert.deepEqual(Array.from(await nearestDistances(Float32Array.from([0, 0, 1, 0, 3, 0, 7, 0]), 2)).map((d) => Math.round(d * 1e4) / 1e4), [1, 1, 2, 4]);
+  assert.equal(await nearDuplicates(Float32Array.from([0, 0, 1, 0, 3, 0, 7, 0]), 2, 1.5), 2);
+  const rng = new Rng(11);
+  const sample = () => Float32Array.from({ length: 200 * 16 }, () => rng.normal());
+  const ratio = (await medianNearest(sample(), 16)) / (await medianNearest(sample(), 16));
+  assert.ok(ratio > 0.9 && ratio < 1.1, `ratio ${ratio}`);
+  const one = Array.from({ length: 16 }, () => rng.normal());
+  const copies = Float32Array.from({ length: 50 * 16 }, (_, i) => one[i % 16] + 1e-4 * rng.normal());
+  assert.ok((await medianNearest(copies, 16)) < 1e-2);
+  assert.equal(await nearDuplicates(copies, 16, 0.1), 50);
+  await assert.rejects(() => nearestDistances(new Float32Array(16), 16), /at least 2 rows/);
+});
+
+Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, below the untrained generator's FDD, and the diversity columns in fdd.csv), resumes exactly where a fresh run would be (also after its --max-minutes budget stopped it, with a larger one), and gan:generate is deterministic per seed", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 40, seed: 5 });
@@ -152,7 +215,9 @@ Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, belo
     assert.ok(straight.state.snapshots.every((s) => s.fdd !== null && s.fdd > 0));
     const floor = straight.state.snapshots[0].fdd_floor!;
     assert.ok(floor > 0 && straight.state.snapshots.every((s) => s.fdd_floor === floor && s.fdd! > floor), `floor ${floor}`);
-    assert.match((await Deno.readTextFile(join(straight.runDir, "fdd.csv"))).split("\n")[0], /fdd_floor/);
+    assert.match((await Deno.readTextFile(join(straight.runDir, "fdd.csv"))).split("\n")[0], /fdd_floor.*nn_ratio,grid_duplicates/);
+    // Diversity: a ratio of nearest-neighbour distances (positive) and a count of the grid's 8 samples.
+    assert.ok(straight.state.snapshots.every((s) => s.nn_ratio! > 0 && Number.isInteger(s.grid_duplicates) && s.grid_duplicates! >= 0 && s.grid_duplicates! <= 8));
     for (const f of ["fdd.csv", "fdd.png", "samples/grid-latest.png", "snapshots/latest/state.json", "snapshots/network-kimg00000_032/generator.json"]) {
       assert.ok((await Deno.stat(join(straight.runDir, f))).isFile, f);
     }
@@ -367,7 +432,7 @@ Deno.test("--discriminator projected with --condition gender is refused with a o
   assert.match(err[0].replace(/^error: /, ""), message);
 });
 
-Deno.test("gan:compare puts two runs (image and projected discriminator) on one FDD-by-minutes chart, reads each run's FDD at the marks from its snapshots (none past where a run stopped), and names a run without fdd.csv", async () => {
+Deno.test("gan:compare puts two runs (image and projected discriminator) on one FDD-by-minutes chart, reads each run's FDD at the marks from its snapshots (none past where a run stopped), with each run's last diversity figures, and names a run without fdd.csv", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 40, seed: 5 });
@@ -383,6 +448,9 @@ Deno.test("gan:compare puts two runs (image and projected discriminator) on one 
     assert.equal(r.table[0]["fdd_at_0.05_min"], a.state.snapshots.at(-1)!.fdd);
     assert.equal(r.table[1]["fdd_at_0.05_min"], b.state.snapshots.at(-1)!.fdd);
     assert.deepEqual(r.table.map((t) => t.fdd_at_60_min), [null, null]);
+    // The diversity columns come from each run's last snapshot (CSV round trip: within float printing).
+    assert.ok(Math.abs((r.table[0].nn_ratio as number) - a.state.snapshots.at(-1)!.nn_ratio!) < 1e-9);
+    assert.equal(r.table[1].grid_duplicates, b.state.snapshots.at(-1)!.grid_duplicates);
     assert.ok(Math.abs(r.floor! - (a.state.snapshots[0].fdd_floor! + b.state.snapshots[0].fdd_floor!) / 2) < 1e-9);
     for (const f of ["fdd_by_minutes.png", "fdd_by_minutes.csv", "fdd_at_minutes.csv"]) assert.ok((await Deno.stat(join(out, f))).isFile, f);
     await assert.rejects(() => compareGanRuns({ checkpointsDir: join(dir, "ck"), expNames: ["img", "nope"], out }), /nope.*fdd\.csv not found/);
