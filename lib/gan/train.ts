@@ -123,6 +123,16 @@ export const GAN_MODEL_FIELDS = {
     choices: GAN_DISCRIMINATORS,
     help: "image (conv net on pixels) or projected (heads on frozen face-api age/gender features; --condition none only)",
   },
+  gWidths: {
+    flag: "g-widths",
+    type: "string",
+    help: "generator channels at 14×11, 28×22, 56×44, 112×88, comma-separated (default 128,64,32,16)",
+  },
+  dWidths: {
+    flag: "d-widths",
+    type: "string",
+    help: "image discriminator channels at 108×84, 54×42, 27×21, 14×11, 7×6 (default 16,32,64,128,256)",
+  },
   mbstdGroup: {
     flag: "mbstd-group",
     type: "int",
@@ -182,9 +192,21 @@ export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expNam
   const merged = mergeDefined(mergeDefined({ ...DEFAULT_GAN_TRAIN, ...base } as GanTrainConfig, p), overrides);
   merged.model = { ...(p.model ?? {}), ...(overrides.model ?? {}) };
   const c = merged;
+  // Channel lists arrive from the command line as text ("128,64,32,16") and from presets and saved runs as arrays.
+  for (const [key, n] of [["gWidths", 4], ["dWidths", 5]] as const) {
+    const v: unknown = c.model[key];
+    if (v === undefined) continue;
+    const list = typeof v === "string" ? v.split(",").map((x) => Number(x.trim())) : v;
+    if (!Array.isArray(list) || list.length !== n || !list.every((x) => Number.isInteger(x) && x > 0)) {
+      throw new UserError(`gan:train: --${GAN_MODEL_FIELDS[key].flag}: expected ${n} comma-separated positive integers, got '${v}'`);
+    }
+    (c.model as Record<string, unknown>)[key] = list;
+  }
   const fields: [Record<string, unknown>, Record<string, FlagSpec & { flag: string }>][] = [[c as unknown as Record<string, unknown>, GAN_FIELDS], [c.model, GAN_MODEL_FIELDS]];
   for (const [values, specs] of fields) {
-    for (const [key, spec] of Object.entries(specs)) if (values[key] !== undefined && values[key] !== null) checkValue("gan:train", spec.flag, spec, values[key]);
+    for (const [key, spec] of Object.entries(specs)) {
+      if (values[key] !== undefined && values[key] !== null && !Array.isArray(values[key])) checkValue("gan:train", spec.flag, spec, values[key]);
+    }
   }
   const bad = (what: string, v: unknown) => new UserError(`gan:train: expected ${what}, got ${JSON.stringify(v)}`);
   if (c.batchSize < 2) throw bad("--batch-size ≥ 2", c.batchSize);
@@ -385,9 +407,16 @@ export async function resumeGanConfig(base: { expName: string; checkpointsDir?: 
   const keys = [...Object.keys(DEFAULT_GAN_TRAIN), "dataroot", "attributes", "badImages", "cacheDir"];
   const cfg = await savedRunConfig(runDirPath(checkpointsDir, base.expName, "gan:train"), "gan:train", keys) as Partial<GanTrainConfig>;
   const merged = { ...mergeDefined(cfg as GanTrainConfig, overrides), checkpointsDir, expName: base.expName, resume: true };
-  merged.model = { ...(cfg.model ?? {}), ...(overrides.model ?? {}) }; // a --discriminator flag joins the saved model (a change is refused)
+  // A model flag joins the saved model (a change is refused); fields newer than the run take their old behaviour.
+  merged.model = { ...SAVED_BEFORE, ...(cfg.model ?? {}), ...(overrides.model ?? {}) };
   return resolveGanConfig({ dataroot: merged.dataroot, expName: merged.expName }, undefined, merged);
 }
+
+/** Model fields added after runs were saved, with the value that reproduces such a run (its config.json lacks them). */
+const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0 };
+
+/** Model fields a resumed run must keep (they shape the saved weights). */
+const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "latentDim", "wDim", "mappingLayers", "gExtraLowRes"] as const;
 
 /** Settings a resumed GAN run must keep (kimg, snapshot interval, time limit may change). */
 export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "condition", "seed"] as const;
@@ -411,9 +440,10 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   if (cfg.resume && !hasRun) throw new UserError(`gan:train: --resume but no snapshot in ${latest}; train without --resume first`);
   if (cfg.resume) {
     // The discriminator kind lives in the model config (older runs: "image"); a resume keeps it.
-    const savedModel = { ...DEFAULT_GAN_CONFIG, ...((await readJson<{ model?: Partial<GanConfig> }>(join(runDir, "config.json"))).model ?? {}) };
+    const savedModel = { ...DEFAULT_GAN_CONFIG, ...SAVED_BEFORE, ...((await readJson<{ model?: Partial<GanConfig> }>(join(runDir, "config.json"))).model ?? {}) };
     const wanted = { ...DEFAULT_GAN_CONFIG, ...cfg.model };
-    const keys = wanted.discriminator === "projected" || savedModel.discriminator === "projected" ? ["discriminator", "projectedWidth", "projectedView"] : ["discriminator"];
+    const projected = wanted.discriminator === "projected" || savedModel.discriminator === "projected";
+    const keys = [...GAN_RESUME_FIXED_MODEL_KEYS, ...(projected ? ["projectedWidth", "projectedView"] : [])];
     checkResumeConfig(runDir, savedModel as unknown as Record<string, unknown>, wanted as unknown as Record<string, unknown>, keys, "gan:train");
   }
   await Deno.mkdir(join(runDir, "samples"), { recursive: true });

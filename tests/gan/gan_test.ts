@@ -412,6 +412,26 @@ Deno.test("gan:train --discriminator projected (debug preset): stopped after its
   });
 });
 
+Deno.test("--g-widths/--d-widths: comma lists become the model's channels (presets' arrays pass); a wrong count or a non-integer is a one-line error; a resume cannot change them or --mbstd-group", async () => {
+  const c = resolveGanConfig({ dataroot: "x", expName: "y" }, undefined, { model: { gWidths: "64, 32,16,8", dWidths: "8,8,16,16,32" } as unknown as GanConfig });
+  assert.deepEqual([c.model.gWidths, c.model.dWidths], [[64, 32, 16, 8], [8, 8, 16, 16, 32]]);
+  assert.deepEqual(resolveGanConfig({ dataroot: "x", expName: "y" }, "debug", {}).model.gWidths, [32, 16, 8, 8]);
+  for (const [flag, v] of [["g-widths", "64,32,16"], ["d-widths", "8,8,16,16,3.5"], ["g-widths", "a,b,c,d"]]) {
+    const key = flag === "g-widths" ? "gWidths" : "dWidths";
+    assert.throws(() => resolveGanConfig({ dataroot: "x", expName: "y" }, undefined, { model: { [key]: v } as unknown as GanConfig }),
+      (e: Error) => e instanceof UserError && e.message === `gan:train: --${flag}: expected ${key === "gWidths" ? 4 : 5} comma-separated positive integers, got '${v}'`);
+  }
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await generateSynthetic({ out: data, count: 40, seed: 5 });
+    const cfg = (resume: boolean, model: Partial<GanConfig>) =>
+      resolveGanConfig({ dataroot: data, expName: "w" }, "debug", { checkpointsDir: join(dir, "ck"), kimg: 0.016, snapshotKimg: 0.016, metricImages: 0, resume, quiet: true, model });
+    await ganTrainRun(cfg(false, {}));
+    await assert.rejects(() => ganTrainRun({ ...cfg(true, { gWidths: [16, 16, 8, 8] }), kimg: 0.032 }), /--resume would change gWidths \[32,16,8,8\] → \[16,16,8,8\]/);
+    await assert.rejects(() => ganTrainRun({ ...cfg(true, { mbstdGroup: 2 }), kimg: 0.032 }), /--resume would change mbstdGroup 0 → 2/);
+  });
+});
+
 Deno.test("--discriminator projected with --condition gender is refused with a one-line error (resolveGanConfig and the gan:train command)", async () => {
   const message = /^gan:train: --discriminator projected is unconditional; got --condition gender \(use --condition none, or --discriminator image to condition\)$/;
   assert.throws(
