@@ -6,6 +6,7 @@
  *   compact_cnn  createClassifier("compact_cnn", ["gender"]) with the gender recipe of lib/train/run.ts: the
  *                Trainer's step (Adam, masked cross-entropy + the kernels' L2 losses), batch 64
  *   gan_step     buildGanNets(DEFAULT_GAN_CONFIG) with DEFAULT_GAN_TRAIN: discriminatorStep + generatorStep
+ *                (env GAN_MODEL: JSON of GanConfig fields over the default, e.g. '{"gWidths":[128,128,64,32]}')
  *                (hinge loss, DiffAugment) + updateEma, as gan:train runs a step, batch 32; inference = the
  *                generator's forward pass
  *   face_resnet  createClassifier("face_resnet", ["gender"]) (face-api's pretrained weights) with the gender
@@ -143,7 +144,9 @@ export const RATIO_NETS: Record<RatioModel, RatioNet> = {
     defaultBatch: DEFAULT_GAN_TRAIN.batchSize,
     build(batch) {
       const t = DEFAULT_GAN_TRAIN;
-      const config = { ...DEFAULT_GAN_CONFIG, ...t.model, seed: t.seed + 1 };
+      // GAN_MODEL='{"mbstdGroup":4}' profiles a variant (GanConfig fields over the default).
+      const variant = Deno.env.get("GAN_MODEL");
+      const config = { ...DEFAULT_GAN_CONFIG, ...t.model, ...(variant ? JSON.parse(variant) : {}), seed: t.seed + 1 };
       const nets = buildGanNets(config);
       const optG = tf.train.adam(t.lrG, t.beta1, t.beta2, 1e-8);
       const optD = tf.train.adam(t.lrD, t.beta1, t.beta2, 1e-8);

@@ -5,8 +5,8 @@
  *   synthesis    w → dense 14×11×c0 → [4×4 transposed conv stride 2 → batch norm → relu] ×3
  *                → 112×88 → conv3×3 → tanh → centre crop 108×84
  *   discriminator  108×84×3 → conv3×3 → [conv3×3 stride 2 → lrelu (+ conv3×3)] ×4 → 7×6
- *                [→ minibatch standard deviation (+1 channel) → conv3×3 → lrelu, when mbstdGroup > 0]
- *                → flatten → dense → score (+ projection ⟨embed(class), features⟩ when conditional)
+ *                → flatten → dense [+ dense(minibatch standard deviation), when mbstdGroup > 0]
+ *                → lrelu → score (+ projection ⟨embed(class), features⟩ when conditional)
  *   or, with discriminator "projected" (Projected GAN): heads on the frozen face features of
  *                lib/gan/features.ts (face-api's age/gender TinyXception) of each view (the face square,
  *                the whole portrait, or both), one per view and scale:
@@ -52,9 +52,9 @@ export interface GanConfig {
    */
   discriminator: GanDiscriminator;
   /**
-   * Minibatch standard deviation (ProGAN/StyleGAN) at the discriminator's 7×6 features: the spread of each
-   * group of this many samples, appended as one channel, lets the discriminator see a batch of near-identical
-   * samples (mode collapse) and punish it. 0 = off (runs made before it existed).
+   * Minibatch standard deviation (ProGAN/StyleGAN) on the discriminator's flattened 7×6 features: the spread of
+   * each group of this many samples, appended as one feature before the dense layer, lets the discriminator see a
+   * batch of near-identical samples (mode collapse) and punish it. 0 = off (runs made before it existed).
    */
   mbstdGroup: number;
   /** Channels of each projected head's hidden conv. */
@@ -97,10 +97,12 @@ export class PixelNorm extends tfl.layers.Layer {
   }
 }
 /**
- * Minibatch standard deviation (ProGAN; StyleGAN's grouped form, one feature): the batch is split into groups of
- * `groupSize` (the largest divisor of the batch not above it; sample i joins group i mod (b / g)); per group, the
- * standard deviation of every feature across the group's samples, averaged over height, width and channels, is
- * appended to each of its samples as one constant channel. No weights.
+ * Minibatch standard deviation (ProGAN; StyleGAN's grouped form, one feature) of flat features [b, f]: the batch is
+ * split into groups of `groupSize` (the largest divisor of the batch not above it; sample i joins group i mod (b / g));
+ * per group, the standard deviation of every feature across the group's samples, averaged over the features, is
+ * each of its samples' output → [b, 1]. No weights. The discriminator adds a dense projection of it to its feature
+ * layer, which is a dense layer over [features, std] written without the concat: the gradient of a concat, a SplitV,
+ * runs in tfjs' JavaScript at 0.14–0.2 s per call on these shapes.
  */
 export class MinibatchStd extends tfl.layers.Layer {
   static className = "MinibatchStd";
@@ -111,22 +113,22 @@ export class MinibatchStd extends tfl.layers.Layer {
     this.groupSize = args.groupSize;
   }
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor2D;
+    if (x.rank !== 2) throw new Error(`MinibatchStd: expected flat features [batch, features], got shape [${x.shape}]`);
     return tf.tidy(() => {
-      const [b, h, w, c] = x.shape;
+      const [b, f] = x.shape;
       let g = Math.min(this.groupSize, b);
       while (b % g) g--;
-      const y = tf.reshape(x, [g, b / g, h, w, c]);
+      const y = tf.reshape(x, [g, b / g, f]);
       const centred = tf.sub(y, tf.mean(y, 0, true));
-      const std = tf.sqrt(tf.add(tf.mean(tf.square(centred), 0), 1e-8)); // [b/g, h, w, c]
-      const perGroup = tf.mean(std, [1, 2, 3]); // [b/g]
-      const channel = tf.tile(tf.reshape(perGroup, [b / g, 1, 1, 1]), [g, h, w, 1]); // row i ← group i mod (b/g)
-      return tf.concat([x, channel], 3);
+      const std = tf.sqrt(tf.add(tf.mean(tf.square(centred), 0), 1e-8)); // [b/g, f]
+      const perGroup = tf.mean(std, 1, true); // [b/g, 1]
+      return tf.tile(perGroup, [g, 1]); // row i ← group i mod (b/g)
     });
   }
   override computeOutputShape(shape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
     const s = (Array.isArray(shape[0]) ? shape[0] : shape) as tfl.Shape;
-    return [s[0], s[1], s[2], (s[3] as number) + 1];
+    return [s[0], 1];
   }
   override getConfig(): tf.serialization.ConfigDict {
     return { ...super.getConfig(), groupSize: this.groupSize };
@@ -230,13 +232,14 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
     d = lrelu(conv(d, ch, 2, `${name}_down`), `${name}_down_lrelu`);
     if (i === 1 || i === 2) d = lrelu(conv(d, ch, 1, `${name}_conv`), `${name}_conv_lrelu`);
   });
+  const flat = tfl.layers.flatten({ name: "d_flatten" }).apply(d) as T;
+  let pre = tfl.layers.dense({ units: config.dWidths[4], kernelInitializer: init(2), name: "d_features" }).apply(flat) as T;
   if (config.mbstdGroup > 0) {
-    d = new MinibatchStd({ groupSize: config.mbstdGroup, name: "d_mbstd" }).apply(d) as T;
-    d = lrelu(conv(d, config.dWidths[4], 1, "d_mbstd_conv"), "d_mbstd_conv_lrelu");
+    const std = new MinibatchStd({ groupSize: config.mbstdGroup, name: "d_mbstd" }).apply(flat) as T;
+    const fromStd = tfl.layers.dense({ units: config.dWidths[4], useBias: false, kernelInitializer: init(2), name: "d_mbstd_features" }).apply(std) as T;
+    pre = tfl.layers.add({ name: "d_features_mbstd" }).apply([pre, fromStd]) as T;
   }
-  const feat = lrelu(tfl.layers.dense({ units: config.dWidths[4], kernelInitializer: init(2), name: "d_features" }).apply(
-    tfl.layers.flatten({ name: "d_flatten" }).apply(d) as T,
-  ) as T, "d_features_lrelu");
+  const feat = lrelu(pre, "d_features_lrelu");
   let score = tfl.layers.dense({ units: 1, kernelInitializer: init(1), name: "d_score" }).apply(feat) as T;
   if (cond) {
     const c = tfl.input({ shape: [1], name: "class", dtype: "int32" });

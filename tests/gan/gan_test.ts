@@ -59,23 +59,21 @@ Deno.test("GAN nets: 108×84×3 images in [-1, 1] from z, one score per image, c
   assert.throws(() => buildGan({ ...TINY, gWidths: [1, 2, 3] as unknown as GanConfig["gWidths"] }), /gWidths to be 4 positive integers/);
 });
 
-Deno.test("minibatch std: each sample gets its group's mean feature std (groups i mod b/g, g the largest divisor ≤ groupSize) as one extra channel; identical samples get ~0", () => {
-  // 6 samples, 1×1×2 features; group size 4 → g = 3 (largest divisor of 6 ≤ 4): groups {0,2,4} and {1,3,5}.
+Deno.test("minibatch std: each sample gets its group's mean feature std (groups i mod b/g, g the largest divisor ≤ groupSize) as one output feature; identical samples get ~0", () => {
+  // 6 samples, 2 features; group size 4 → g = 3 (largest divisor of 6 ≤ 4): groups {0,2,4} and {1,3,5}.
   const vals = [[1, 2], [0, 0], [3, 2], [0, 4], [5, 8], [0, 8]];
-  const x = tf.tensor4d(vals.flat(), [6, 1, 1, 2]);
-  const out = new MinibatchStd({ groupSize: 4 }).apply(x) as tf.Tensor4D;
-  assert.deepEqual(out.shape, [6, 1, 1, 3]);
+  const x = tf.tensor2d(vals);
+  const out = new MinibatchStd({ groupSize: 4 }).apply(x) as tf.Tensor2D;
+  assert.deepEqual(out.shape, [6, 1]);
   const std = (a: number[]) => Math.sqrt(a.reduce((s, v) => s + (v - a.reduce((p, q) => p + q) / a.length) ** 2, 0) / a.length + 1e-8);
   const group = (rows: number[]) => (std(rows.map((r) => vals[r][0])) + std(rows.map((r) => vals[r][1]))) / 2;
   const want = [0, 1, 2, 3, 4, 5].map((i) => group(i % 2 === 0 ? [0, 2, 4] : [1, 3, 5]));
   const o = out.dataSync();
-  want.forEach((w, i) => {
-    assert.ok(Math.abs(o[i * 3 + 2] - w) < 1e-5, `sample ${i}: ${o[i * 3 + 2]} vs ${w}`);
-    assert.deepEqual([o[i * 3], o[i * 3 + 1]], vals[i]);
-  });
-  const same = new MinibatchStd({ groupSize: 4 }).apply(tf.tile(tf.tensor4d([0.3, -2], [1, 1, 1, 2]), [4, 3, 2, 1])) as tf.Tensor;
-  assert.ok(tf.max(tf.slice(same, [0, 0, 0, 2], [-1, -1, -1, 1])).dataSync()[0] < 1e-3);
+  want.forEach((w, i) => assert.ok(Math.abs(o[i] - w) < 1e-5, `sample ${i}: ${o[i]} vs ${w}`));
+  const same = new MinibatchStd({ groupSize: 4 }).apply(tf.tile(tf.tensor2d([[0.3, -2]]), [4, 1])) as tf.Tensor;
+  assert.ok(tf.max(same).dataSync()[0] < 1e-3);
   assert.throws(() => new MinibatchStd({ groupSize: 0 }), /groupSize to be a positive integer/);
+  assert.throws(() => new MinibatchStd({ groupSize: 2 }).apply(tf.zeros([2, 3, 3, 1])), /expected flat features/);
   tf.dispose([x, out, same]);
 });
 
