@@ -668,7 +668,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "onednn Slice and PadV2 match the cpu backend bit for bit, LeakyRelu (oneDNN above 65,536 values) within float32 rounding with NaN, ±0 and ±Infinity kept",
+  name: "onednn Slice, PadV2, SplitV and Concat match the cpu backend bit for bit, LeakyRelu (oneDNN above 65,536 values) within float32 rounding with NaN, ±0 and ±Infinity kept",
   ignore,
   async fn() {
     resetKernelStats();
@@ -685,7 +685,14 @@ Deno.test({
     xs.values.set([0, -0, NaN, Infinity, -Infinity, 1e-40, -1e-40, -3, 3], 0);
     await expectSame("leakyRelu, large (oneDNN)", () => tf.leakyRelu(T(xs), 0.2), 1e-7);
     await expectSame("leakyRelu, small (JS)", () => tf.leakyRelu(T(p), 0.2), 0);
-    expectHandled("Slice", "PadV2", "LeakyRelu");
+    const f = data([32, 10753]), m = data([2, 7, 6, 5]);
+    await expectSame("split last axis, sizes", () => tf.split(T(f), [10752, 1], 1), 0);
+    await expectSame("split, count, middle axis", () => tf.split(T(x), 4, 2), 0);
+    await expectSame("split, -1 and negative axis", () => tf.split(T(m), [2, -1, 0], -1), 0);
+    await expectSame("concat last axis", () => tf.concat([T(m), T(m), tf.slice(T(m), [0, 0, 0, 1], [2, 7, 6, 2])], 3), 0);
+    await expectSame("concat first axis, 1-D", () => tf.concat([T(v), T(v)], 0), 0);
+    await expectSame("concat gradient (a split)", () => tf.grad((a: tf.Tensor) => tf.sum(tf.square(tf.concat([a, tf.ones([32, 1])], 1))))(T(f)), 0);
+    expectHandled("Slice", "PadV2", "LeakyRelu", "SplitV", "Concat");
   },
 });
 

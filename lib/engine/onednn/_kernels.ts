@@ -50,5 +50,7 @@ export const OVERRIDES: Record<string, Override> = {
   Tile: ew.tile,
   Slice: shape.slice,
   PadV2: shape.padV2,
+  SplitV: shape.splitV,
+  Concat: shape.concat,
   LeakyRelu: shape.leakyRelu,
 };
