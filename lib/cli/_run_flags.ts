@@ -5,6 +5,7 @@
 import { TRAIN_FIELDS } from "../train/run.ts";
 import { DECISION_BIAS_MODES } from "../eval/decision.ts";
 import { ENSEMBLES } from "../eval/evaluate.ts";
+import { JOINT_MODES } from "../eval/joint.ts";
 
 export const RUN_FLAGS = {
   "exp-name": { type: "string", help: "run name under checkpoints/" },
@@ -20,8 +21,17 @@ export const RUN_DATA_FLAGS = {
   "cache-dir": { type: "string", help: TRAIN_FIELDS.cacheDir.help },
 } as const;
 
+/** Joint decoding of baldness (multitask: hair colour × the hair-type head's baldness, lib/eval/joint.ts). */
+export const JOINT_FLAG = {
+  type: "string",
+  choices: JOINT_MODES,
+  default: "auto",
+  help: "bald: the hair-colour head's 'bald' joined with the hair-type head's (multitask); auto = as the decision biases were fitted, else the run's recipe",
+} as const;
+
 /** How a run's predictions are made: its ensemble and decision biases (evaluate, predict). */
 export const PREDICTION_FLAGS = {
   ensemble: { type: "string", choices: ["auto", ...ENSEMBLES], default: "auto", help: "gender averaged with face-api's age/gender net: auto = when the run asks (its recipe), faceapi = always, none = never" },
   "decision-bias": { type: "string", choices: DECISION_BIAS_MODES, default: "auto", help: "auto: the run's decision_bias.json when it has one; none: plain arg-max" },
+  joint: JOINT_FLAG,
 } as const;

@@ -1,12 +1,13 @@
 /**
  * deno task evaluate --exp-name NAME [--ckpt best|last] [--split test|val|all] [--dataroot DIR] [--face-check]
- *                    [--tta none|flip] [--decision-bias auto|none]
+ *                    [--tta none|flip] [--decision-bias auto|none] [--joint auto|bald|none]
  * Evaluates a trained run on its held-out split (or every image of any Tiny
  * Portraits folder with --split all --dataroot DIR): report with 95% bootstrap
  * intervals, confusion matrix, calibration, subgroup accuracy (and by face
  * found / not found with --face-check, ~0.1 s per image), the worst subgroup,
  * worst mistakes, test_metrics.json.
  */
+import type { JointMode } from "../eval/joint.ts";
 import { runDirPath } from "../util/run_dir.ts";
 import { parseFlags, runCli, usage, UsageError } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
@@ -46,6 +47,7 @@ if (import.meta.main) {
       tta: f.tta as TtaMode | undefined,
       decisionBias: f["decision-bias"] as DecisionBiasMode,
       ensemble: f.ensemble as EnsembleMode,
+      joint: f.joint as JointMode,
       faceMinScore: f["face-min-score"],
       bootstrap: { resamples: f.resamples },
     });

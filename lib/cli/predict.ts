@@ -1,11 +1,12 @@
 /**
  * deno task predict --exp-name NAME --images DIR [--ckpt best|last] [--detector tiny|ssd]
- *                   [--fill edge|mirror|blur|mean] [--truth labels.csv] [--batch-size 16] [--decision-bias auto|none]
+ *                   [--fill edge|mirror|blur|mean] [--truth labels.csv] [--batch-size 16] [--decision-bias auto|none] [--joint auto|bald|none]
  * Predicts on any image files (face found and re-framed first): writes
  * checkpoints/<exp>/predictions_<task>.csv, pred.log and a one-page contact sheet.
  * With --truth (a CSV with filename and one column per head, e.g. filename,gender)
  * it also prints and logs the accuracy per head.
  */
+import type { JointMode } from "../eval/joint.ts";
 import { runDirPath } from "../util/run_dir.ts";
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";
@@ -48,6 +49,7 @@ if (import.meta.main) {
       batchSize: f["batch-size"],
       decisionBias: f["decision-bias"] as DecisionBiasMode,
       ensemble: f.ensemble as EnsembleMode,
+      joint: f.joint as JointMode,
     });
     console.log(`predictions: ${r.csvPath}${r.sheetPath ? `, contact sheet ${r.sheetPath}` : ""}`);
   });

@@ -2,7 +2,7 @@
  * deno task train --dataroot DIR --task gender|haircolor|multitask --exp-name NAME
  *   [--model compact_cnn|face_resnet] [--epochs N] [--batch-size N] [--lr X] [--seed N]
  *   [--backbone-lr-mult X] [--freeze-epochs N] [--trainable-from BLOCK] [--crop aligned|portrait]
- *   [--label-smoothing E] [--tta none|flip] [--decision-bias fit|none]
+ *   [--label-smoothing E] [--tta none|flip] [--decision-bias fit|none] [--ensemble faceapi|none] [--joint bald|none]
  * Without --model the task's recipe (lib/train/run.ts, chosen on real faces) is used.
  *   [--preset debug|demo|full] [--backend NAME] [--resume] [--augment full|geometric|none] [--no-augment] [--sampling weighted|shuffle]
  * Trains a classifier into checkpoints/<exp>/ (config.json, metrics.csv, run.log,

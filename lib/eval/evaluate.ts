@@ -51,7 +51,8 @@ import {
   worstMistakes,
   worstSubgroup,
 } from "./mod.ts";
-import { applyDecisionBias, DECISION_BIAS_FILE, type DecisionBiasFile, type DecisionBiasMode, fitDecisionBias, readDecisionBias, writeDecisionBias } from "./decision.ts";
+import { checkJointHeads, type Joint, jointBald, type JointMode } from "./joint.ts";
+import { applyDecisionBias, crossFitDecisionBias, DECISION_BIAS_FILE, type DecisionBiasFile, type DecisionBiasMode, fitDecisionBias, readDecisionBias, writeDecisionBias } from "./decision.ts";
 import { saveChart } from "../viz/vega.ts";
 import { withRunLock } from "../util/run_dir.ts";
 import { mosaic } from "../viz/mosaic.ts";
@@ -81,6 +82,8 @@ export interface Predictor {
   decisionBias?: Record<string, number[]>;
   /** "faceapi": the gender head is averaged with face-api's age/gender net. */
   ensemble?: Ensemble;
+  /** "bald": the hair-colour head's baldness joined with the hair-type head's (lib/eval/joint.ts). */
+  joint?: Joint;
   predict(pixels: Uint8Array, rows: ArrayLike<number>): Promise<Record<string, Float32Array>>;
   dispose(): void;
 }
@@ -108,6 +111,8 @@ export interface PredictorOptions {
   decisionBias?: DecisionBiasMode;
   /** "auto" (default): the run's own ensemble (config.json `ensemble`); "faceapi": force it on; "none": the trained net alone. */
   ensemble?: EnsembleMode;
+  /** "auto" (default): as the applied decision biases were fitted, else the run's own (config.json `joint`); "bald" or "none" (lib/eval/joint.ts). */
+  joint?: JointMode;
 }
 
 export type EnsembleMode = "auto" | Ensemble;
@@ -164,14 +169,25 @@ export async function loadPredictor(runDir: string, ckpt: "best" | "last", opts:
   const mode = opts.ensemble ?? "auto";
   const ensemble: Ensemble = mode === "auto" ? (config.ensemble as Ensemble | undefined) ?? "none" : mode;
   if (ensemble === "faceapi" && !("gender" in config.heads)) throw new UserError(`--ensemble faceapi averages the gender head; ${runDir} has none (${Object.keys(config.heads).join(", ")})`);
+  // The biases were fitted on the probabilities of one joint decoding (absent in older files: none); they only
+  // make sense with that one.
+  const fittedJoint: Joint | null = Object.keys(biases).length ? file!.joint ?? "none" : null;
+  const jointMode = opts.joint ?? "auto";
+  const joint: Joint = jointMode !== "auto" ? jointMode : fittedJoint ?? (config.joint as Joint | undefined) ?? "none";
+  if (fittedJoint !== null && joint !== fittedJoint) {
+    throw new UserError(`${join(runDir, DECISION_BIAS_FILE)} was fitted with joint decoding '${fittedJoint}', not '${joint}'; refit it with deno task calibrate --exp-name ${basename(runDir)} --joint ${joint}, or pass --decision-bias none`);
+  }
+  if (joint === "bald") checkJointHeads(config.heads, runDir);
   return {
     config,
     dir,
     decisionBias: biases,
     ensemble,
+    joint,
     async predict(pixels, rows) {
       const probs = await predictHeads(model, pixels, rows, { norm: config.normalization, heads: Object.keys(config.heads), tta: tta ?? config.tta ?? "none" });
       if (ensemble === "faceapi") probs.gender = await withFaceapiGender(probs.gender, pixels, rows);
+      if (joint === "bald") probs.hair_color = jointBald(probs.hair_color, config.heads.hair_color, probs.hair_type, config.heads.hair_type);
       for (const [head, b] of Object.entries(biases)) probs[head] = applyDecisionBias(probs[head], b.length, b);
       return probs;
     },
@@ -214,6 +230,8 @@ export interface CalibrateOptions {
   quiet?: boolean;
   /** The dataset already open (train's calibration pass): used instead of opening `dataroot` again. */
   dataset?: Dataset;
+  /** Joint decoding to fit the biases under ("auto", the default: the run's own; lib/eval/joint.ts). */
+  joint?: JointMode;
 }
 
 /**
@@ -226,7 +244,7 @@ export async function calibrateRun(opts: CalibrateOptions): Promise<{ file: Deci
 
 async function calibrateLocked(opts: CalibrateOptions): Promise<{ file: DecisionBiasFile; path: string; text: string }> {
   const ckpt = opts.ckpt ?? "best";
-  const predictor = await loadPredictor(opts.runDir, ckpt, { dataroot: opts.dataroot, decisionBias: "none" });
+  const predictor = await loadPredictor(opts.runDir, ckpt, { dataroot: opts.dataroot, decisionBias: "none", joint: opts.joint });
   try {
     const { config } = predictor;
     // The heads are checked before anything is opened or predicted.
@@ -235,14 +253,20 @@ async function calibrateLocked(opts: CalibrateOptions): Promise<{ file: Decision
     if (chosen.length === 0) throw new UserError(`calibrate: ${opts.runDir} has only two-class heads (${Object.keys(config.heads).join(", ")}); name them with --heads to fit them anyway`);
     const { ds, rows } = await openSplitRows("calibrate", opts.runDir, config, "val", opts);
     const probs = await predictor.predict(ds.cache.pixels, rows);
-    const file: DecisionBiasFile = { ckpt, split: "val", tta: config.tta ?? "none", heads: {}, createdAt: new Date().toISOString() };
-    const lines = [`decision biases of ${opts.runDir} (${ckpt}) fitted on ${rows.length} validation rows:`];
+    const file: DecisionBiasFile = { ckpt, split: "val", tta: config.tta ?? "none", joint: predictor.joint ?? "none", heads: {}, createdAt: new Date().toISOString() };
+    const jointNote = predictor.joint === "bald" ? " (hair colour joined with the hair-type head's baldness)" : "";
+    const lines = [`decision biases of ${opts.runDir} (${ckpt}) fitted on ${rows.length} validation rows${jointNote}:`];
     for (const head of chosen as HeadName[]) {
       const labels = config.heads[head];
       const yTrue = Int32Array.from(rows, (r) => ds.attrs.labels[head][r]);
       const fit = fitDecisionBias(yTrue, probs[head], labels.length);
-      file.heads[head] = { labels, bias: fit.bias, val_macro_f1_before: fit.before, val_macro_f1_after: fit.after, rows: fit.n };
-      lines.push(`  ${head}: ${labels.map((l, i) => `${l} ${fit.bias[i] >= 0 ? "+" : ""}${fit.bias[i].toFixed(1)}`).join(", ")}; validation macro-F1 ${fit.before.toFixed(4)} → ${fit.after.toFixed(4)}`);
+      const cross = crossFitDecisionBias(yTrue, probs[head], labels.length);
+      file.heads[head] = {
+        labels, bias: fit.bias, val_macro_f1_before: fit.before, val_macro_f1_after: fit.after,
+        val_macro_f1_crossfit: { mean: cross.mean, sd: cross.sd, plain: cross.plain }, rows: fit.n,
+      };
+      lines.push(`  ${head}: ${labels.map((l, i) => `${l} ${fit.bias[i] >= 0 ? "+" : ""}${fit.bias[i].toFixed(1)}`).join(", ")}; validation macro-F1 ${fit.before.toFixed(4)} → ${fit.after.toFixed(4)}` +
+        `; held out (fitted on one half, scored on the other, ${cross.fits} fits): ${cross.plain.toFixed(4)} → ${cross.mean.toFixed(4)} ± ${cross.sd.toFixed(4)}`);
     }
     const path = await writeDecisionBias(opts.runDir, file);
     lines.push(`written: ${path}`);
@@ -270,6 +294,8 @@ export interface EvaluateOptions {
   decisionBias?: DecisionBiasMode;
   /** "auto" (default): the run's own ensemble; "faceapi": force it on; "none": the trained net alone. */
   ensemble?: EnsembleMode;
+  /** "auto" (default): as the decision biases were fitted, else the run's own; "bald" or "none" (lib/eval/joint.ts). */
+  joint?: JointMode;
   /** Bootstrap settings for the intervals (default 1,000 resamples, seed 1, 95%). */
   bootstrap?: BootstrapOptions;
   /** Run face-api's tiny detector on every evaluated portrait and report accuracy for face found / not found (default false). */
@@ -332,7 +358,7 @@ async function evaluateLocked(opts: EvaluateOptions): Promise<EvaluateResult> {
   const s = opts.faceMinScore, m = opts.worstMinRows;
   if (s !== undefined && !(s > 0 && s <= 1)) throw new UserError(`evaluate: expected --face-min-score in (0, 1], got ${s}`);
   if (m !== undefined && !(Number.isInteger(m) && m >= 1)) throw new Error(`evaluate: expected worstMinRows to be a positive integer, got ${m}`);
-  const predictor = await loadPredictor(opts.runDir, opts.ckpt, { dataroot: opts.dataroot, tta: opts.tta, decisionBias: opts.decisionBias, ensemble: opts.ensemble });
+  const predictor = await loadPredictor(opts.runDir, opts.ckpt, { dataroot: opts.dataroot, tta: opts.tta, decisionBias: opts.decisionBias, ensemble: opts.ensemble, joint: opts.joint });
   const { config, dir } = predictor;
   try {
     const { ds, rows } = await openSplitRows("evaluate", opts.runDir, config, opts.split, opts);
@@ -358,6 +384,7 @@ async function evaluateLocked(opts: EvaluateOptions): Promise<EvaluateResult> {
     const withCi = (w: WorstSubgroup | null): WorstSubgroup | null => (w ? { ...w, accuracy_ci: bootstrapProportion(w.correct, w.n, bootstrap) } : null);
     const lines = [`evaluation of ${dir} (${config.model}, task ${config.task}, test-time augmentation ${opts.tta ?? config.tta ?? "none"}) on ${opts.split === "all" ? "all good images" : `the ${opts.split} split`} of ${ds.layout.root}: ${rows.length} rows, ${imgPerSec.toFixed(1)} img/s`];
     if (predictor.ensemble === "faceapi") lines.push("gender: averaged with face-api's pretrained age/gender net (--ensemble none for the trained net alone)");
+    if (predictor.joint === "bald") lines.push("hair_color: 'bald' joined with the hair-type head's baldness (--joint none for each head alone)");
     const biased = Object.entries(predictor.decisionBias ?? {});
     if (biased.length) lines.push(`decision biases (${DECISION_BIAS_FILE}, fitted on the validation split; --decision-bias none for plain arg-max): ${biased.map(([h, b]) => `${h} [${b.map((x) => x.toFixed(1)).join(", ")}]`).join("; ")}`);
     for (const head of heads) {
@@ -388,7 +415,7 @@ async function evaluateLocked(opts: EvaluateOptions): Promise<EvaluateResult> {
         subgroups[`${head}_by_${other}`] = headTables[`${head}_by_${other}`] = df;
         lines.push("", `${head} accuracy by ${other === "face" ? "face found (face-api tiny detector)" : other}:`, df.toString());
       }
-      extras[head] = { intervals: intervals[head], worstSubgroup: withCi(worstSubgroup(headTables, minRows)), decisionBias: predictor.decisionBias?.[head], ensemble: head === "gender" && predictor.ensemble === "faceapi" ? "faceapi" : undefined };
+      extras[head] = { intervals: intervals[head], worstSubgroup: withCi(worstSubgroup(headTables, minRows)), decisionBias: predictor.decisionBias?.[head], ensemble: head === "gender" && predictor.ensemble === "faceapi" ? "faceapi" : undefined, joint: head === "hair_color" && predictor.joint === "bald" ? "bald" : undefined };
       const worst = worstMistakes(yTrue, probs[head], k, 32);
       if (worst.length) {
         const tiles = worst.map((m) => ({

@@ -14,6 +14,7 @@
 import { basename, extname, join } from "node:path";
 import pl from "nodejs-polars";
 import sharp from "sharp";
+import type { JointMode } from "./joint.ts";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { checkFill, DEFAULT_FILL, type FillMode, portraitsFromImages } from "../faces/mod.ts";
 import { type EnsembleMode, FACEAPI_BASELINE, loadPredictor } from "./evaluate.ts";
@@ -50,6 +51,8 @@ export interface PredictOptions {
   decisionBias?: DecisionBiasMode;
   /** "auto" (default): the run's own ensemble; "faceapi": force it on; "none": the trained net alone. */
   ensemble?: EnsembleMode;
+  /** "auto" (default): as the decision biases were fitted, else the run's own; "bald" or "none" (lib/eval/joint.ts). */
+  joint?: JointMode;
   quiet?: boolean;
 }
 
@@ -172,7 +175,7 @@ export async function predictFolder(opts: PredictOptions): Promise<PredictResult
 async function predictLocked(opts: PredictOptions): Promise<PredictResult> {
   const fill = opts.fill ?? DEFAULT_FILL;
   checkFill("predict", fill);
-  const predictor = await loadPredictor(opts.runDir, opts.ckpt, { decisionBias: opts.decisionBias, ensemble: opts.ensemble });
+  const predictor = await loadPredictor(opts.runDir, opts.ckpt, { decisionBias: opts.decisionBias, ensemble: opts.ensemble, joint: opts.joint });
   const { config } = predictor;
   try {
     const files = await listImages(opts.images);

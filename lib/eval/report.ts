@@ -201,6 +201,8 @@ export interface HeadMetrics {
   decision_bias?: number[];
   /** "faceapi" when this head was averaged with face-api's age/gender net; absent otherwise. */
   ensemble?: string;
+  /** "bald" when this head's baldness was joined with the hair-type head's (lib/eval/joint.ts); absent otherwise. */
+  joint?: string;
 }
 
 /** What `metricsJson` adds to a head's entry besides the report's numbers. */
@@ -209,6 +211,7 @@ export interface HeadMetricsExtras {
   worstSubgroup?: WorstSubgroup | null;
   decisionBias?: number[];
   ensemble?: string;
+  joint?: string;
 }
 
 /**
@@ -231,6 +234,8 @@ export function metricsJson(reports: Record<string, ClassificationReport>, extra
     if (bias !== undefined) out[head].decision_bias = bias;
     const ens = extras[head]?.ensemble;
     if (ens !== undefined) out[head].ensemble = ens;
+    const joint = extras[head]?.joint;
+    if (joint !== undefined) out[head].joint = joint;
   }
   return out;
 }

@@ -505,6 +505,7 @@ export async function trainDescriptorHead(cfg: TrainConfig, opts: { quiet?: bool
       params,
       tta: "none",
       ensemble: cfg.ensemble,
+      joint: cfg.joint,
     };
     const runConfig = { ...cfg, ...modelConfig, descriptorHead: headCfg, backend: engineChoice()?.backend ?? null, createdAt: new Date().toISOString() };
     await writeJsonAtomic(join(runDir, "config.json"), runConfig);

@@ -144,7 +144,7 @@ Deno.test("tta 'flip' gives the mean of the probabilities of each portrait and o
   }
 });
 
-Deno.test("resolveTrainConfig: without --model a task gets its recipe's model and settings (decision biases fitted for hair colour and multitask only, the face-api gender ensemble for gender and multitask, geometric augmentation for hair colour and multitask); preset and flags override it", () => {
+Deno.test("resolveTrainConfig: without --model a task gets its recipe's model and settings (decision biases fitted for hair colour and multitask only, the face-api gender ensemble for gender and multitask, joint decoding of baldness for multitask, geometric augmentation for hair colour and multitask); preset and flags override it", () => {
   const base = { dataroot: "d", expName: "e" };
   const g = resolveTrainConfig(base, undefined, { task: "gender" });
   assert.equal(g.model, "face_resnet");
@@ -160,6 +160,7 @@ Deno.test("resolveTrainConfig: without --model a task gets its recipe's model an
   assert.equal(resolveTrainConfig(base, undefined, { task: "haircolor", decisionBias: "none" }).decisionBias, "none", "the flag overrides the recipe");
   assert.deepEqual(["gender", "haircolor", "multitask"].map((task) => resolveTrainConfig(base, undefined, { task: task as "gender" }).ensemble), ["faceapi", "none", "faceapi"]);
   assert.throws(() => resolveTrainConfig(base, undefined, { task: "haircolor", ensemble: "faceapi" }), /--ensemble faceapi averages the gender head; task haircolor has none/);
+  assert.deepEqual(["gender", "haircolor", "multitask"].map((task) => resolveTrainConfig(base, undefined, { task: task as "gender" }).joint), ["none", "none", "bald"]);
   assert.equal(resolveTrainConfig(base, undefined, { task: "multitask" }).sampling, "shuffle", "the effective config records multitask's plain sampling");
   assert.deepEqual(["gender", "haircolor", "multitask"].map((task) => resolveTrainConfig(base, undefined, { task: task as "gender" }).augment), ["full", "geometric", "geometric"]);
   assert.equal(resolveTrainConfig(base, undefined, { task: "multitask", augment: "none" }).augment, "none", "the flag overrides the recipe");
