@@ -4,18 +4,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { initEngine } from "../../lib/engine/mod.ts";
-import { createClassifier } from "../../lib/models/mod.ts";
-import { saveCheckpoint } from "../../lib/train/checkpoint.ts";
 import { calibrateRun, evaluateRun, loadPredictor } from "../../lib/eval/evaluate.ts";
 import { applyDecisionBias, crossFitDecisionBias, DECISION_BIAS_FILE, fitDecisionBias, readDecisionBias } from "../../lib/eval/decision.ts";
 import { argmaxRows } from "../../lib/eval/mod.ts";
-import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
-import { openDataset } from "../../lib/data/dataset.ts";
-import { ensureSplits } from "../../lib/data/split.ts";
-import { REFERENCE_NORMALIZATION } from "../../lib/data/batches.ts";
-import { HEAD_NAMES, HEADS } from "../../lib/data/schema.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { withTempDir } from "../_fixtures.ts";
+import { tinyMultitaskRun } from "./_multitask_run.ts";
 
 await initEngine({ verbose: false });
 
@@ -87,19 +81,7 @@ Deno.test("applyDecisionBias() returns rows that sum to 1, the same probabilitie
 
 Deno.test("calibrateRun() writes decision_bias.json for the multi-class heads only; loadPredictor applies its non-zero heads unless decisionBias 'none'; evaluateRun records it in test_metrics.json", async () => {
   await withTempDir(async (dir) => {
-    const data = join(dir, "data");
-    await generateSynthetic({ out: data, count: 60, seed: 5, badFraction: 0, duplicateFraction: 0 });
-    const ds = await openDataset({ dataroot: data, quiet: true });
-    const splitDir = join(dir, "splits");
-    await ensureSplits(ds.attrs, "multitask", ds.goodRows, { dir: splitDir, seed: 0, log: () => {} });
-    const runDir = join(dir, "run");
-    const { model, normalization } = await createClassifier("compact_cnn", [...HEAD_NAMES], { widths: [8, 8, 8, 8], blocksPerStage: 0 }, 7);
-    const heads = Object.fromEntries(HEAD_NAMES.map((h) => [h, [...HEADS[h].labels]]));
-    await saveCheckpoint(join(runDir, "models", "best"), {
-      model,
-      config: { model: "compact_cnn", task: "multitask", heads, normalization: normalization ?? REFERENCE_NORMALIZATION, dataset: { name: "synthetic", root: data } },
-    });
-    model.dispose();
+    const { ds, splitDir, runDir, heads } = await tinyMultitaskRun(dir);
 
     const { file, path, text } = await calibrateRun({ runDir, splitDir, quiet: true });
     assert.equal(path, join(runDir, DECISION_BIAS_FILE));

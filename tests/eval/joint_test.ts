@@ -2,21 +2,15 @@
 // predictor, calibration and evaluation with and without it on a tiny procedural set.
 // Run: deno test -A tests/eval/joint_test.ts   (about 10 s)
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { initEngine } from "../../lib/engine/mod.ts";
-import { createClassifier } from "../../lib/models/mod.ts";
-import { saveCheckpoint } from "../../lib/train/checkpoint.ts";
 import { calibrateRun, evaluateRun, loadPredictor } from "../../lib/eval/evaluate.ts";
 import { applyDecisionBias } from "../../lib/eval/decision.ts";
 import { jointBald } from "../../lib/eval/joint.ts";
-import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
-import { openDataset } from "../../lib/data/dataset.ts";
-import { ensureSplits } from "../../lib/data/split.ts";
-import { REFERENCE_NORMALIZATION } from "../../lib/data/batches.ts";
-import { HEAD_NAMES, HEADS } from "../../lib/data/schema.ts";
+import { HEADS } from "../../lib/data/schema.ts";
 import { resolveTrainConfig } from "../../lib/train/run.ts";
 import { UserError } from "../../lib/util/errors.ts";
 import { withTempDir } from "../_fixtures.ts";
+import { tinyMultitaskRun } from "./_multitask_run.ts";
 
 await initEngine({ verbose: false });
 
@@ -45,19 +39,7 @@ Deno.test("jointBald(): colour × the type head's P(bald) for 'bald', × 1 − P
 
 Deno.test("joint decoding through a run: the predictor joins hair colour (other heads untouched), calibrate records the joint in decision_bias.json, a mismatching --joint is a one-line error, evaluate records it; train refuses it for one-head tasks", async () => {
   await withTempDir(async (dir) => {
-    const data = join(dir, "data");
-    await generateSynthetic({ out: data, count: 60, seed: 5, badFraction: 0, duplicateFraction: 0 });
-    const ds = await openDataset({ dataroot: data, quiet: true });
-    const splitDir = join(dir, "splits");
-    await ensureSplits(ds.attrs, "multitask", ds.goodRows, { dir: splitDir, seed: 0, log: () => {} });
-    const runDir = join(dir, "run");
-    const { model, normalization } = await createClassifier("compact_cnn", [...HEAD_NAMES], { widths: [8, 8, 8, 8], blocksPerStage: 0 }, 7);
-    const heads = Object.fromEntries(HEAD_NAMES.map((h) => [h, [...HEADS[h].labels]]));
-    await saveCheckpoint(join(runDir, "models", "best"), {
-      model,
-      config: { model: "compact_cnn", task: "multitask", heads, normalization: normalization ?? REFERENCE_NORMALIZATION, dataset: { name: "synthetic", root: data }, joint: "bald" },
-    });
-    model.dispose();
+    const { ds, splitDir, runDir } = await tinyMultitaskRun(dir, { joint: "bald" });
     const rows = Int32Array.from({ length: 10 }, (_, i) => ds.goodRows[i]);
 
     // No decision biases yet: auto = the run's own ("bald"); "none" = each head alone.
