@@ -27,12 +27,11 @@ import { loadExclusion } from "../data/bad_images.ts";
 import { HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { DEFAULT_GAN_CONFIG, GAN_DISCRIMINATORS, type GanConfig, ganParams, generate, PROJECTED_VIEWS, type ProjectedView, projectedViews } from "./nets.ts";
 import { FaceFeatures, PORTRAIT_SQUARE } from "./features.ts";
-import { alignedCrop, PORTRAIT_FRAMING, readWeightMap } from "../faces/mod.ts";
+import { alignedCrop, faceDescriptors, PORTRAIT_FRAMING, readWeightMap } from "../faces/mod.ts";
 import { loadSavedModel } from "../models/mod.ts";
 import { mergeDefined } from "../util/merge.ts";
 import { fileIO } from "../models/io.ts";
 import { descriptorStats, frechetDistance, type GaussianStats, gaussianStats, medianNearest, nearDuplicates, nearestDistances } from "../eval/frechet.ts";
-import { faceDescriptors } from "../faces/mod.ts";
 import { loadOptimizerState, saveOptimizer, writeDirAtomic } from "../train/checkpoint.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { saveChart } from "../viz/vega.ts";
@@ -137,7 +136,7 @@ export const GAN_MODEL_FIELDS = {
     flag: "mbstd-group",
     type: "int",
     nonNegative: true,
-    help: "image discriminator: minibatch standard deviation over groups of N samples at 7×6 (0 = off)",
+    help: "image discriminator: minibatch standard deviation of its flattened 7×6 features over groups of N samples (0 = off)",
   },
   projectedView: {
     flag: "projected-view",
@@ -310,7 +309,6 @@ export interface GanSnapshotRecord {
   /** Grid samples closer to another grid sample than the closest pair of as many real portraits; null without the metric. */
   grid_duplicates?: number | null;
 }
-
 
 interface GanState {
   step: number;
