@@ -18,6 +18,7 @@ import { MISSING_CODE } from "../data/schema.ts";
 import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
 import { checkShape } from "./report.ts";
 import { Rng } from "../util/rng.ts";
+import type { Joint } from "./joint.ts";
 
 /** File name of a run's fitted biases. */
 export const DECISION_BIAS_FILE = "decision_bias.json";
@@ -161,7 +162,7 @@ export interface DecisionBiasFile {
   split: "val";
   tta: string;
   /** Joint decoding the probabilities were fitted under (lib/eval/joint.ts; absent in older files: "none"). */
-  joint?: "bald" | "none";
+  joint?: Joint;
   heads: Record<string, {
     labels: string[];
     bias: number[];

@@ -53,7 +53,7 @@ export interface GanConfig {
   discriminator: GanDiscriminator;
   /**
    * Minibatch standard deviation (ProGAN/StyleGAN) on the discriminator's flattened 7×6 features: the spread of
-   * each group of this many samples, appended as one feature before the dense layer, lets the discriminator see a
+   * each group of this many samples, projected by a dense layer into the feature layer, lets the discriminator see a
    * batch of near-identical samples (mode collapse) and punish it. 0 = off (runs made before it existed).
    */
   mbstdGroup: number;

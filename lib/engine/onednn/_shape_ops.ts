@@ -1,7 +1,8 @@
 // Private: Slice, PadV2, SplitV, Concat and LeakyRelu on float32 by contiguous row copies / one tight loop (LeakyRelu
 // of large tensors by oneDNN). SplitV (the gradient of Concat) is the cpu backend's Slice per piece, called directly
-// (so the override of Slice never saw it): 0.14 s for [32,10753] split into 10752 + 1 along the last axis. The cpu backend's Slice of a non-contiguous region and its PadV2 go element by element through index
-// arithmetic (a crop of 8×112×88×3 took ~1 s); these copy the innermost contiguous run at a time. Slice and PadV2
+// (so the override of Slice never saw it): 0.14 s for [32,10753] split into 10752 + 1 along the last axis. The cpu
+// backend's Slice of a non-contiguous region and its PadV2 go element by element through index arithmetic (a crop
+// of 8×112×88×3 took ~1 s); these copy the innermost contiguous run at a time. Slice, PadV2, SplitV and Concat
 // are bit-identical to the cpu kernels; oneDNN's LeakyRelu multiplies by alpha in float32 (the cpu kernel in
 // float64, then rounds), so a value below zero may differ in its last bit.
 import { f32, output, type Override, sizeOf } from "./_backend.ts";
