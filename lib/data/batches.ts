@@ -1,18 +1,14 @@
 /**
  * Batches for tfjs from the pixel cache: seeded epoch plans (shuffled, or
- * class-weighted sampling with replacement), optional augmentation done with
- * sharp on the uint8 pixels, in parallel on libuv's thread pool (random
- * horizontal flip, small zoom and shift with edge replication, small
- * rotation, brightness/saturation via modulate, contrast via linear), and
- * normalisation by the dataset's per-channel mean/std.
- * (tf.image.transform was the first choice: its cpu kernel costs ~1.2 s per
- * batch of 32 here and in tfjs 4.22 returns zeros for all but the first image.)
+ * class-weighted sampling with replacement), optional augmentation (lib/data/augment.ts: sharp, in this thread or
+ * in an AugmentWorker), and normalisation by the dataset's per-channel mean/std.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import sharp from "sharp";
-import { mapLimit } from "../util/fs.ts";
+import { type AugmentOptions, augmentRows, type AugmentWorker } from "./augment.ts";
 import { IMAGE_BYTES, IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH, MISSING_CODE } from "./schema.ts";
 import { Rng } from "../util/rng.ts";
+
+export { AUGMENT_MODES, type AugmentMode, type AugmentOptions, augmentFor, augmentRows, AugmentWorker, DEFAULT_AUGMENT } from "./augment.ts";
 
 /** Per-channel mean and std on the 0..1 scale. */
 export interface Normalization {
@@ -127,110 +123,21 @@ export function planEpoch(rows: Int32Array, opts: EpochPlanOptions): Int32Array[
   return batches;
 }
 
-export interface AugmentOptions {
-  /** Probability of a horizontal flip. */
-  flip: number;
-  /** Max shift as a fraction of width/height. */
-  shift: number;
-  /** Max relative zoom in or out. */
-  scale: number;
-  /** Max rotation in degrees. */
-  rotate: number;
-  /** Max relative brightness change. */
-  brightness: number;
-  /** Max relative contrast change. */
-  contrast: number;
-  /** Max relative saturation change. */
-  saturation: number;
-}
-
-export const DEFAULT_AUGMENT: AugmentOptions = { flip: 0.5, shift: 0.06, scale: 0.08, rotate: 6, brightness: 0.12, contrast: 0.15, saturation: 0.15 };
-
-/**
- * Named augmentations for `train --augment`: "full" = DEFAULT_AUGMENT; "geometric" = flip, zoom, shift and rotation
- * only, the colours left as photographed (for labels that are colours: hair colour); "none".
- */
-export const AUGMENT_MODES = ["full", "geometric", "none"] as const;
-export type AugmentMode = typeof AUGMENT_MODES[number];
-export function augmentFor(mode: AugmentMode): AugmentOptions | undefined {
-  if (mode === "none") return undefined;
-  return mode === "geometric" ? { ...DEFAULT_AUGMENT, brightness: 0, contrast: 0, saturation: 0 } : DEFAULT_AUGMENT;
-}
-
 export interface BatchOptions {
   norm: Normalization;
 }
 
-interface AugmentDraw {
-  flip: boolean;
-  scale: number;
-  dx: number;
-  dy: number;
-  angle: number;
-  brightness: number;
-  contrast: number;
-  saturation: number;
-}
-
-/** Draws the random parameters of one augmentation (in JS, seeded). */
-function drawAugment(a: AugmentOptions, rng: Rng): AugmentDraw {
-  return {
-    flip: rng.next() < a.flip,
-    scale: 1 + rng.uniform(-a.scale, a.scale),
-    dx: Math.round(rng.uniform(-a.shift, a.shift) * IMAGE_WIDTH),
-    dy: Math.round(rng.uniform(-a.shift, a.shift) * IMAGE_HEIGHT),
-    angle: rng.uniform(-a.rotate, a.rotate),
-    brightness: 1 + rng.uniform(-a.brightness, a.brightness),
-    contrast: 1 + rng.uniform(-a.contrast, a.contrast),
-    saturation: 1 + rng.uniform(-a.saturation, a.saturation),
-  };
-}
-
-/** One augmented portrait (uint8 HWC, same size) through sharp. */
-async function augmentOne(src: Uint8Array, d: AugmentDraw): Promise<Uint8Array> {
-  const raw = { raw: { width: IMAGE_WIDTH, height: IMAGE_HEIGHT, channels: IMAGE_CHANNELS as 3 } };
-  // Zoom (≥ 1 here; zoom-out is a zoom-in of a border-extended image), rotate, then cut the window.
-  const pad = Math.ceil(Math.max(IMAGE_WIDTH, IMAGE_HEIGHT) * (Math.max(0, 1 - d.scale) + 0.12));
-  let img = sharp(src, raw);
-  if (d.flip) img = img.flop();
-  const extended = await img.extend({ top: pad, bottom: pad, left: pad, right: pad, extendWith: "copy" }).raw().toBuffer();
-  const W = IMAGE_WIDTH + 2 * pad, H = IMAGE_HEIGHT + 2 * pad;
-  const zw = Math.round(W * d.scale), zh = Math.round(H * d.scale);
-  const rotated = await sharp(extended, { raw: { width: W, height: H, channels: 3 } })
-    .resize(zw, zh, { kernel: "linear" })
-    .rotate(d.angle, { background: "#808080" })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const left = Math.round((rotated.info.width - IMAGE_WIDTH) / 2) + d.dx, top = Math.round((rotated.info.height - IMAGE_HEIGHT) / 2) + d.dy;
-  let cut = sharp(rotated.data, { raw: { width: rotated.info.width, height: rotated.info.height, channels: 3 } })
-    .extract({ left: Math.max(0, left), top: Math.max(0, top), width: IMAGE_WIDTH, height: IMAGE_HEIGHT });
-  // Colour jitter only when drawn ("geometric" draws 1 for all three: the pixels keep their colours exactly).
-  if (d.brightness !== 1 || d.saturation !== 1) cut = cut.modulate({ brightness: d.brightness, saturation: d.saturation });
-  if (d.contrast !== 1) cut = cut.linear(d.contrast, 128 * (1 - d.contrast));
-  const out = await cut.raw().toBuffer();
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-}
-
 /**
- * Augments the rows' portraits with sharp (all in flight: each portrait takes three sharp calls, and each call
- * after the first starts only when the main thread is free, which it is not while a training step runs) and
- * returns their pixels packed as a new [n × IMAGE_BYTES] uint8 buffer, rows in order.
- * Parameters are drawn from `rng` in row order when called, so a seed repeats exactly.
+ * A training batch: augmented (when `augment` is given; in `worker` when given, else in this thread, the same pixels
+ * either way) and normalised. The caller disposes it.
  */
-export async function augmentRows(pixels: Uint8Array, rows: ArrayLike<number>, aug: AugmentOptions, rng: Rng): Promise<Uint8Array> {
-  const draws = Array.from({ length: rows.length }, () => drawAugment(aug, rng));
-  const out = new Uint8Array(rows.length * IMAGE_BYTES);
-  await mapLimit(draws, draws.length, async (d, i) => {
-    const src = pixels.subarray(rows[i] * IMAGE_BYTES, (rows[i] + 1) * IMAGE_BYTES);
-    out.set(await augmentOne(src, d), i * IMAGE_BYTES);
-  });
-  return out;
-}
-
-/** A training batch: augmented (when `augment` is given) and normalised. The caller disposes it. */
-export async function makeTrainBatch(pixels: Uint8Array, rows: ArrayLike<number>, opts: { norm: Normalization; augment?: AugmentOptions; rng: Rng }): Promise<tf.Tensor4D> {
+export async function makeTrainBatch(
+  pixels: Uint8Array,
+  rows: ArrayLike<number>,
+  opts: { norm: Normalization; augment?: AugmentOptions; rng: Rng; worker?: AugmentWorker },
+): Promise<tf.Tensor4D> {
   if (!opts.augment) return makeBatch(pixels, rows, { norm: opts.norm });
-  const aug = await augmentRows(pixels, rows, opts.augment, opts.rng);
+  const aug = await (opts.worker ? opts.worker.augmentRows(pixels, rows, opts.augment, opts.rng) : augmentRows(pixels, rows, opts.augment, opts.rng));
   return makeBatch(aug, Array.from({ length: rows.length }, (_, i) => i), { norm: opts.norm });
 }
 

@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
-import { type AugmentOptions, classBalanceWeights, type Sampling, labelTensor, makeTrainBatch, type Normalization, planEpoch } from "../data/batches.ts";
+import { type AugmentOptions, AugmentWorker, classBalanceWeights, type Sampling, labelTensor, makeTrainBatch, type Normalization, planEpoch } from "../data/batches.ts";
 import type { HeadName } from "../data/schema.ts";
 import { maskedSoftmaxCrossEntropy } from "./losses.ts";
 import { loadOptimizerState, resolveCheckpoint, saveCheckpoint } from "./checkpoint.ts";
@@ -238,6 +238,8 @@ export class Trainer {
     const mult = o.backboneLrMult ?? 1;
     const order = this.headOrder();
     let stoppedEarly = false;
+    // A portrait's sharp calls follow one another only when their thread is free: in a worker, while steps run.
+    const augmenter = o.augment ? new AugmentWorker() : undefined;
     try {
       for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
         const lr = learningRate(o, epoch);
@@ -262,45 +264,49 @@ export class Trainer {
           rowsDone += rows;
           progress.tick(rows, `loss ${(lossSum / rowsDone).toFixed(4)}`);
         });
-        // The next PREFETCH batches are augmented (sharp, thread pool) while this one trains: a portrait's sharp calls
-        // move on only between steps, so one batch ahead left the step waiting for the last ones.
+        // The next PREFETCH batches are augmented (sharp, in the worker thread) while this one trains.
         const ahead: Promise<tf.Tensor4D>[] = [];
         const prepare = (k: number) => {
-          if (k < plan.length) ahead.push(makeTrainBatch(this.pixels, plan[k], { norm: o.norm, augment: o.augment, rng }));
+          if (k < plan.length) ahead.push(makeTrainBatch(this.pixels, plan[k], { norm: o.norm, augment: o.augment, rng, worker: augmenter }));
         };
         for (let k = 0; k < PREFETCH; k++) prepare(k);
-        for (const [bi, rows] of plan.entries()) {
-          const waitStart = performance.now();
-          const x = await ahead.shift()!;
-          waitMs += performance.now() - waitStart;
-          prepare(bi + PREFETCH);
-          const labels = this.labelTensors(rows);
-          let firstLogits: tf.Tensor | null = null;
-          const lossFn = () => {
-            const out = this.model.apply(x, { training: true }) as tf.Tensor | tf.Tensor[];
-            const outs = Array.isArray(out) ? out : [out];
-            const ordered = order.map((i) => outs[i]);
-            firstLogits = tf.keep(tf.argMax(ordered[0], 1));
-            const reg = this.model.losses.length ? tf.addN(this.model.losses.map((f) => f())) : tf.scalar(0);
-            return tf.add(this.lossOf(ordered, labels, classWeights), reg) as tf.Scalar;
-          };
-          let loss: tf.Scalar;
-          if (!this.backboneOptimizer) loss = this.optimizer.minimize(lossFn, true, varList) as tf.Scalar;
-          else {
-            const { value, grads } = tf.variableGrads(lossFn, varList);
-            const pick = (vars: tf.Variable[]) => vars.map((v) => ({ name: v.name, tensor: grads[v.name] }));
-            this.optimizer.applyGradients(pick(groups.head));
-            if (!frozen) this.backboneOptimizer.applyGradients(pick(groups.backbone));
-            tf.dispose(Object.values(grads));
-            loss = value;
+        try {
+          for (const [bi, rows] of plan.entries()) {
+            const waitStart = performance.now();
+            const x = await ahead.shift()!;
+            waitMs += performance.now() - waitStart;
+            prepare(bi + PREFETCH);
+            const labels = this.labelTensors(rows);
+            let firstLogits: tf.Tensor | null = null;
+            const lossFn = () => {
+              const out = this.model.apply(x, { training: true }) as tf.Tensor | tf.Tensor[];
+              const outs = Array.isArray(out) ? out : [out];
+              const ordered = order.map((i) => outs[i]);
+              firstLogits = tf.keep(tf.argMax(ordered[0], 1));
+              const reg = this.model.losses.length ? tf.addN(this.model.losses.map((f) => f())) : tf.scalar(0);
+              return tf.add(this.lossOf(ordered, labels, classWeights), reg) as tf.Scalar;
+            };
+            let loss: tf.Scalar;
+            if (!this.backboneOptimizer) loss = this.optimizer.minimize(lossFn, true, varList) as tf.Scalar;
+            else {
+              const { value, grads } = tf.variableGrads(lossFn, varList);
+              const pick = (vars: tf.Variable[]) => vars.map((v) => ({ name: v.name, tensor: grads[v.name] }));
+              this.optimizer.applyGradients(pick(groups.head));
+              if (!frozen) this.backboneOptimizer.applyGradients(pick(groups.backbone));
+              tf.dispose(Object.values(grads));
+              loss = value;
+            }
+            const stats = tf.tidy(() => {
+              const truth = labels[0], valid = tf.greaterEqual(truth, 0);
+              const hits = tf.logicalAnd(valid, tf.equal(firstLogits as unknown as tf.Tensor, truth));
+              return tf.stack([loss, tf.sum(tf.cast(hits, "float32")), tf.sum(tf.cast(valid, "float32"))]);
+            });
+            tf.dispose([x, loss, ...labels, firstLogits as unknown as tf.Tensor]);
+            await behind.push(stats, rows.length);
           }
-          const stats = tf.tidy(() => {
-            const truth = labels[0], valid = tf.greaterEqual(truth, 0);
-            const hits = tf.logicalAnd(valid, tf.equal(firstLogits as unknown as tf.Tensor, truth));
-            return tf.stack([loss, tf.sum(tf.cast(hits, "float32")), tf.sum(tf.cast(valid, "float32"))]);
-          });
-          tf.dispose([x, loss, ...labels, firstLogits as unknown as tf.Tensor]);
-          await behind.push(stats, rows.length);
+        } finally {
+          // Batches made ahead of a step that never ran (an error): freed, and their errors not left unhandled.
+          for (const p of ahead.splice(0)) p.then((t) => t.dispose(), () => {});
         }
         await behind.flush();
         const trainSeconds = (performance.now() - t0) / 1000;
@@ -357,6 +363,7 @@ export class Trainer {
         }
       }
     } finally {
+      augmenter?.close();
       tf.dispose(classWeights.filter((w): w is tf.Tensor1D => !!w));
     }
     return { history: state.history, bestEpoch: state.bestEpoch, bestScore: state.bestScore, stoppedEarly, resumedFrom };

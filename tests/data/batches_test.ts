@@ -10,6 +10,7 @@ import {
   labelTensor,
   augmentFor,
   augmentRows,
+  AugmentWorker,
   makeBatch,
   makeTrainBatch,
   planEpoch,
@@ -142,6 +143,38 @@ Deno.test("--augment geometric leaves a one-colour portrait's every pixel at its
   const full = await augmentRows(px, [0, 1, 2, 3], augmentFor("full")!, new Rng(3));
   for (let r = 0; r < 4; r++) assert.ok(full.subarray(r * IMAGE_BYTES, (r + 1) * IMAGE_BYTES).some((v, i) => v !== [200, 120, 40][i % 3]), `full jitters row ${r}`);
   assert.equal(augmentFor("none"), undefined);
+});
+
+Deno.test("AugmentWorker makes the same pixels as augmentRows() in this thread for the same seed and rows, and training batches from it equal the in-thread ones", async () => {
+  const px = smoothPixels(5);
+  const worker = new AugmentWorker();
+  try {
+    const rows = [4, 0, 2, 2];
+    const here = await augmentRows(px, rows, DEFAULT_AUGMENT, new Rng(21));
+    const rng = new Rng(21);
+    const [there, second] = await Promise.all([worker.augmentRows(px, rows, DEFAULT_AUGMENT, rng), worker.augmentRows(px, [1], DEFAULT_AUGMENT, rng)]);
+    assert.deepEqual(there, here);
+    // The second call drew after the first, as one in-thread stream would.
+    const stream = new Rng(21);
+    await augmentRows(px, rows, DEFAULT_AUGMENT, stream);
+    assert.deepEqual(second, await augmentRows(px, [1], DEFAULT_AUGMENT, stream));
+    const norm = { mean: [0.5, 0.4, 0.3] as [number, number, number], std: [0.25, 0.25, 0.25] as [number, number, number] };
+    const a = await makeTrainBatch(px, rows, { norm, augment: DEFAULT_AUGMENT, rng: new Rng(5), worker });
+    const b = await makeTrainBatch(px, rows, { norm, augment: DEFAULT_AUGMENT, rng: new Rng(5) });
+    assert.deepEqual(a.dataSync(), b.dataSync());
+    tf.dispose([a, b]);
+  } finally {
+    worker.close();
+  }
+});
+
+Deno.test("AugmentWorker.close() rejects an augmentation still in flight and any call after it", async () => {
+  const px = smoothPixels(2);
+  const worker = new AugmentWorker();
+  const inFlight = worker.augmentRows(px, [0, 1], DEFAULT_AUGMENT, new Rng(1));
+  worker.close();
+  await assert.rejects(inFlight, /closed with augmentations in flight/);
+  await assert.rejects(worker.augmentRows(px, [0], DEFAULT_AUGMENT, new Rng(1)), /used after close/);
 });
 
 Deno.test("labelTensor() keeps label codes and -1 for missing", () => {
