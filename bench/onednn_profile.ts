@@ -6,12 +6,13 @@
  *   deno run -A bench/onednn_profile.ts [--backend onednn|cpu] [--batch 64] [--steps 5] [--infer] [--profile]
  *     [--ab] [--memory]
  *   deno run -A bench/onednn_profile.ts --model compact_cnn|gan_step|face_resnet [--batch N] [--steps 5] [--infer]
- *     [--profile]
+ *     [--profile | --ab-layout]
  *
  * With --model, one of the project's networks as bench/project_nets.ts builds and steps it (at its training batch
  * unless --batch): step times (and with --infer forward-pass times), and with --profile the kernels of a training
  * step (and of a forward pass) by time, each with its share, and (onednn) the kernels that ran as the cpu
- * backend's JavaScript. PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1 the kernels around
+ * backend's JavaScript; with --ab-layout instead, steps alternating between convolution activations in NHWC and in
+ * oneDNN's blocked layouts (compareLayouts). PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1 the kernels around
  * its slow calls (oneDNN may finish a kernel's work when the next one reads its output: the time then shows there).
  *
  * Prints training img/s (model.trainOnBatch, a fresh input tensor every step), inference img/s (model.predict)
@@ -27,6 +28,7 @@ import { parseArgs } from "node:util";
 const env = (k: string) => Deno.env.get(k);
 import { registerOnednnBackend } from "../lib/engine/onednn/mod.ts";
 import { setTapeRewrites, tapeStats } from "../lib/engine/onednn/_tape.ts";
+import { setConvActivationLayout } from "../lib/engine/onednn/_conv.ts";
 import { kernelStats, resetKernelStats } from "../lib/engine/onednn/_stats.ts";
 import { ONEDNN_KERNELS } from "../lib/engine/onednn/mod.ts";
 import { type NetBench, RATIO_MODELS, RATIO_NETS, type RatioModel } from "./project_nets.ts";
@@ -135,7 +137,7 @@ async function memory(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, batch
 }
 
 /** Step times and the op-by-op profile of one of the project's networks (bench/project_nets.ts). */
-async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, withProfile: boolean, backend: string): Promise<void> {
+async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, withProfile: boolean, backend: string, abLayout = false): Promise<void> {
   if (!(RATIO_MODELS as readonly string[]).includes(name)) throw new Error(`onednn_profile: --model ${name}: expected one of ${RATIO_MODELS.join(", ")}`);
   if (backend === "onednn") {
     const st = await registerOnednnBackend();
@@ -147,6 +149,10 @@ async function profileProjectNet(name: string, batchArg: number | undefined, ste
   const batch = net.batch;
   console.log(`${name} (${spec.description}), batch ${batch}, ${net.params.toLocaleString("en-US")} parameters, backend ${tf.getBackend()}`);
   await net.train(); // primitive creation
+  if (abLayout) {
+    await compareLayouts(net, steps, infer);
+    return net.dispose();
+  }
   const train: number[] = [];
   for (let i = 0; i < steps; i++) {
     const t = performance.now();
@@ -175,6 +181,37 @@ async function profileProjectNet(name: string, batchArg: number | undefined, ste
   net.dispose();
 }
 
+/**
+ * --ab-layout: training steps (and with --infer forward passes) alternate between convolution activations in NHWC
+ * and in oneDNN's blocked layouts (ONEDNN_CONV_ACT=nhwc / any), in one process, so that a busy machine slows both
+ * alike; each layout's plans are made in a warm-up step first.
+ */
+async function compareLayouts(net: NetBench, steps: number, infer: boolean): Promise<void> {
+  const layouts = ["nhwc", "any"] as const;
+  const kinds = infer ? (["train", "infer"] as const) : (["train"] as const);
+  const ms = new Map<string, number[]>();
+  for (const layout of layouts) {
+    setConvActivationLayout(layout);
+    for (const kind of kinds) await net[kind]();
+  }
+  for (let i = 0; i < steps; i++) {
+    for (const layout of layouts) {
+      setConvActivationLayout(layout);
+      for (const kind of kinds) {
+        const t = performance.now();
+        await net[kind]();
+        const key = `${kind} ${layout}`;
+        ms.set(key, [...(ms.get(key) ?? []), performance.now() - t]);
+      }
+    }
+  }
+  for (const kind of kinds) {
+    const med = (layout: string) => [...ms.get(`${kind} ${layout}`)!].sort((a, b) => a - b)[Math.floor(steps / 2)];
+    for (const layout of layouts) console.log(summary(`${kind} ${layout === "nhwc" ? "NHWC" : "blocked"}`, ms.get(`${kind} ${layout}`)!, net.batch));
+    console.log(`${kind}: NHWC / blocked img/s = ${(med("any") / med("nhwc")).toFixed(2)} (medians of ${steps} interleaved steps)`);
+  }
+}
+
 async function timeInference(net: NetBench, steps: number): Promise<void> {
   await net.infer();
   const ms: number[] = [];
@@ -196,13 +233,14 @@ if (import.meta.main) {
       profile: { type: "boolean", default: false },
       infer: { type: "boolean", default: false },
       ab: { type: "boolean", default: false },
+      "ab-layout": { type: "boolean", default: false },
       memory: { type: "boolean", default: false },
       model: { type: "string" },
     },
     strict: true,
   });
   if (opts.model !== undefined) {
-    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.profile!, opts.backend!);
+    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.profile!, opts.backend!, opts["ab-layout"]);
     Deno.exit(0);
   }
   const batch = Number(opts.batch), steps = Number(opts.steps);

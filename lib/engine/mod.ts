@@ -76,7 +76,7 @@ async function tryOnednn(): Promise<string | null> {
   const st = await registerOnednnBackend();
   if (!st.available) throw new Error(st.reason);
   if (!(await tf.setBackend("onednn"))) throw new Error("onednn backend failed to initialise");
-  return `oneDNN ${st.version ?? ""} via Deno FFI (${st.library ?? "libdnnl"})`.replace("  ", " ");
+  return `oneDNN ${st.version ?? ""} via Deno FFI (${st.library ?? "libdnnl"}; convolutions in ${st.convActivations === "nhwc" ? "NHWC" : "blocked layouts"})`.replace("  ", " ");
 }
 
 let wasmPathsSet = false;

@@ -156,6 +156,10 @@ Deno.test({
     if (!status.version?.startsWith("2.")) {
       throw new Error(`version ${status.version}`);
     }
+    const layout = Deno.env.get("ONEDNN_CONV_ACT");
+    if (layout !== undefined ? status.convActivations !== layout : !["nhwc", "any"].includes(status.convActivations ?? "")) {
+      throw new Error(`convolution activation layout ${status.convActivations} (ONEDNN_CONV_ACT=${layout})`);
+    }
     for (
       const k of [
         "Conv2D",
@@ -957,6 +961,28 @@ Deno.test({
     }
     if (poolStats().reused === 0) {
       throw new Error("the output pool was never used");
+    }
+  },
+});
+
+Deno.test({
+  name: "in both convolution activation layouts (ONEDNN_CONV_ACT=nhwc and any, each in a process of its own) the backend reports the layout set, and convolutions, their gradients and reference-CNN training match the cpu backend",
+  ignore,
+  async fn() {
+    const tests = /^(registerOnednnBackend reports|onednn Conv2D|onednn Conv2DBackprop|onednn depthwise|training the small reference CNN)/;
+    for (const layout of ["nhwc", "any"]) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["test", "-A", "--no-check", "--filter", `/${tests.source}/`, import.meta.filename!],
+        env: { ONEDNN_CONV_ACT: layout },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      // deno-lint-ignore no-control-regex
+      const text = new TextDecoder().decode(out.stdout).replace(/\x1b\[[0-9;]*m/g, "");
+      const summary = /ok \| (\d+) passed \| 0 failed/.exec(text);
+      if (out.code !== 0 || !summary || Number(summary[1]) !== 6) {
+        throw new Error(`ONEDNN_CONV_ACT=${layout}: exit ${out.code}\n${text.slice(-3000)}${new TextDecoder().decode(out.stderr).slice(-1000)}`);
+      }
     }
   },
 });

@@ -18,6 +18,7 @@ import {
   createPd,
   dims64,
   DnnlError,
+  hasAvx512Core,
   lib,
   makeAttr,
   type Md,
@@ -51,6 +52,7 @@ interface Geometry {
   wdims: number[]; // O, I, KH, KW or G, O/G, I/G, KH, KW
   wUser: () => Md; // tfjs filter layout (made when a plan is built)
   actTag: number; // NHWC or NCHW
+  actPrim: number; // the activations' layout asked of oneDNN: NHWC or format_tag_any (convActivationLayout)
   strides: BigInt64Array<ArrayBuffer>;
   dil: BigInt64Array<ArrayBuffer>;
   padL: BigInt64Array<ArrayBuffer>;
@@ -104,14 +106,16 @@ function geometry(info: ConvInfo, depthwise: boolean): Geometry | null {
     wdims = [c, m, 1, kh, kw];
     wUser = () => mdStrides(wdims, [m, 1, 1, kw * c * m, c * m]);
   }
+  const actPrim = actTag === TAG_NHWC && c > 4 && convActivationLayout() === "nhwc" ? TAG_NHWC : TAG_ANY;
   const key = `${n},${c},${h},${w}>${o},${oh},${ow}|k${kh},${kw}|s${sh},${sw}|d${dh},${dw}|p${pt},${pl},${pb},${pr}|` +
-    `${actTag}|${depthwise ? "dw" : "c"}`;
+    `${actTag}>${actPrim}|${depthwise ? "dw" : "c"}`;
   return {
     src: [n, c, h, w],
     dst: [n, o, oh, ow],
     wdims,
     wUser,
     actTag,
+    actPrim,
     strides: dims64([sh, sw]),
     dil: dims64([dh - 1, dw - 1]),
     padL: dims64([pt, pl]),
@@ -121,16 +125,41 @@ function geometry(info: ConvInfo, depthwise: boolean): Geometry | null {
 }
 
 /**
- * Descriptors with `format_tag_any`: oneDNN picks its blocked layouts (nChw8c / 16c), and plans reorder from/to
- * tfjs's layouts. Asking for NHWC activations directly measured 2-3x slower here (AVX2: gemm or reference
- * kernels), and for an RGB input layer oneDNN's only NHWC kernel is the reference one (~50x slower).
+ * Descriptors: weights with `format_tag_any` (reordered once per weight version, cached); activations in the layout
+ * of convActivationLayout(): NHWC as tfjs holds them, or `format_tag_any` (oneDNN's blocked nChw8c / 16c, and plans
+ * reorder from/to tfjs's layouts). With AVX2, NHWC measured 2-3x slower (gemm or reference kernels), and for an RGB
+ * input layer oneDNN's only NHWC kernel is the reference one (~50x slower).
  */
+/**
+ * Activation layout of convolutions: "nhwc" asks oneDNN for tfjs's own channels-last layout (no reorder before or
+ * after a call), "any" lets it pick its blocked layouts (a reorder from and to NHWC around every call; reorders were
+ * 18 % of a GAN step's CPU time). With AVX-512, NHWC was faster on every network, training and inference: 1.06–1.19×
+ * the img/s of blocked (`deno run -A bench/onednn_profile.ts --model NAME --ab-layout --infer --steps 15`, steps
+ * interleaved in one process). With oneDNN capped at AVX2 (DNNL_MAX_CPU_ISA=AVX2) they were even (0.98–1.05×), and
+ * an earlier measurement on an AVX2 machine found NHWC 2–3× slower, so the default is "nhwc" with AVX-512 and "any"
+ * without; ONEDNN_CONV_ACT=nhwc|any overrides. Convolutions of ≤ 4 input channels (an RGB input layer) stay blocked
+ * either way: oneDNN's only NHWC kernel for them is the reference one.
+ */
+let convAct: "nhwc" | "any" | null = null;
+/** Sets the layout for the convolutions that follow (plans are keyed by it); for bench/onednn_profile.ts --ab-layout. */
+export function setConvActivationLayout(layout: "nhwc" | "any"): void {
+  convAct = layout;
+}
+export function convActivationLayout(): "nhwc" | "any" {
+  if (convAct === null) {
+    const set = env("ONEDNN_CONV_ACT");
+    if (set !== undefined && set !== "nhwc" && set !== "any") throw new DnnlError(`onednn: expected ONEDNN_CONV_ACT to be nhwc or any, got '${set}'`);
+    convAct = set ?? (hasAvx512Core() ? "nhwc" : "any");
+  }
+  return convAct;
+}
+
 function anyMds(g: Geometry, bias: boolean) {
   return {
-    src: mdTag(g.src, TAG_ANY),
+    src: mdTag(g.src, g.actPrim),
     w: mdTag(g.wdims, TAG_ANY),
     b: bias ? mdTag([g.dst[1]], TAG_ANY) : null,
-    dst: mdTag(g.dst, TAG_ANY),
+    dst: mdTag(g.dst, g.actPrim),
   };
 }
 

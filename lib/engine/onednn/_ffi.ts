@@ -88,6 +88,7 @@ const STATUS_NAMES = [
 
 const SYMBOLS = {
   dnnl_version: { parameters: [], result: "pointer" },
+  dnnl_get_effective_cpu_isa: { parameters: [], result: "i32" },
   dnnl_set_verbose: { parameters: ["i32"], result: "i32" },
   dnnl_engine_create: { parameters: ["buffer", "i32", "usize"], result: "i32" },
   dnnl_stream_create: { parameters: ["buffer", "pointer", "u32"], result: "i32" },
@@ -191,6 +192,14 @@ export interface Dnnl {
 let dnnl: Dnnl | null = null;
 
 /** The opened library; only valid after a successful `openOnednn()`. */
+/** dnnl_cpu_isa_avx512_core: its bits are all set when oneDNN may use AVX-512 (F, CD, BW, VL, DQ) kernels. */
+const ISA_AVX512_CORE = 0x27;
+
+/** Whether oneDNN runs AVX-512 kernels here (dnnl_get_effective_cpu_isa). */
+export function hasAvx512Core(): boolean {
+  return (lib().fn.dnnl_get_effective_cpu_isa() & ISA_AVX512_CORE) === ISA_AVX512_CORE;
+}
+
 export function lib(): Dnnl {
   if (dnnl === null) throw new Error("onednn: library not opened");
   return dnnl;

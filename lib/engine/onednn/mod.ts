@@ -32,6 +32,8 @@
  *   ONEDNN_ELTWISE=js         element-wise ops and sums in JS only
  *   ONEDNN_POOL_MB=1024, ONEDNN_REORDER_CACHE_MB=256   caps of the output pool and of the reordered-input cache
  *   ONEDNN_TAPE=0             keep tfjs' own tape entries and gradients (no _tape.ts rewrites)
+ *   ONEDNN_CONV_ACT=nhwc|any  convolution activations in tfjs's NHWC (default with AVX-512) or oneDNN's blocked
+ *                             layouts with reorders around each call (default without)
  * Tests: `deno test -A tests/engine/onednn_test.ts`; speed: `deno run -A bench/onednn_profile.ts --infer`;
  * rewrites on/off interleaved and peak memory: `deno run -A bench/onednn_profile.ts --ab --memory`.
  */
@@ -44,6 +46,7 @@ import { countFallback, countHit } from "./_stats.ts";
 import { env } from "./_env.ts";
 import { EXTRA_KERNELS } from "./_grad_kernels.ts";
 import { installTapeRewrites } from "./_tape.ts";
+import { convActivationLayout } from "./_conv.ts";
 
 /** Outcome of `registerOnednnBackend()`. */
 export interface OnednnStatus {
@@ -51,6 +54,8 @@ export interface OnednnStatus {
   reason: string;
   version?: string;
   library?: string;
+  /** Layout of convolution activations (convActivationLayout in _conv.ts). */
+  convActivations?: "nhwc" | "any";
 }
 
 /** Names of the tfjs kernels the "onednn" backend overrides (all other kernels are the cpu backend's). */
@@ -72,6 +77,12 @@ function register(): OnednnStatus {
   const opened = openOnednn();
   if (!opened.ok) return { available: false, reason: opened.reason };
   const { version, library } = opened.dnnl;
+  let convActivations: "nhwc" | "any";
+  try {
+    convActivations = convActivationLayout();
+  } catch (e) {
+    return { available: false, reason: (e as Error).message };
+  }
   if (tf.findBackendFactory(BACKEND) == null) {
     // Priority 0: never picked as the default backend implicitly; callers opt in with tf.setBackend("onednn").
     tf.registerBackend(BACKEND, () => new OnednnBackend(), 0);
@@ -110,7 +121,7 @@ function register(): OnednnStatus {
   } catch (e) {
     if (env("ONEDNN_DEBUG")) console.error(`onednn: tape rewrites not installed: ${(e as Error)?.message}`);
   }
-  return { available: true, reason: "ok", version, library };
+  return { available: true, reason: "ok", version, library, convActivations };
 }
 
 /**
