@@ -12,8 +12,9 @@
  * unless --batch): step times (and with --infer forward-pass times), and with --profile the kernels of a training
  * step (and of a forward pass) by time, each with its share, and (onednn) the kernels that ran as the cpu
  * backend's JavaScript; with --ab-layout instead, steps alternating between convolution activations in NHWC and in
- * oneDNN's blocked layouts (compareLayouts). PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1 the kernels around
- * its slow calls (oneDNN may finish a kernel's work when the next one reads its output: the time then shows there).
+ * oneDNN's blocked layouts (compareLayouts). PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1
+ * the kernels around its slow calls (oneDNN may finish a kernel's work when the next one reads its output: the time
+ * then shows there).
  *
  * Prints training img/s (model.trainOnBatch, a fresh input tensor every step), inference img/s (model.predict)
  * with --infer, and with --profile the kernels of a training step sorted by time (each call's minimum over

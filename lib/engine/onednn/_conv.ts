@@ -125,12 +125,6 @@ function geometry(info: ConvInfo, depthwise: boolean): Geometry | null {
 }
 
 /**
- * Descriptors: weights with `format_tag_any` (reordered once per weight version, cached); activations in the layout
- * of convActivationLayout(): NHWC as tfjs holds them, or `format_tag_any` (oneDNN's blocked nChw8c / 16c, and plans
- * reorder from/to tfjs's layouts). With AVX2, NHWC measured 2-3x slower (gemm or reference kernels), and for an RGB
- * input layer oneDNN's only NHWC kernel is the reference one (~50x slower).
- */
-/**
  * Activation layout of convolutions: "nhwc" asks oneDNN for tfjs's own channels-last layout (no reorder before or
  * after a call), "any" lets it pick its blocked layouts (a reorder from and to NHWC around every call; reorders were
  * 18 % of a GAN step's CPU time). With AVX-512, NHWC was faster on every network, training and inference: 1.06–1.19×
@@ -138,7 +132,7 @@ function geometry(info: ConvInfo, depthwise: boolean): Geometry | null {
  * interleaved in one process). With oneDNN capped at AVX2 (DNNL_MAX_CPU_ISA=AVX2) they were even (0.98–1.05×), and
  * an earlier measurement on an AVX2 machine found NHWC 2–3× slower, so the default is "nhwc" with AVX-512 and "any"
  * without; ONEDNN_CONV_ACT=nhwc|any overrides. Convolutions of ≤ 4 input channels (an RGB input layer) stay blocked
- * either way: oneDNN's only NHWC kernel for them is the reference one.
+ * either way: oneDNN's only NHWC kernel for them is the reference one (~50× slower).
  */
 let convAct: "nhwc" | "any" | null = null;
 /** Sets the layout for the convolutions that follow (plans are keyed by it); for bench/onednn_profile.ts --ab-layout. */
@@ -154,6 +148,11 @@ export function convActivationLayout(): "nhwc" | "any" {
   return convAct;
 }
 
+/**
+ * Descriptors: weights with `format_tag_any` (reordered once per weight version, cached); activations in the layout
+ * geometry() chose (`actPrim`): NHWC as tfjs holds them, or `format_tag_any` (oneDNN's blocked nChw8c / 16c, and
+ * plans reorder from/to tfjs's layouts).
+ */
 function anyMds(g: Geometry, bias: boolean) {
   return {
     src: mdTag(g.src, g.actPrim),

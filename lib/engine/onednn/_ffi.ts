@@ -192,17 +192,17 @@ export interface Dnnl {
 let dnnl: Dnnl | null = null;
 
 /** The opened library; only valid after a successful `openOnednn()`. */
+export function lib(): Dnnl {
+  if (dnnl === null) throw new Error("onednn: library not opened");
+  return dnnl;
+}
+
 /** dnnl_cpu_isa_avx512_core: its bits are all set when oneDNN may use AVX-512 (F, CD, BW, VL, DQ) kernels. */
 const ISA_AVX512_CORE = 0x27;
 
 /** Whether oneDNN runs AVX-512 kernels here (dnnl_get_effective_cpu_isa). */
 export function hasAvx512Core(): boolean {
   return (lib().fn.dnnl_get_effective_cpu_isa() & ISA_AVX512_CORE) === ISA_AVX512_CORE;
-}
-
-export function lib(): Dnnl {
-  if (dnnl === null) throw new Error("onednn: library not opened");
-  return dnnl;
 }
 
 /** Thrown for any failing oneDNN call; kernels catch it and fall back to the cpu backend. */
