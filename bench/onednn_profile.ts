@@ -54,9 +54,11 @@ export function buildReferenceCnn(
   return tf.model({ inputs: input, outputs: out });
 }
 
+/** The middle of the sorted times (the upper one of an even count). */
+const median = (ms: number[]) => ms.slice().sort((a, b) => a - b)[Math.floor(ms.length / 2)];
+
 function summary(label: string, ms: number[], batch: number): string {
-  const s = ms.slice().sort((a, b) => a - b);
-  const med = s[Math.floor(s.length / 2)], best = s[0];
+  const med = median(ms), best = Math.min(...ms);
   const rate = (t: number) => (batch / t * 1000).toFixed(0);
   return `${label}: median ${med.toFixed(1)} ms (${rate(med)} img/s), best ${best.toFixed(1)} ms (${rate(best)} img/s)`;
 }
@@ -190,10 +192,13 @@ async function profileProjectNet(name: string, batchArg: number | undefined, ste
 async function compareLayouts(net: NetBench, steps: number, infer: boolean): Promise<void> {
   const layouts = ["nhwc", "any"] as const;
   const kinds = infer ? (["train", "infer"] as const) : (["train"] as const);
-  const ms = new Map<string, number[]>();
+  const ms: Record<string, number[]> = {};
   for (const layout of layouts) {
     setConvActivationLayout(layout);
-    for (const kind of kinds) await net[kind]();
+    for (const kind of kinds) {
+      await net[kind]();
+      ms[`${kind} ${layout}`] = [];
+    }
   }
   for (let i = 0; i < steps; i++) {
     for (const layout of layouts) {
@@ -201,15 +206,15 @@ async function compareLayouts(net: NetBench, steps: number, infer: boolean): Pro
       for (const kind of kinds) {
         const t = performance.now();
         await net[kind]();
-        const key = `${kind} ${layout}`;
-        ms.set(key, [...(ms.get(key) ?? []), performance.now() - t]);
+        ms[`${kind} ${layout}`].push(performance.now() - t);
       }
     }
   }
   for (const kind of kinds) {
-    const med = (layout: string) => [...ms.get(`${kind} ${layout}`)!].sort((a, b) => a - b)[Math.floor(steps / 2)];
-    for (const layout of layouts) console.log(summary(`${kind} ${layout === "nhwc" ? "NHWC" : "blocked"}`, ms.get(`${kind} ${layout}`)!, net.batch));
-    console.log(`${kind}: NHWC / blocked img/s = ${(med("any") / med("nhwc")).toFixed(2)} (medians of ${steps} interleaved steps)`);
+    const nhwc = ms[`${kind} nhwc`], blocked = ms[`${kind} any`];
+    console.log(summary(`${kind} NHWC`, nhwc, net.batch));
+    console.log(summary(`${kind} blocked`, blocked, net.batch));
+    console.log(`${kind}: NHWC / blocked img/s = ${(median(blocked) / median(nhwc)).toFixed(2)} (medians of ${steps} interleaved steps)`);
   }
 }
 
