@@ -6,13 +6,14 @@
  *   deno run -A bench/onednn_profile.ts [--backend onednn|cpu] [--batch 64] [--steps 5] [--infer] [--profile]
  *     [--ab] [--memory]
  *   deno run -A bench/onednn_profile.ts --model compact_cnn|gan_step|face_resnet [--batch N] [--steps 5] [--infer]
- *     [--profile | --ab-layout]
+ *     [--profile | --ab-layout | --ab-fold]
  *
  * With --model, one of the project's networks as bench/project_nets.ts builds and steps it (at its training batch
  * unless --batch): step times (and with --infer forward-pass times), and with --profile the kernels of a training
  * step (and of a forward pass) by time, each with its share, and (onednn) the kernels that ran as the cpu
  * backend's JavaScript; with --ab-layout instead, steps alternating between convolution activations in NHWC and in
- * oneDNN's blocked layouts (compareLayouts). PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1
+ * oneDNN's blocked layouts (compareLayouts); with --ab-fold, forward passes alternating between the batch-norm-folded
+ * copy that evaluation runs (lib/models/fold.ts) and the model as trained (classifiers only). PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1
  * the kernels around its slow calls (oneDNN may finish a kernel's work when the next one reads its output: the time
  * then shows there).
  *
@@ -140,7 +141,7 @@ async function memory(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, batch
 }
 
 /** Step times and the op-by-op profile of one of the project's networks (bench/project_nets.ts). */
-async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, withProfile: boolean, backend: string, abLayout = false): Promise<void> {
+async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, withProfile: boolean, backend: string, ab: "layout" | "fold" | null = null): Promise<void> {
   if (!(RATIO_MODELS as readonly string[]).includes(name)) throw new Error(`onednn_profile: --model ${name}: expected one of ${RATIO_MODELS.join(", ")}`);
   if (backend === "onednn") {
     const st = await registerOnednnBackend();
@@ -152,8 +153,12 @@ async function profileProjectNet(name: string, batchArg: number | undefined, ste
   const batch = net.batch;
   console.log(`${name} (${spec.description}), batch ${batch}, ${net.params.toLocaleString("en-US")} parameters, backend ${tf.getBackend()}`);
   await net.train(); // primitive creation
-  if (abLayout) {
+  if (ab === "layout") {
     await compareLayouts(net, steps, infer);
+    return net.dispose();
+  }
+  if (ab === "fold") {
+    await compareFold(net, steps);
     return net.dispose();
   }
   const train: number[] = [];
@@ -218,6 +223,24 @@ async function compareLayouts(net: NetBench, steps: number, infer: boolean): Pro
   }
 }
 
+/** --ab-fold: forward passes alternating between the folded inference copy and the model as trained, in one process. */
+async function compareFold(net: NetBench, steps: number): Promise<void> {
+  const unfolded = net.inferUnfolded;
+  if (!unfolded) throw new Error("onednn_profile: --ab-fold needs a classifier (ref, compact_cnn, face_resnet)");
+  const folded: number[] = [], plain: number[] = [];
+  await net.infer(), await unfolded();
+  for (let i = 0; i < steps; i++) {
+    for (const [run, ms] of [[() => net.infer(), folded], [unfolded, plain]] as const) {
+      const t = performance.now();
+      await run();
+      ms.push(performance.now() - t);
+    }
+  }
+  console.log(summary("inference folded", folded, net.batch));
+  console.log(summary("inference as trained", plain, net.batch));
+  console.log(`inference: folded / as trained img/s = ${(median(plain) / median(folded)).toFixed(2)} (medians of ${steps} interleaved passes)`);
+}
+
 async function timeInference(net: NetBench, steps: number): Promise<void> {
   await net.infer();
   const ms: number[] = [];
@@ -240,13 +263,14 @@ if (import.meta.main) {
       infer: { type: "boolean", default: false },
       ab: { type: "boolean", default: false },
       "ab-layout": { type: "boolean", default: false },
+      "ab-fold": { type: "boolean", default: false },
       memory: { type: "boolean", default: false },
       model: { type: "string" },
     },
     strict: true,
   });
   if (opts.model !== undefined) {
-    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.profile!, opts.backend!, opts["ab-layout"]);
+    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.profile!, opts.backend!, opts["ab-layout"] ? "layout" : opts["ab-fold"] ? "fold" : null);
     Deno.exit(0);
   }
   const batch = Number(opts.batch), steps = Number(opts.steps);

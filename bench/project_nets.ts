@@ -18,6 +18,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../lib/data/schema.ts";
 import { createClassifier, disposeModel } from "../lib/models/mod.ts";
+import { type Folded, foldBatchNorms } from "../lib/models/fold.ts";
 import { maskedSoftmaxCrossEntropy } from "../lib/train/losses.ts";
 import { DEFAULT_TRAIN_CONFIG, recipeFor } from "../lib/train/run.ts";
 import { mergeDefined } from "../lib/util/merge.ts";
@@ -42,6 +43,8 @@ export interface NetBench {
   train(): Promise<void>;
   /** One forward pass in inference mode over the batch, read back. */
   infer(): Promise<void>;
+  /** Classifiers: the same forward pass on the model as trained, batch norms not folded (onednn_profile --ab-fold). */
+  inferUnfolded?(): Promise<void>;
   dispose(): void;
 }
 
@@ -69,8 +72,11 @@ interface ClassifierRecipe {
   labelSmoothing: number;
 }
 
-/** lib/train/trainer.ts' step without the data: one Adam, or the heads' and the backbone's apart; loss = masked CE + model.losses. */
-function classifierBench(model: tfl.LayersModel, batch: number, r: ClassifierRecipe, dispose: () => void): NetBench {
+/**
+ * lib/train/trainer.ts' step without the data: one Adam, or the heads' and the backbone's apart; loss = masked CE + model.losses.
+ * Inference runs `inference`, the batch-norm-folded copy that evaluation and prediction run (lib/models/fold.ts).
+ */
+function classifierBench(model: tfl.LayersModel, inference: Folded, batch: number, r: ClassifierRecipe, dispose: () => void): NetBench {
   const x = tf.randomNormal([batch, IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS], 0, 1, "float32", 1);
   const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 2), "int32");
   const opt = tf.train.adam(r.lr);
@@ -101,11 +107,13 @@ function classifierBench(model: tfl.LayersModel, batch: number, r: ClassifierRec
       tf.dispose(Object.values(grads));
       await readAndDispose(value);
     },
-    infer: () => readAndDispose(model.predict(x) as tf.Tensor),
+    infer: () => readAndDispose(inference.model.predict(x) as tf.Tensor),
+    inferUnfolded: () => readAndDispose(model.predict(x) as tf.Tensor),
     dispose() {
       tf.dispose([x, labels]);
       opt.dispose();
       backboneOpt?.dispose();
+      if (inference.copy) disposeModel(inference.model);
       dispose();
     },
   };
@@ -115,7 +123,7 @@ function classifierBench(model: tfl.LayersModel, batch: number, r: ClassifierRec
 async function registryClassifier(name: string, batch: number): Promise<NetBench> {
   const cfg = mergeDefined(DEFAULT_TRAIN_CONFIG, recipeFor("gender", name));
   const { model } = await createClassifier(name, [...HEADS], cfg.modelOverrides, cfg.seed + 1);
-  return classifierBench(model, batch, cfg, () => disposeModel(model));
+  return classifierBench(model, await foldBatchNorms(model), batch, cfg, () => disposeModel(model));
 }
 
 const recipeBatch = (name: string) => mergeDefined(DEFAULT_TRAIN_CONFIG, recipeFor("gender", name)).batchSize;
@@ -124,9 +132,9 @@ export const RATIO_NETS: Record<RatioModel, RatioNet> = {
   ref: {
     description: "reference CNN of FACTS.md",
     defaultBatch: 64,
-    build(batch) {
+    async build(batch) {
       const model = buildReferenceCnn();
-      return Promise.resolve(classifierBench(model, batch, { lr: 1e-3, backboneLrMult: 1, labelSmoothing: 0 }, () => model.dispose()));
+      return classifierBench(model, await foldBatchNorms(model), batch, { lr: 1e-3, backboneLrMult: 1, labelSmoothing: 0 }, () => model.dispose());
     },
   },
   compact_cnn: {

@@ -10,7 +10,7 @@
  * face descriptors ("Fréchet descriptor distance", FDD): see `descriptorStats`.
  */
 import { EigenvalueDecomposition, Matrix } from "ml-matrix";
-import { faceDescriptors } from "../faces/mod.ts";
+import { portraitDescriptors } from "../models/descriptors.ts";
 import { knnScores } from "../explore/knn.ts";
 
 export interface GaussianStats {
@@ -79,9 +79,9 @@ export function frechetDistance(a: GaussianStats, b: GaussianStats): number {
   return Math.max(0, meanTerm + tr - 2 * trSqrt);
 }
 
-/** Gaussian of face-api's 128-D descriptors (aligned crop) of rows of a 108×84 portrait buffer. */
+/** Gaussian of face-api's 128-D descriptors (aligned crop; lib/models/descriptors.ts) of rows of a 108×84 portrait buffer. */
 export async function descriptorStats(pixels: Uint8Array, rows: ArrayLike<number>): Promise<GaussianStats> {
-  return gaussianStats(await faceDescriptors(pixels, rows), 128);
+  return gaussianStats(await portraitDescriptors(pixels, rows), 128);
 }
 
 /**

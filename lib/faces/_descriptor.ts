@@ -81,7 +81,8 @@ function batchInputClass(api: FaceApi) {
   };
 }
 
-function checkRows(fn: string, pixels: Uint8Array, rows: ArrayLike<number>): void {
+/** Throws a one-line error when `pixels` does not hold whole portraits or a row is outside them. */
+export function checkRows(fn: string, pixels: Uint8Array, rows: ArrayLike<number>): void {
   const n = Math.floor(pixels.length / ROW_BYTES);
   if (pixels.length % ROW_BYTES !== 0) {
     throw new Error(`${fn}: expected pixels to hold whole 108x84x3 portraits (${ROW_BYTES} bytes each), got ${pixels.length} bytes`);

@@ -14,9 +14,9 @@
  * Run from the repo root:
  *   deno eval 'import * as f from "./lib/faces/mod.ts"; console.log(await f.portraitFromImage("photo.jpg"))'
  *   deno test -A tests/faces/            (the contracts; ~10 s)
- * Speed on 2 shared cores, batch 32: descriptors ~20-23 img/s on wasm (single-threaded here, so the
- * full 134,734 set takes ~1.7 h in one process; two processes on disjoint rows should use both cores, not measured),
- * ~14 img/s on onednn, ~1 img/s on cpu; age/gender ~50 img/s on wasm. Detection per 108x84
+ * Speed on 2 cores, batch 32: faceDescriptors (face-api's own net) 37 img/s on wasm, 99 img/s on onednn (an Intel
+ * Xeon with AVX-512, idle); lib/models/descriptors.ts gives the same descriptors faster (46 / 272 img/s) and is what
+ * the exploration and the GAN metric use. Age/gender ~50 img/s on wasm. Detection per 108x84
  * portrait: tiny ~0.1 s, ssd ~0.6 s; portraitFromImage on a 1920x1280 photo ~0.4 s (tiny) to ~1 s (ssd).
  * portraitsFromImages on 200x200 face crops (tiny detector, fill "blur"), 2 cores with another job
  * using one: ~20 img/s on onednn, ~15-17 on wasm; per photo ~25 ms detector (288 input), ~10 ms
@@ -48,7 +48,7 @@ export {
   THUMBNAIL_SIDE,
 } from "./_detect.ts";
 export { BLUR_SIGMA, checkFill, FILL_MODES, type FillMode } from "./_image.ts";
-export { ageGenderPredict, type BatchRunOptions, CROP_MODES, type CropMode, faceDescriptors } from "./_descriptor.ts";
+export { ageGenderPredict, type BatchRunOptions, checkRows as checkPortraitRows, CROP_MODES, type CropMode, faceDescriptors } from "./_descriptor.ts";
 export { faceApiEngineCheck, MODEL_NAMES, modelDir, type ModelName, readWeightMap, sampleImagesDir } from "./_load.ts";
 export {
   alignedCrop,

@@ -22,6 +22,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
+import { bilinearAxisMatrix } from "../util/bilinear.ts";
 
 /** Side of the face square the net sees (face-api's TinyXception input). */
 export const FACE_FEATURE_INPUT = 112;
@@ -52,20 +53,7 @@ export const PORTRAIT_SQUARE: FaceSquare = { x: (IMAGE_WIDTH - IMAGE_HEIGHT) / 2
  * cropAndResize's extrapolation value 0). Returns the matrix restricted to the input range it reads.
  */
 export function cropMatrix(inSize: number, start: number, side: number, out: number): { m: Float32Array; from: number; count: number } {
-  const rows: [number, number, number][] = [];
-  let lo = inSize, hi = -1;
-  for (let i = 0; i < out; i++) {
-    const p = start + (i + 0.5) * side / out - 0.5;
-    if (p < 0 || p > inSize - 1) continue;
-    const a = Math.floor(p), b = Math.ceil(p), f = p - a;
-    rows.push([i, a, 1 - f], [i, b, f]);
-    lo = Math.min(lo, a), hi = Math.max(hi, b);
-  }
-  if (hi < lo) throw new Error(`cropMatrix: the square ${start}+${side} lies outside 0..${inSize - 1}`);
-  const count = hi - lo + 1;
-  const m = new Float32Array(out * count);
-  for (const [i, j, w] of rows) m[i * count + (j - lo)] += w;
-  return { m, from: lo, count };
+  return bilinearAxisMatrix(inSize, start + 0.5 * side / out - 0.5, side / out, out);
 }
 
 type Params = Record<string, tf.Tensor>;

@@ -16,35 +16,81 @@ export type Augment = typeof AUGMENTS[number];
 
 /**
  * DiffAugment (Zhao et al. 2020) on a batch in [-1, 1]: differentiable in x, random
- * parameters drawn from `rng` (so a step is reproducible). Call inside a tidy.
+ * parameters drawn from `rng` (so a step is reproducible). With `p` < 1 each transform of the
+ * policy is applied to each image with probability p (the adaptive augmentation of StyleGAN2-ADA,
+ * Karras et al. 2020, which moves p); p = 1 draws exactly what the plain policy draws. Call inside a tidy.
  */
-export function diffAugment(x: tf.Tensor4D, policy: string, rng: Rng): tf.Tensor4D {
+export function diffAugment(x: tf.Tensor4D, policy: string, rng: Rng, p = 1): tf.Tensor4D {
   const [b, h, w] = x.shape;
   const per = (f: () => number) => tf.tensor4d(Float32Array.from({ length: b }, f), [b, 1, 1, 1]);
-  for (const p of policy.split(",").filter(Boolean) as Augment[]) {
-    if (p === "color") {
-      x = tf.add(x, per(() => rng.uniform(-0.5, 0.5))); // brightness (±0.25 of the 0..1 range)
+  // Which images a transform touches: all of them at p = 1 (no draw), else each with probability p.
+  const chosen = (): boolean[] => (p >= 1 ? new Array(b).fill(true) : Array.from({ length: b }, () => rng.chance(p)));
+  for (const op of policy.split(",").filter(Boolean) as Augment[]) {
+    if (p <= 0) break;
+    const on = chosen();
+    const at = (f: () => number, off: number) => {
+      let i = 0;
+      return () => {
+        const v = f();
+        return on[i++] ? v : off;
+      };
+    };
+    if (op === "color") {
+      x = tf.add(x, per(at(() => rng.uniform(-0.5, 0.5), 0))); // brightness (±0.25 of the 0..1 range)
       const gray = tf.mean(x, 3, true);
-      x = tf.add(tf.mul(tf.sub(x, gray), per(() => rng.uniform(0, 2))), gray); // saturation
+      x = tf.add(tf.mul(tf.sub(x, gray), per(at(() => rng.uniform(0, 2), 1))), gray); // saturation
       const mean = tf.mean(x, [1, 2, 3], true);
-      x = tf.add(tf.mul(tf.sub(x, mean), per(() => rng.uniform(0.5, 1.5))), mean); // contrast
-    } else if (p === "translation") {
+      x = tf.add(tf.mul(tf.sub(x, mean), per(at(() => rng.uniform(0.5, 1.5), 1))), mean); // contrast
+    } else if (op === "translation") {
       const sy = Math.round(h / 8), sx = Math.round(w / 8);
       const padded = tf.pad(x, [[0, 0], [sy, sy], [sx, sx], [0, 0]]);
-      const parts = Array.from({ length: b }, (_, i) =>
-        tf.slice(padded, [i, sy + rng.int(-sy, sy), sx + rng.int(-sx, sx), 0], [1, h, w, x.shape[3]]));
+      const parts = Array.from({ length: b }, (_, i) => {
+        const dy = rng.int(-sy, sy), dx = rng.int(-sx, sx);
+        return tf.slice(padded, [i, sy + (on[i] ? dy : 0), sx + (on[i] ? dx : 0), 0], [1, h, w, x.shape[3]]);
+      });
       x = tf.concat(parts, 0) as tf.Tensor4D;
-    } else if (p === "cutout") {
+    } else if (op === "cutout") {
       const ch = Math.round(h / 2), cw = Math.round(w / 2);
       const mask = new Float32Array(b * h * w).fill(1);
       for (let i = 0; i < b; i++) {
         const y0 = rng.int(0, h - ch), x0 = rng.int(0, w - cw);
+        if (!on[i]) continue;
         for (let y = y0; y < y0 + ch; y++) mask.fill(0, i * h * w + y * w + x0, i * h * w + y * w + x0 + cw);
       }
       x = tf.mul(x, tf.tensor4d(mask, [b, h, w, 1]));
     }
   }
   return x;
+}
+
+/**
+ * The adaptive augmentation's controller (StyleGAN2-ADA): r = E[sign D(real)] over the last `interval` steps
+ * measures the discriminator's overfitting; p rises when r is above `target`, falls below it, by at most
+ * (images in the interval) / (kimg · 1000), so p can cross 0 → 1 in `kimg` thousand images.
+ */
+export class AdaController {
+  private sum = 0;
+  private images = 0;
+  constructor(readonly target: number, readonly kimg: number, public p = 0, readonly interval = 4) {}
+
+  /** Adds one step's mean sign of the real scores; moves p after every `interval` steps (step counted from 0). */
+  observe(meanSign: number, batch: number, step: number): void {
+    this.sum += meanSign * batch;
+    this.images += batch;
+    if ((step + 1) % this.interval !== 0) return;
+    const r = this.sum / this.images;
+    this.p = Math.min(1, Math.max(0, this.p + Math.sign(r - this.target) * this.images / (this.kimg * 1000)));
+    this.sum = this.images = 0;
+  }
+
+  /** What a snapshot saves (the accumulator too, so a resumed run moves p as the uninterrupted one). */
+  getState(): { p: number; sum: number; images: number } {
+    return { p: this.p, sum: this.sum, images: this.images };
+  }
+
+  setState(s: { p: number; sum: number; images: number }): void {
+    this.p = s.p, this.sum = s.sum, this.images = s.images;
+  }
 }
 
 // ---------------------------------------------------------- spectral norm
@@ -134,6 +180,8 @@ export interface StepInput {
   realClass?: tf.Tensor2D;
   z: tf.Tensor2D;
   fakeClass?: tf.Tensor2D;
+  /** Probability of each augmentation per image (diffAugment's p; default 1). */
+  augmentP?: number;
 }
 
 const gVarsOf = (n: GanModels) => [...n.mapping.trainableWeights, ...n.synthesis.trainableWeights].map((w) => w.read() as tf.Variable);
@@ -142,22 +190,24 @@ const dVarsOf = (n: GanModels) => n.discriminator.trainableWeights.map((w) => w.
 /**
  * One discriminator step (hinge loss, averaged over the scores: one per image, or one per image, view and feature
  * scale for the projected discriminator); only the discriminator's weights change. Returns the loss as a scalar
- * tensor, not read (the caller reads it when it suits: on webgpu a read waits for the GPU).
+ * tensor, not read (the caller reads it when it suits: on webgpu a read waits for the GPU). `realSign`, when given,
+ * receives the mean sign of the real images' scores (what AdaController observes), a tensor the caller disposes.
  */
-export function discriminatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: StepInput, augment: string, rng: Rng): tf.Scalar {
+export function discriminatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: StepInput, augment: string, rng: Rng, realSign?: (s: tf.Scalar) => void): tf.Scalar {
   return opt.minimize(() => {
     const fake = generate(nets, inp.z, inp.fakeClass, true);
-    const dReal = discriminate(nets.discriminator, diffAugment(inp.real, augment, rng), inp.realClass, nets.features);
-    const dFake = discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass, nets.features);
+    const dReal = discriminate(nets.discriminator, diffAugment(inp.real, augment, rng, inp.augmentP), inp.realClass, nets.features);
+    const dFake = discriminate(nets.discriminator, diffAugment(fake, augment, rng, inp.augmentP), inp.fakeClass, nets.features);
+    if (realSign) realSign(tf.keep(tf.mean(tf.sign(dReal))) as tf.Scalar);
     return tf.add(tf.mean(tf.relu(tf.sub(1, dReal))), tf.mean(tf.relu(tf.add(1, dFake)))) as tf.Scalar;
   }, true, dVarsOf(nets)) as tf.Scalar;
 }
 
 /** One generator step (−D(G(z))); only the generator's weights change. Returns the loss tensor, not read. */
-export function generatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass">, augment: string, rng: Rng): tf.Scalar {
+export function generatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">, augment: string, rng: Rng): tf.Scalar {
   return opt.minimize(() => {
     const fake = generate(nets, inp.z, inp.fakeClass, true);
-    return tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng), inp.fakeClass, nets.features))) as tf.Scalar;
+    return tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng, inp.augmentP), inp.fakeClass, nets.features))) as tf.Scalar;
   }, true, gVarsOf(nets)) as tf.Scalar;
 }
 
@@ -173,7 +223,7 @@ export function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp: StepI
 }
 
 /** generatorStepLoss, then its loss read. */
-export function generatorStep(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass">, augment: string, rng: Rng): Promise<number> {
+export function generatorStep(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">, augment: string, rng: Rng): Promise<number> {
   return readLoss(generatorStepLoss(nets, opt, inp, augment, rng));
 }
 

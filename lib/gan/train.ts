@@ -27,7 +27,8 @@ import { loadExclusion } from "../data/bad_images.ts";
 import { HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { DEFAULT_GAN_CONFIG, GAN_DISCRIMINATORS, type GanConfig, ganParams, generate, PROJECTED_VIEWS, type ProjectedView, projectedViews } from "./nets.ts";
 import { FaceFeatures, PORTRAIT_SQUARE } from "./features.ts";
-import { alignedCrop, faceDescriptors, PORTRAIT_FRAMING, readWeightMap } from "../faces/mod.ts";
+import { alignedCrop, PORTRAIT_FRAMING, readWeightMap } from "../faces/mod.ts";
+import { portraitDescriptors } from "../models/descriptors.ts";
 import { loadSavedModel } from "../models/mod.ts";
 import { mergeDefined } from "../util/merge.ts";
 import { fileIO } from "../models/io.ts";
@@ -67,6 +68,14 @@ export interface GanTrainConfig {
   spectralNorm: boolean;
   /** DiffAugment policy: comma-separated of color, translation, cutout; "" = none. */
   augment: string;
+  /**
+   * Adaptive augmentation (StyleGAN2-ADA): each transform of `augment` is applied to each image with a
+   * probability p that starts at 0 and follows the discriminator's overfitting, E[sign D(real)], toward this
+   * target (0.6 in the paper); 0 = off (every transform on every image).
+   */
+  adaTarget: number;
+  /** Thousands of images over which the adaptive p can move from 0 to 1. */
+  adaKimg: number;
   condition: GanCondition;
   snapshotKimg: number;
   /** Stop (with a snapshot) after this many minutes of training, whatever kimg says. */
@@ -101,6 +110,8 @@ export const GAN_FIELDS = {
   beta1: { flag: "beta1", type: "number", nonNegative: true, below: 1, help: "Adam β1 of both nets" },
   beta2: { flag: "beta2", type: "number", positive: true, below: 1, help: "Adam β2 of both nets" },
   augment: { flag: "augment", type: "string", help: "DiffAugment policy: comma-separated of color, translation, cutout; 'none' = off" },
+  adaTarget: { flag: "ada-target", type: "number", nonNegative: true, below: 1, help: "adaptive augmentation: each transform applied with a probability that steers E[sign D(real)] to this target (0.6 in StyleGAN2-ADA; 0 = off, always applied)" },
+  adaKimg: { flag: "ada-kimg", type: "number", positive: true, help: "adaptive augmentation: thousands of images for its probability to move from 0 to 1" },
   snapshotKimg: { flag: "snapshot-kimg", type: "number", positive: true, help: "kimg between snapshots (grid, metric, checkpoint)" },
   maxMinutes: { flag: "max-minutes", type: "number", positive: true, help: "stop after this much training time (a CPU budget)" },
   metricImages: { flag: "metric-images", type: "int", nonNegative: true, help: "images per side for the Fréchet descriptor distance (0 = off, else ≥ 16)" },
@@ -157,6 +168,8 @@ export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   emaKimg: 1,
   spectralNorm: false,
   augment: "color,translation,cutout",
+  adaTarget: 0,
+  adaKimg: 20,
   condition: "none",
   snapshotKimg: 2,
   maxMinutes: null,
@@ -218,6 +231,7 @@ export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expNam
 }
 
 export {
+  AdaController,
   AUGMENTS,
   buildGanNets,
   classTensor,
@@ -231,7 +245,7 @@ export {
   type StepInput,
   updateEma,
 } from "./steps.ts";
-import { AUGMENTS, type Augment, buildGanNets, classTensor, discriminatorStepLoss, disposeGanNets, type GanNets, generatorStepLoss, latentsForSeeds, SpectralNorm, updateEma } from "./steps.ts";
+import { AdaController, AUGMENTS, type Augment, buildGanNets, classTensor, discriminatorStepLoss, disposeGanNets, type GanNets, generatorStepLoss, latentsForSeeds, SpectralNorm, updateEma } from "./steps.ts";
 import { UserError } from "../util/errors.ts";
 import { checkValue, type FlagSpec } from "../config.ts";
 import { writeCsvAtomic } from "../util/csv.ts";
@@ -308,12 +322,16 @@ export interface GanSnapshotRecord {
   nn_ratio?: number | null;
   /** Grid samples closer to another grid sample than the closest pair of as many real portraits; null without the metric. */
   grid_duplicates?: number | null;
+  /** The adaptive augmentation's probability at the snapshot (1 when it is off). */
+  augment_p?: number;
 }
 
 interface GanState {
   step: number;
   /** Spectral-norm power-iteration vectors. */
   sn?: number[][];
+  /** The adaptive augmentation's controller (absent when it is off). */
+  ada?: { p: number; sum: number; images: number };
   imagesShown: number;
   trainSeconds: number;
   snapshots: GanSnapshotRecord[];
@@ -417,7 +435,7 @@ const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0 };
 const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "latentDim", "wDim", "mappingLayers", "gExtraLowRes"] as const;
 
 /** Settings a resumed GAN run must keep (kimg, snapshot interval, time limit may change). */
-export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "condition", "seed"] as const;
+export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "condition", "seed"] as const;
 
 /**
  * Trains (or resumes) a GAN run under checkpoints/<exp>/, holding the folder's lock: a fresh run
@@ -460,6 +478,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const optG = tf.train.adam(cfg.lrG, cfg.beta1, cfg.beta2, 1e-8);
   const optD = tf.train.adam(cfg.lrD, cfg.beta1, cfg.beta2, 1e-8);
   const sn = new SpectralNorm(nets.discriminator, cfg.seed);
+  const ada = cfg.adaTarget > 0 ? new AdaController(cfg.adaTarget, cfg.adaKimg) : null;
   let state: GanState = { step: 0, imagesShown: 0, trainSeconds: 0, snapshots: [] };
   let resumedFrom: number | null = null;
   if (cfg.resume) {
@@ -473,6 +492,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     await loadOptimizerState(join(dir, "opt_d"), optD);
     state = await readJson<GanState>(join(dir, "state.json"));
     if (state.sn) sn.setState(state.sn);
+    if (ada && state.ada) ada.setState(state.ada);
     resumedFrom = state.imagesShown / 1000;
     await log(`resumed from ${dir} at ${(state.imagesShown / 1000).toFixed(3)} kimg (step ${state.step})`);
   }
@@ -494,7 +514,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   let realNearest = NaN, duplicateBelow = NaN;
   if (cfg.metricImages) {
     const t0 = performance.now();
-    const realDesc = await faceDescriptors(ds.cache.pixels, metricRows);
+    const realDesc = await portraitDescriptors(ds.cache.pixels, metricRows);
     realStats = gaussianStats(realDesc, 128);
     realNearest = await medianNearest(realDesc, 128);
     const gridReal = Math.min(gridN, metricRows.length);
@@ -515,7 +535,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const params = ganParams(nets);
   const dKind = nets.features ? ` (projected: heads on frozen age/gender features, ${nets.features.countParams()} weights not trained)` : "";
   await log(`GAN ${cfg.expName}: ${rows.length} images, condition ${cfg.condition}, params G ${params.mapping + params.synthesis} D ${params.discriminator}${dKind}, ` +
-    `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}', backend ${tf.getBackend()}`);
+    `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}'${ada ? ` (adaptive: target ${cfg.adaTarget}, p from ${ada.p.toFixed(3)})` : ""}, backend ${tf.getBackend()}`);
 
   const snapshot = async (lossD: number, lossG: number, rate: number) => {
     const kimg = state.imagesShown / 1000;
@@ -532,27 +552,28 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     let fdd: number | null = null, nnRatio: number | null = null, gridDuplicates: number | null = null;
     if (metricZ && realStats) {
       const fake = await renderLatents(nets.mappingEma, nets.synthesisEma, metricZ, metricCls);
-      const fakeDesc = await faceDescriptors(fake, Int32Array.from({ length: cfg.metricImages }, (_, i) => i));
+      const fakeDesc = await portraitDescriptors(fake, Int32Array.from({ length: cfg.metricImages }, (_, i) => i));
       fdd = frechetDistance(realStats, gaussianStats(fakeDesc, 128));
       nnRatio = (await medianNearest(fakeDesc, 128)) / realNearest;
       if (Number.isFinite(duplicateBelow) && gridN >= 2) {
-        gridDuplicates = await nearDuplicates(await faceDescriptors(grid, Int32Array.from({ length: gridN }, (_, i) => i)), 128, duplicateBelow);
+        gridDuplicates = await nearDuplicates(await portraitDescriptors(grid, Int32Array.from({ length: gridN }, (_, i) => i)), 128, duplicateBelow);
       }
     }
     const rec: GanSnapshotRecord = {
       kimg, step: state.step, train_seconds: state.trainSeconds, loss_d: lossD, loss_g: lossG, fdd, fdd_floor: fddFloor, img_per_s: rate,
-      nn_ratio: nnRatio, grid_duplicates: gridDuplicates,
+      nn_ratio: nnRatio, grid_duplicates: gridDuplicates, augment_p: ada ? ada.p : 1,
     };
     state.snapshots.push(rec);
     meta.kimg = kimg;
     state.sn = await sn.getState();
+    if (ada) state.ada = ada.getState();
     await saveSnapshot(latest, nets, { optG, optD, state, meta });
     await saveGenerator(join(runDir, "snapshots", `network-${tag}`), nets, meta);
     await writeCsvAtomic(join(runDir, "fdd.csv"), state.snapshots as unknown as Record<string, unknown>[], Object.keys(rec));
     if (state.snapshots.some((r) => r.fdd !== null)) await saveChart(fddChart(state.snapshots), join(runDir, "fdd"));
     await log(`snapshot ${kimg.toFixed(3)} kimg, ${(state.trainSeconds / 60).toFixed(1)} min: loss D ${lossD.toFixed(3)} G ${lossG.toFixed(3)}` +
       `${fdd !== null ? `, FDD ${fdd.toFixed(4)}, nearest-neighbour ratio ${nnRatio!.toFixed(2)}` : ""}` +
-      `${gridDuplicates !== null ? `, ${gridDuplicates}/${gridN} grid samples near-duplicates` : ""}, ${rate.toFixed(1)} img/s → ${join(runDir, "samples", `grid-${tag}.png`)}`);
+      `${gridDuplicates !== null ? `, ${gridDuplicates}/${gridN} grid samples near-duplicates` : ""}${ada ? `, augment p ${ada.p.toFixed(3)}` : ""}, ${rate.toFixed(1)} img/s → ${join(runDir, "samples", `grid-${tag}.png`)}`);
   };
 
   // Counts this session's images only (a resumed run's rate and ETA would otherwise include the earlier ones).
@@ -560,9 +581,10 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   let lossDSum = 0, lossGSum = 0, steps = 0, windowImages = 0, windowSeconds = 0;
   try {
     // Each round's two losses are read while the next round runs (lib/engine/read_behind.ts).
-    const behind = new ReadBehind<number>(([ld, lg], step) => {
+    const behind = new ReadBehind<number>(([ld, lg, sign], step) => {
       if (!Number.isFinite(ld) || !Number.isFinite(lg)) throw new UserError(`GAN training diverged at step ${step}: loss D ${ld}, G ${lg}; lower --lr-g/--lr-d`);
       lossDSum += ld, lossGSum += lg, steps++;
+      ada?.observe(sign, cfg.batchSize, step);
     });
     while (state.imagesShown < total && state.trainSeconds < budget) {
       const t0 = performance.now();
@@ -574,11 +596,13 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
       const realClass = labels ? classTensor(Array.from(batchRows, (r) => labels[r])) : undefined;
       const fakeClass = labels ? classTensor(Array.from(fakeRows, (r) => labels[r])) : undefined;
       const z1 = zData(), z2 = zData();
+      let realSign: tf.Scalar | null = null;
       try {
-        const ldT = discriminatorStepLoss(nets, optD, { real, realClass, z: z1, fakeClass }, cfg.augment, rng);
+        const augmentP = ada ? ada.p : 1;
+        const ldT = discriminatorStepLoss(nets, optD, { real, realClass, z: z1, fakeClass, augmentP }, cfg.augment, rng, ada ? (s) => (realSign = s) : undefined);
         if (cfg.spectralNorm) await sn.project();
-        const lgT = generatorStepLoss(nets, optG, { z: z2, fakeClass }, cfg.augment, rng);
-        const losses = tf.stack([ldT, lgT]);
+        const lgT = generatorStepLoss(nets, optG, { z: z2, fakeClass, augmentP }, cfg.augment, rng);
+        const losses = tf.stack(realSign ? [ldT, lgT, realSign] : [ldT, lgT]);
         tf.dispose([ldT, lgT]);
         state.imagesShown += cfg.batchSize;
         const beta = Math.pow(0.5, cfg.batchSize / Math.max(1e-9, cfg.emaKimg * 1000));
@@ -586,13 +610,14 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
         await behind.push(losses, state.step);
         state.step++;
       } finally {
-        tf.dispose([real, z1, z2, ...(realClass ? [realClass] : []), ...(fakeClass ? [fakeClass] : [])]);
+        tf.dispose([real, z1, z2, ...(realClass ? [realClass] : []), ...(fakeClass ? [fakeClass] : []), ...(realSign ? [realSign] : [])]);
       }
       const dt = (performance.now() - t0) / 1000;
       state.trainSeconds += dt;
       windowImages += cfg.batchSize, windowSeconds += dt;
       const budgetLeft = Number.isFinite(budget) ? `, budget left ${formatDuration(Math.max(0, budget - state.trainSeconds))}` : "";
-      progress.tick(cfg.batchSize, steps ? `loss D ${(lossDSum / steps).toFixed(3)} G ${(lossGSum / steps).toFixed(3)}${budgetLeft}` : budgetLeft.slice(2));
+      const pNow = ada ? `, augment p ${ada.p.toFixed(2)}` : "";
+      progress.tick(cfg.batchSize, steps ? `loss D ${(lossDSum / steps).toFixed(3)} G ${(lossGSum / steps).toFixed(3)}${pNow}${budgetLeft}` : `${pNow}${budgetLeft}`.slice(2));
       const crossed = Math.floor(state.imagesShown / snapEvery) > Math.floor((state.imagesShown - cfg.batchSize) / snapEvery);
       if (crossed || state.imagesShown >= total || state.trainSeconds >= budget) {
         await behind.flush();

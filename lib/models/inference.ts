@@ -5,6 +5,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { makeBatch, type Normalization } from "../data/batches.ts";
+import { foldBatchNorms } from "./fold.ts";
+import { disposeModel } from "./mod.ts";
 
 /** Test-time augmentation: "none", or "flip" (mean of the softmax of the portrait and of its mirror image). */
 export const TTA_MODES = ["none", "flip"] as const;
@@ -20,8 +22,20 @@ export interface PredictOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Softmax probabilities per head for `rows` of a pixel buffer. */
-export async function predictHeads(model: tfl.LayersModel, pixels: Uint8Array, rows: ArrayLike<number>, opts: PredictOptions): Promise<Record<string, Float32Array>> {
+/**
+ * Softmax probabilities per head for `rows` of a pixel buffer. Runs an inference copy of the model with its
+ * batch norms folded into the convolutions (lib/models/fold.ts; same outputs up to float rounding).
+ */
+export async function predictHeads(trained: tfl.LayersModel, pixels: Uint8Array, rows: ArrayLike<number>, opts: PredictOptions): Promise<Record<string, Float32Array>> {
+  const folded = await foldBatchNorms(trained);
+  try {
+    return await predictWith(folded.model, pixels, rows, opts);
+  } finally {
+    if (folded.copy) disposeModel(folded.model);
+  }
+}
+
+async function predictWith(model: tfl.LayersModel, pixels: Uint8Array, rows: ArrayLike<number>, opts: PredictOptions): Promise<Record<string, Float32Array>> {
   const heads = opts.heads ?? model.outputNames;
   const order = heads.map((h) => {
     const i = model.outputNames.indexOf(h);

@@ -7,6 +7,7 @@ import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, generate, M
 import { fileIO } from "../../lib/models/io.ts";
 import { loadSavedModel } from "../../lib/models/mod.ts";
 import {
+  AdaController,
   buildGanNets,
   diffAugment,
   discriminatorStep,
@@ -165,6 +166,70 @@ Deno.test("DiffAugment keeps the shape, passes gradients and repeats under the s
   const g = tf.grad((t: tf.Tensor) => tf.sum(diffAugment(t as tf.Tensor4D, "color,translation,cutout", new Rng(1))))(x);
   assert.ok(tf.sum(tf.abs(g)).dataSync()[0] > 0);
   tf.dispose([x, a, b, g]);
+});
+
+Deno.test("DiffAugment with a probability p: p = 1 gives the plain policy's images, p = 0 the input itself, p = 0.5 leaves some of 16 images untouched and changes others", () => {
+  const x = tf.randomUniform([16, 108, 84, 3], -1, 1, "float32", 3) as tf.Tensor4D;
+  const policy = "color,translation,cutout";
+  const plain = diffAugment(x, policy, new Rng(4));
+  const p1 = diffAugment(x, policy, new Rng(4), 1);
+  assert.deepEqual(Array.from(p1.dataSync()), Array.from(plain.dataSync()));
+  const p0 = diffAugment(x, policy, new Rng(4), 0);
+  assert.deepEqual(Array.from(p0.dataSync()), Array.from(x.dataSync()));
+  const half = diffAugment(x, policy, new Rng(4), 0.5);
+  const diffPerImage = Array.from(tf.max(tf.abs(tf.sub(half, x)), [1, 2, 3]).dataSync());
+  // An image no transform touched differs by float rounding only (x + 0, (x − gray)·1 + gray); a touched one by ≥ 0.1.
+  const untouched = diffPerImage.filter((d) => d < 1e-5).length;
+  // Each image escapes all three transforms with probability 1/8: between 1 and 15 of 16 for this seed.
+  assert.ok(untouched >= 1 && untouched < 16, `untouched ${untouched} of 16: ${diffPerImage}`);
+  tf.dispose([x, plain, p1, p0, half]);
+});
+
+Deno.test("adaptive augmentation: p moves by (images of 4 steps) / (kimg · 1000) after every 4th step, up when E[sign D(real)] is above the target, down below it, clamped to [0, 1]; its saved state restores the same moves", () => {
+  const ada = new AdaController(0.6, 1); // 1 kimg: 4 steps of 25 images move p by 0.1
+  for (let s = 0; s < 3; s++) ada.observe(1, 25, s);
+  assert.equal(ada.p, 0, "p moved before the 4th step");
+  ada.observe(1, 25, 3);
+  assert.ok(Math.abs(ada.p - 0.1) < 1e-12, `p ${ada.p}`);
+  for (let s = 4; s < 8; s++) ada.observe(0.2, 25, s);
+  assert.ok(Math.abs(ada.p) < 1e-12, `p ${ada.p}`);
+  for (let s = 8; s < 12; s++) ada.observe(-1, 25, s);
+  assert.equal(ada.p, 0, "p went below 0");
+  for (let s = 12; s < 100; s++) ada.observe(0.9, 25, s);
+  assert.equal(ada.p, 1, "p went above 1");
+  // Mean over the 4 steps decides: 0.9, 0.9, 0.1, 0.1 → 0.5 < 0.6, p falls.
+  const a = new AdaController(0.6, 1, 0.5), b = new AdaController(0.6, 1);
+  a.observe(0.9, 25, 0), a.observe(0.9, 25, 1);
+  b.setState(a.getState());
+  for (const c of [a, b]) c.observe(0.1, 25, 2), c.observe(0.1, 25, 3);
+  assert.ok(Math.abs(a.p - 0.4) < 1e-12 && a.p === b.p, `p ${a.p} / restored ${b.p}`);
+});
+
+Deno.test("gan:train with --ada-target: augment p logged per snapshot moves off 0, and a run stopped after its first snapshot and resumed ends with the uninterrupted run's p and weights", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await generateSynthetic({ out: data, count: 40, seed: 6 });
+    // 16 steps of 8 images; p may move by 1 every 4 steps (32 images), and this run's discriminator scores its real
+    // images above 0 from about its 8th step: p leaves 0 (at a target of 0.1) in the second half.
+    const cfg = (name: string, kimg: number, resume = false) =>
+      resolveGanConfig({ dataroot: data, expName: name }, "debug", { checkpointsDir: join(dir, "ck"), kimg, snapshotKimg: 0.072, metricImages: 0, adaTarget: 0.1, adaKimg: 0.032, resume, quiet: true });
+    const straight = await ganTrainRun(cfg("straight", 0.128));
+    const ps = straight.state.snapshots.map((s) => s.augment_p!);
+    assert.ok(ps.every((p) => p >= 0 && p <= 1) && ps.some((p) => p > 0), `p ${ps}`);
+    // The first half stops after 9 steps, inside a 4-step interval: the controller's partial sums must resume too.
+    await ganTrainRun(cfg("halves", 0.072));
+    const resumed = await ganTrainRun(cfg("halves", 0.128, true));
+    assert.deepEqual(resumed.state.snapshots.map((s) => s.augment_p), ps);
+    const w = async (run: string) => {
+      const b = await Deno.readFile(join(dir, "ck", run, "snapshots", "latest", "discriminator", "weights.bin"));
+      return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+    };
+    const [wh, ws] = [await w("halves"), await w("straight")];
+    let maxDiff = 0;
+    for (let i = 0; i < wh.length; i++) maxDiff = Math.max(maxDiff, Math.abs(wh[i] - ws[i]));
+    assert.ok(maxDiff < 1e-4, `resumed run differs from the uninterrupted one by ${maxDiff}`);
+    await assert.rejects(() => ganTrainRun({ ...cfg("halves", 0.2, true), adaTarget: 0.5 }), /adaTarget/);
+  });
 });
 
 Deno.test("Fréchet distance: exact on known Gaussians, ≈ 0 for a set against itself, large against noise", () => {
