@@ -16,8 +16,7 @@ import { writeFileAtomic } from "../util/fs.ts";
 const DEMO_KNN_REF = 500;
 
 export async function runExploreStage(ctx: DemoContext): Promise<Record<string, unknown>> {
-  // face-api's detector (small depthwise convs, one image at a time) runs fastest on wasm here.
-  await initEngine({ backend: ctx.backend ?? "wasm", source: ctx.backend ? "--backend" : "the explore stage (face-api's detector is fastest on wasm)" });
+  await initEngine(ctx.backend ? { backend: ctx.backend, source: "--backend" } : {});
   const out = join(ctx.out, "explore");
   const r = await runExploration({ dataroot: ctx.dataroot, attributes: ctx.attributes, out, outliers: { seed: ctx.seed, knnRefSize: DEMO_KNN_REF } });
   const s = r.summary as Record<string, unknown>;
