@@ -22,7 +22,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import { bilinearAxisMatrix } from "../util/bilinear.ts";
+import { bilinearAxisMatrix, resampleRegion } from "../util/bilinear.ts";
 
 /** Side of the face square the net sees (face-api's TinyXception input). */
 export const FACE_FEATURE_INPUT = 112;
@@ -130,15 +130,11 @@ export class FaceFeatures {
    */
   faceInput(x: tf.Tensor4D, view = 0): tf.Tensor4D {
     return tf.tidy(() => {
-      const b = x.shape[0], s = FACE_FEATURE_INPUT;
+      const b = x.shape[0];
       const { ry, rx, rows: [y0, h], cols: [x0, w] } = this.views[view];
       // Only the rows and columns the square reads; (x+1)·127.5/255 = (x+1)/2 is the pixel over 255.
-      const px = tf.mul(tf.add(tf.slice(x, [0, y0, x0, 0], [b, h, w, 3]), 1), 0.5);
-      // Two matrix products with the fixed matrix broadcast over the batch (no transposes): columns
-      // rx [s,w] × [b·h, w, 3] → [b·h, s, 3]; rows ry [s,h] × [b, h, s·3] → [b, s, s·3].
-      const cols = tf.matMul(rx, tf.reshape(px, [b * h, w, 3]));
-      const rows = tf.matMul(ry, tf.reshape(cols, [b, h, s * 3]));
-      return tf.sub(tf.reshape(rows, [b, s, s, 3]), this.offset) as tf.Tensor4D;
+      const px = tf.mul(tf.add(tf.slice(x, [0, y0, x0, 0], [b, h, w, 3]), 1), 0.5) as tf.Tensor4D;
+      return tf.sub(resampleRegion(px, ry, rx), this.offset) as tf.Tensor4D;
     });
   }
 

@@ -22,25 +22,22 @@ export type Augment = typeof AUGMENTS[number];
  */
 export function diffAugment(x: tf.Tensor4D, policy: string, rng: Rng, p = 1): tf.Tensor4D {
   const [b, h, w] = x.shape;
-  const per = (f: () => number) => tf.tensor4d(Float32Array.from({ length: b }, f), [b, 1, 1, 1]);
-  // Which images a transform touches: all of them at p = 1 (no draw), else each with probability p.
-  const chosen = (): boolean[] => (p >= 1 ? new Array(b).fill(true) : Array.from({ length: b }, () => rng.chance(p)));
   for (const op of policy.split(",").filter(Boolean) as Augment[]) {
     if (p <= 0) break;
-    const on = chosen();
-    const at = (f: () => number, off: number) => {
-      let i = 0;
-      return () => {
-        const v = f();
-        return on[i++] ? v : off;
-      };
-    };
+    // Which images the transform touches: all of them at p = 1 (no draw), else each with probability p.
+    const on = p >= 1 ? new Array<boolean>(b).fill(true) : Array.from({ length: b }, () => rng.chance(p));
+    // One value per image, drawn for every image (the same draws whatever p); `off` where the transform is skipped.
+    const per = (lo: number, hi: number, off: number) =>
+      tf.tensor4d(Float32Array.from({ length: b }, (_, i) => {
+        const v = rng.uniform(lo, hi);
+        return on[i] ? v : off;
+      }), [b, 1, 1, 1]);
     if (op === "color") {
-      x = tf.add(x, per(at(() => rng.uniform(-0.5, 0.5), 0))); // brightness (±0.25 of the 0..1 range)
+      x = tf.add(x, per(-0.5, 0.5, 0)); // brightness (±0.25 of the 0..1 range)
       const gray = tf.mean(x, 3, true);
-      x = tf.add(tf.mul(tf.sub(x, gray), per(at(() => rng.uniform(0, 2), 1))), gray); // saturation
+      x = tf.add(tf.mul(tf.sub(x, gray), per(0, 2, 1)), gray); // saturation
       const mean = tf.mean(x, [1, 2, 3], true);
-      x = tf.add(tf.mul(tf.sub(x, mean), per(at(() => rng.uniform(0.5, 1.5), 1))), mean); // contrast
+      x = tf.add(tf.mul(tf.sub(x, mean), per(0.5, 1.5, 1)), mean); // contrast
     } else if (op === "translation") {
       const sy = Math.round(h / 8), sx = Math.round(w / 8);
       const padded = tf.pad(x, [[0, 0], [sy, sy], [sx, sx], [0, 0]]);

@@ -6,7 +6,7 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
-import { bilinearAxisMatrix, coverage } from "../util/bilinear.ts";
+import { bilinearAxisMatrix, coverage, resampleRegion } from "../util/bilinear.ts";
 
 type AxisSampling = ReturnType<typeof bilinearAxisMatrix>;
 
@@ -113,12 +113,9 @@ export class FaceResnetInput extends tfl.layers.Layer {
   private cropByMatmul(x: tf.Tensor4D): tf.Tensor {
     const [b, h, w] = x.shape, S = this.size;
     const { ry, rx, offset } = this.sampling(h, w);
-    // Two matrix products with the fixed matrices broadcast over the batch (no transposes): columns
-    // rx [S,w] × [b·h, w, 3] → [b·h, S, 3]; rows ry [S,h] × [b, h, S·3] → [b, S, S·3].
     const part = tf.slice(x, [0, ry.from, rx.from, 0], [b, ry.count, rx.count, 3]);
-    const cols = tf.matMul(tf.tensor2d(rx.m, [S, rx.count]), tf.reshape(part, [b * ry.count, rx.count, 3]));
-    const rows = tf.matMul(tf.tensor2d(ry.m, [S, ry.count]), tf.reshape(cols, [b, ry.count, S * 3]));
-    return tf.add(tf.mul(tf.reshape(rows, [b, S, S, 3]), tf.tensor1d(this.std)), tf.tensor3d(offset, [S, S, 3]));
+    const face = resampleRegion(part, tf.tensor2d(ry.m, [S, ry.count]), tf.tensor2d(rx.m, [S, rx.count]));
+    return tf.add(tf.mul(face, tf.tensor1d(this.std)), tf.tensor3d(offset, [S, S, 3]));
   }
 
   /** The same with tf.image.cropAndResize on the pixels (black outside the portrait), then face-api's normalisation. */

@@ -8,18 +8,18 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { makeBatch } from "../data/batches.ts";
+import { makeBatch, type Normalization } from "../data/batches.ts";
 import { checkPortraitRows } from "../faces/mod.ts";
 import { createFaceResnetBackbone, DEFAULT_FACE_RESNET_CONFIG } from "./face_resnet.ts";
 
 /** Raw 0..255 pixels in: the backbone's input layer then sees the pixels themselves ((p/255 − 0)·255). */
-const PIXELS = { mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] } as const;
+const PIXELS: Normalization = { mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] };
 
 let net: Promise<tfl.LayersModel> | null = null;
 
 /** The pretrained backbone on the aligned crop, built once per process (like face-api's nets in lib/faces). */
 function descriptorNet(): Promise<tfl.LayersModel> {
-  net ??= createFaceResnetBackbone({ ...DEFAULT_FACE_RESNET_CONFIG, crop: "aligned", dropout: 0, normalization: { mean: [...PIXELS.mean], std: [...PIXELS.std] } });
+  net ??= createFaceResnetBackbone({ ...DEFAULT_FACE_RESNET_CONFIG, crop: "aligned", dropout: 0, normalization: PIXELS });
   return net;
 }
 
@@ -38,7 +38,7 @@ export async function portraitDescriptors(pixels: Uint8Array, rows: ArrayLike<nu
   const out = new Float32Array(rows.length * 128);
   for (let s = 0; s < rows.length; s += bs) {
     const batch = Array.from({ length: Math.min(bs, rows.length - s) }, (_, i) => rows[s + i]);
-    const x = makeBatch(pixels, batch, { norm: { mean: [...PIXELS.mean], std: [...PIXELS.std] } });
+    const x = makeBatch(pixels, batch, { norm: PIXELS });
     const y = model.predict(x) as tf.Tensor;
     try {
       out.set(await y.data() as Float32Array, s * 128);
