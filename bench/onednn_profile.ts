@@ -6,14 +6,15 @@
  *   deno run -A bench/onednn_profile.ts [--backend onednn|cpu] [--batch 64] [--steps 5] [--infer] [--profile]
  *     [--ab] [--memory]
  *   deno run -A bench/onednn_profile.ts --model compact_cnn|gan_step|face_resnet [--batch N] [--steps 5] [--infer]
- *     [--profile | --ab-layout | --ab-fold]
+ *     [--profile | --ab-layout | --ab-fold | --ab-fusion]
  *
  * With --model, one of the project's networks as bench/project_nets.ts builds and steps it (at its training batch
  * unless --batch): step times (and with --infer forward-pass times), and with --profile the kernels of a training
  * step (and of a forward pass) by time, each with its share, and (onednn) the kernels that ran as the cpu
  * backend's JavaScript; with --ab-layout instead, steps alternating between convolution activations in NHWC and in
  * oneDNN's blocked layouts (compareLayouts); with --ab-fold, forward passes alternating between the batch-norm-folded
- * copy that evaluation runs (lib/models/fold.ts) and the model as trained (classifiers only). PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1
+ * copy that evaluation runs (lib/models/fold.ts) and the model as trained (classifiers only); with --ab-fusion, training
+ * steps (with --infer forward passes too) alternating between the fusions of lib/models/fused_conv.ts on and off. PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1
  * the kernels around its slow calls (oneDNN may finish a kernel's work when the next one reads its output: the time
  * then shows there).
  *
@@ -34,6 +35,7 @@ import { setConvActivationLayout } from "../lib/engine/onednn/_conv.ts";
 import { kernelStats, resetKernelStats } from "../lib/engine/onednn/_stats.ts";
 import { ONEDNN_KERNELS } from "../lib/engine/onednn/mod.ts";
 import { type NetBench, RATIO_MODELS, RATIO_NETS, type RatioModel } from "./project_nets.ts";
+import { conv2d, setConvFusion } from "../lib/models/fused_conv.ts";
 
 /** The reference CNN (uncompiled). */
 export function buildReferenceCnn(
@@ -47,7 +49,7 @@ export function buildReferenceCnn(
   x = tf.layers.activation({ activation: "relu" }).apply(x);
   for (const f of filters.slice(1)) {
     // [B, 27, 21, 64] -> [B, 14, 11, 128] -> [B, 7, 6, 256]
-    x = tf.layers.conv2d({ filters: f, kernelSize: 3, strides: 2, padding: "same", activation: "relu" })
+    x = conv2d({ filters: f, kernelSize: 3, strides: 2, padding: "same", activation: "relu" })
       .apply(x);
   }
   x = tf.layers.globalAveragePooling2d({}).apply(x); // [B, 256]
@@ -141,7 +143,7 @@ async function memory(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, batch
 }
 
 /** Step times and the op-by-op profile of one of the project's networks (bench/project_nets.ts). */
-async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, withProfile: boolean, backend: string, ab: "layout" | "fold" | null = null): Promise<void> {
+async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, withProfile: boolean, backend: string, ab: "layout" | "fold" | "fusion" | null = null): Promise<void> {
   if (!(RATIO_MODELS as readonly string[]).includes(name)) throw new Error(`onednn_profile: --model ${name}: expected one of ${RATIO_MODELS.join(", ")}`);
   if (backend === "onednn") {
     const st = await registerOnednnBackend();
@@ -159,6 +161,10 @@ async function profileProjectNet(name: string, batchArg: number | undefined, ste
   }
   if (ab === "fold") {
     await compareFold(net, steps);
+    return net.dispose();
+  }
+  if (ab === "fusion") {
+    await compareFusion(net, steps, infer);
     return net.dispose();
   }
   const train: number[] = [];
@@ -241,6 +247,36 @@ async function compareFold(net: NetBench, steps: number): Promise<void> {
   console.log(`inference: folded / as trained img/s = ${(median(plain) / median(folded)).toFixed(2)} (medians of ${steps} interleaved passes)`);
 }
 
+/**
+ * --ab-fusion: training steps (and with --infer forward passes) alternating between the fusions of
+ * lib/models/fused_conv.ts on and off (off: tfjs-layers' conv call, and tfjs' conv2d, add and relu for ConvAddReLU);
+ * one process, interleaved. Both compute the same (the tests check it), so one net serves both.
+ */
+async function compareFusion(net: NetBench, steps: number, infer: boolean): Promise<void> {
+  const kinds = infer ? (["train", "infer"] as const) : (["train"] as const);
+  const ms: Record<string, number[]> = {};
+  for (const on of [false, true]) {
+    setConvFusion(on);
+    for (const kind of kinds) await net[kind](), ms[`${kind} ${on}`] = [];
+  }
+  for (let i = 0; i < steps; i++) {
+    for (const on of [false, true]) {
+      setConvFusion(on);
+      for (const kind of kinds) {
+        const t = performance.now();
+        await net[kind]();
+        ms[`${kind} ${on}`].push(performance.now() - t);
+      }
+    }
+  }
+  setConvFusion(true);
+  for (const kind of kinds) {
+    console.log(summary(`${kind} unfused`, ms[`${kind} false`], net.batch));
+    console.log(summary(`${kind} fused`, ms[`${kind} true`], net.batch));
+    console.log(`${kind}: fused / unfused img/s = ${(median(ms[`${kind} false`]) / median(ms[`${kind} true`])).toFixed(2)} (medians of ${steps} interleaved steps)`);
+  }
+}
+
 async function timeInference(net: NetBench, steps: number): Promise<void> {
   await net.infer();
   const ms: number[] = [];
@@ -264,13 +300,14 @@ if (import.meta.main) {
       ab: { type: "boolean", default: false },
       "ab-layout": { type: "boolean", default: false },
       "ab-fold": { type: "boolean", default: false },
+      "ab-fusion": { type: "boolean", default: false },
       memory: { type: "boolean", default: false },
       model: { type: "string" },
     },
     strict: true,
   });
   if (opts.model !== undefined) {
-    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.profile!, opts.backend!, opts["ab-layout"] ? "layout" : opts["ab-fold"] ? "fold" : null);
+    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.profile!, opts.backend!, opts["ab-layout"] ? "layout" : opts["ab-fold"] ? "fold" : opts["ab-fusion"] ? "fusion" : null);
     Deno.exit(0);
   }
   const batch = Number(opts.batch), steps = Number(opts.steps);

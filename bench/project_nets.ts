@@ -5,7 +5,7 @@
  *   ref          the reference CNN (bench/reference_cnn.ts), Adam 1e-3, cross-entropy
  *   compact_cnn  createClassifier("compact_cnn", ["gender"]) with the gender recipe of lib/train/run.ts: the
  *                Trainer's step (Adam, masked cross-entropy + the kernels' L2 losses), batch 64
- *   gan_step     buildGanNets(DEFAULT_GAN_CONFIG) with DEFAULT_GAN_TRAIN: discriminatorStep + generatorStep
+ *   gan_step     buildGanNets(DEFAULT_GAN_CONFIG) with DEFAULT_GAN_TRAIN: discriminatorStep + generatorStep (mode-seeking term included)
  *                (env GAN_MODEL: JSON of GanConfig fields over the default, e.g. '{"gWidths":[128,128,64,32]}')
  *                (hinge loss, DiffAugment) + updateEma, as gan:train runs a step, batch 32; inference = the
  *                generator's forward pass
@@ -172,7 +172,7 @@ export const RATIO_NETS: Record<RatioModel, RatioNet> = {
         async train() {
           await discriminatorStep(nets, optD, { real, z }, t.augment, rng);
           if (t.spectralNorm) await sn.project();
-          await generatorStep(nets, optG, { z }, t.augment, rng);
+          await generatorStep(nets, optG, { z }, t.augment, rng, t.modeSeeking);
           updateEma(nets, beta);
         },
         infer: () => readAndDispose(generate(nets, z, undefined, false)),

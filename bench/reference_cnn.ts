@@ -1,9 +1,11 @@
 /**
  * The reference CNN of ../shared/FACTS.md, used to compare engines:
  * input 108×84×3; conv3x3/2 32 + BN, conv3x3/2 64, conv3x3/2 128,
- * conv3x3/2 256 (ReLU each), global average pool, dense 2.
+ * conv3x3/2 256 (ReLU each), global average pool, dense 2. The ReLU convolutions are the project's Conv2D
+ * (lib/models/fused_conv.ts: conv + bias + ReLU one kernel in training too), as in the project's own nets.
  */
 import * as tfl from "@tensorflow/tfjs-layers";
+import { conv2d } from "../lib/models/fused_conv.ts";
 
 export const REF_INPUT: [number, number, number] = [108, 84, 3];
 
@@ -15,7 +17,7 @@ export function buildReferenceCnn(seed = 1): tfl.LayersModel {
   h = tfl.layers.reLU().apply(h) as tfl.SymbolicTensor;
   for (const [i, filters] of [64, 128, 256].entries()) {
     // 27×21×64 → 14×11×128 → 7×6×256
-    h = tfl.layers.conv2d({ filters, kernelSize: 3, strides: 2, padding: "same", activation: "relu", kernelInitializer: init(i + 2) }).apply(h) as tfl.SymbolicTensor;
+    h = conv2d({ filters, kernelSize: 3, strides: 2, padding: "same", activation: "relu", kernelInitializer: init(i + 2) }).apply(h) as tfl.SymbolicTensor;
   }
   h = tfl.layers.globalAveragePooling2d({}).apply(h) as tfl.SymbolicTensor; // 256
   const y = tfl.layers.dense({ units: 2, kernelInitializer: init(9) }).apply(h) as tfl.SymbolicTensor; // logits

@@ -8,7 +8,8 @@
   compact_cnn  lib/models/compact_cnn.ts (default config) + a linear gender head (2 classes), as
                createClassifier builds it; Adam 1e-3, cross-entropy + the conv kernels' L2 term (1e-4). Batch 64.
   gan_step     lib/gan/nets.ts (DEFAULT_GAN_CONFIG, unconditional) with lib/gan/steps.ts' step as gan:train runs
-               it: one discriminator step (hinge loss), one generator step (−D(G(z))), both through DiffAugment
+               it: one discriminator step (hinge loss), one generator step (−D(G(z)) + the mode-seeking term of
+               gan:train's default weight, MODE_SEEKING), both through DiffAugment
                (color,translation,cutout), Adam 2e-4 (β 0.5, 0.999), then the generator's weight average.
                Batch 32. "Inference" is the generator's forward pass (running batch-norm statistics).
   face_resnet  lib/models/face_resnet.ts (face-api's ResNet-34-like recognition net: the portrait cut and
@@ -38,6 +39,7 @@ except ImportError:
 MODELS = ["ref", "compact_cnn", "gan_step", "face_resnet"]
 DEFAULT_BATCH = {"ref": 64, "compact_cnn": 64, "gan_step": 32, "face_resnet": 32}
 H, W = 108, 84
+MODE_SEEKING = 1.0  # gan:train's default --mode-seeking (lib/gan/train.ts DEFAULT_GAN_TRAIN.modeSeeking)
 # tfjs batch norm: epsilon 1e-3; momentum m there is 1 − m here (tfjs default 0.99, the GAN's generator 0.9).
 BN_EPS = 1e-3
 
@@ -375,7 +377,12 @@ def build(a):
         opt_d.step()
         # Generator step: gradient through D to the image, none for D's weights.
         disc.requires_grad_(False)
-        loss_g = -disc(diff_augment(gen(z), rng)).mean()
+        fake = gen(z)
+        loss_g = -disc(diff_augment(fake, rng)).mean()
+        if MODE_SEEKING > 0:  # MSGAN's term (lib/gan/steps.ts modeSeekingTerm): the batch's halves paired
+            h = fake.shape[0] // 2
+            d = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
+            loss_g = loss_g + MODE_SEEKING / (d + 1e-5)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

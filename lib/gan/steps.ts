@@ -200,12 +200,38 @@ export function discriminatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: S
   }, true, dVarsOf(nets)) as tf.Scalar;
 }
 
-/** One generator step (−D(G(z))); only the generator's weights change. Returns the loss tensor, not read. */
-export function generatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">, augment: string, rng: Rng): tf.Scalar {
-  return opt.minimize(() => {
+/**
+ * The mode-seeking term of MSGAN (Mao et al. 2019) on a generated batch: the batch's first half is paired with its
+ * second, d = mean|G(z₁) − G(z₂)| / mean|z₁ − z₂| (pixels over latents), and the term is 1 / (d + 1e-5): small
+ * when different latents give different images, large when they collapse onto the same one. Batch of at least 2.
+ */
+export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const half = Math.floor(fake.shape[0] / 2);
+    if (half < 1) throw new Error(`modeSeekingTerm: needs a batch of at least 2, got ${fake.shape[0]}`);
+    const pair = <T extends tf.Tensor>(t: T): [T, T] => [tf.slice(t, 0, half) as T, tf.slice(t, half, half) as T];
+    const [f1, f2] = pair(fake), [z1, z2] = pair(z);
+    const d = tf.div(tf.mean(tf.abs(tf.sub(f1, f2))), tf.mean(tf.abs(tf.sub(z1, z2))));
+    return tf.div(1, tf.add(d, 1e-5)) as tf.Scalar;
+  });
+}
+
+/**
+ * One generator step (−D(G(z)), plus `modeSeeking` × modeSeekingTerm when above 0); only the generator's weights
+ * change. Returns the adversarial loss tensor (without the mode-seeking term), not read.
+ */
+export function generatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">, augment: string, rng: Rng, modeSeeking = 0): tf.Scalar {
+  const kept: { adversarial?: tf.Scalar } = {};
+  const total = opt.minimize(() => {
     const fake = generate(nets, inp.z, inp.fakeClass, true);
-    return tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng, inp.augmentP), inp.fakeClass, nets.features))) as tf.Scalar;
+    const lossG = tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng, inp.augmentP), inp.fakeClass, nets.features))) as tf.Scalar;
+    if (!(modeSeeking > 0)) return lossG;
+    kept.adversarial = tf.keep(tf.clone(lossG));
+    return tf.add(lossG, tf.mul(modeSeeking, modeSeekingTerm(fake, inp.z))) as tf.Scalar;
   }, true, gVarsOf(nets)) as tf.Scalar;
+  if (kept.adversarial === undefined) return total;
+  total.dispose();
+  return kept.adversarial;
 }
 
 async function readLoss(loss: tf.Scalar): Promise<number> {
@@ -220,8 +246,8 @@ export function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp: StepI
 }
 
 /** generatorStepLoss, then its loss read. */
-export function generatorStep(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">, augment: string, rng: Rng): Promise<number> {
-  return readLoss(generatorStepLoss(nets, opt, inp, augment, rng));
+export function generatorStep(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">, augment: string, rng: Rng, modeSeeking = 0): Promise<number> {
+  return readLoss(generatorStepLoss(nets, opt, inp, augment, rng, modeSeeking));
 }
 
 /** ema ← β·ema + (1−β)·current for every weight of the generator. */

@@ -2,7 +2,8 @@
  * face-api's 128-D face descriptors of 108×84 portraits (the aligned crop, as lib/faces faceDescriptors
  * computes them with face-api's own net) from the rebuilt recognition ResNet of face_resnet.ts: each
  * conv + scale + ReLU is one FusedConv2D there (face-api runs conv, multiply, add and ReLU apart) and the
- * crop is two matrix products, so it is faster on the same engine. Equal to faceDescriptors within 1e-5
+ * crop is two matrix products, and each block's second conv, shortcut sum and ReLU are one ConvAddReLU, so it is
+ * faster on the same engine. Equal to faceDescriptors within 1e-5
  * (tests/models/face_resnet_test.ts). The exploration, the Fréchet descriptor distance and the GAN's
  * diversity checks use it.
  */

@@ -46,6 +46,7 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import { type Normalization, REFERENCE_NORMALIZATION } from "../data/batches.ts";
 import { alignedCrop, PORTRAIT_FRAMING, PORTRAIT_HEIGHT, PORTRAIT_WIDTH, readWeightMap } from "../faces/mod.ts";
 import { ChannelZeroPad, FaceResnetInput } from "./_face_resnet_layers.ts";
+import { conv2d, ConvAddReLU } from "./fused_conv.ts";
 
 export { ChannelZeroPad, FaceResnetInput } from "./_face_resnet_layers.ts";
 
@@ -190,7 +191,7 @@ export function faceResnetCropBox(c: Pick<FaceResnetConfig, "crop" | "inputHeigh
 type Sym = tfl.SymbolicTensor;
 
 function conv(name: string, filters: number, kernel: number, stride: number, padding: "same" | "valid", relu: boolean) {
-  return tfl.layers.conv2d({
+  return conv2d({
     name,
     filters,
     kernelSize: kernel,
@@ -202,25 +203,31 @@ function conv(name: string, filters: number, kernel: number, stride: number, pad
   });
 }
 
+/** The block's second conv with the shortcut sum and the ReLU: relu(conv2(y) + shortcut), one layer (ConvAddReLU). */
+function conv2AddRelu(block: string, filters: number, y: Sym, shortcut: Sym): Sym {
+  return new ConvAddReLU({ name: `${block}.conv2`, filters, kernelSize: 3, strides: 1, padding: "same", useBias: true, activation: "linear", kernelInitializer: "heNormal" })
+    .apply([y, shortcut]) as Sym;
+}
+
 /** relu(x + conv2(relu(conv1(x)))), both 3×3 same. */
 function residual(x: Sym, block: string): Sym {
   const c = x.shape[3] as number;
-  let y = conv(`${block}.conv1`, c, 3, 1, "same", true).apply(x) as Sym;
-  y = conv(`${block}.conv2`, c, 3, 1, "same", false).apply(y) as Sym;
-  const sum = tfl.layers.add({ name: `${block}.add` }).apply([y, x]) as Sym;
-  return tfl.layers.reLU({ name: `${block}.relu` }).apply(sum) as Sym;
+  const y = conv(`${block}.conv1`, c, 3, 1, "same", true).apply(x) as Sym;
+  return conv2AddRelu(block, c, y, x);
 }
 
 /** face-api's residualDown: strided valid conv path + average-pooled, zero-channel-padded shortcut. */
 function residualDown(x: Sym, block: string, filters: number): Sym {
   const cin = x.shape[3] as number;
   let y = conv(`${block}.conv1`, filters, 3, 2, "valid", true).apply(x) as Sym;
-  y = conv(`${block}.conv2`, filters, 3, 1, "same", false).apply(y) as Sym;
   let s = tfl.layers.averagePooling2d({ name: `${block}.shortcut`, poolSize: 2, strides: 2, padding: "valid" }).apply(x) as Sym;
   if (filters > cin) s = new ChannelZeroPad({ name: `${block}.shortcut_pad`, extra: filters - cin }).apply(s) as Sym;
+  // conv2 (3×3 same) keeps conv1's size; where that is the shortcut's, one ConvAddReLU ends the block.
   const dh = (s.shape[1] as number) - (y.shape[1] as number), dw = (s.shape[2] as number) - (y.shape[2] as number);
   if (dh < 0 || dw < 0) throw new Error(`face_resnet: ${block} conv path ${y.shape} is larger than its shortcut ${s.shape}`);
-  if (dh > 0 || dw > 0) y = tfl.layers.zeroPadding2d({ name: `${block}.pad`, padding: [[0, dh], [0, dw]] }).apply(y) as Sym;
+  if (dh === 0 && dw === 0) return conv2AddRelu(block, filters, y, s);
+  y = conv(`${block}.conv2`, filters, 3, 1, "same", false).apply(y) as Sym;
+  y = tfl.layers.zeroPadding2d({ name: `${block}.pad`, padding: [[0, dh], [0, dw]] }).apply(y) as Sym;
   const sum = tfl.layers.add({ name: `${block}.add` }).apply([y, s]) as Sym;
   return tfl.layers.reLU({ name: `${block}.relu` }).apply(sum) as Sym;
 }

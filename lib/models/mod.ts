@@ -16,6 +16,7 @@ import type { HeadName } from "../data/schema.ts";
 import { type Normalization, REFERENCE_NORMALIZATION } from "../data/batches.ts";
 import { UserError } from "../util/errors.ts";
 import { mergeDefined } from "../util/merge.ts";
+import { registerFusedConv2D } from "./fused_conv.ts";
 export { mergeDefined };
 
 export interface ModelEntry<C extends object> {
@@ -74,6 +75,7 @@ export const MODEL_NAMES = Object.keys(MODELS) as ModelName[];
 
 /** Registers every custom layer of the project's nets with tfjs, so saved models deserialise. Idempotent. */
 export function registerCustomLayers(): void {
+  registerFusedConv2D();
   registerFaceResnetLayers();
   registerGanLayers();
 }

@@ -201,17 +201,18 @@ export async function savedRunConfig(runDir: string, command: string, keys: read
 /**
  * Runs `fn` as the one writer of a run folder: takes its lock, then refuses a fresh run in a folder that
  * holds any run file, or a resume that would change one of `fixedKeys` of the saved config — all before
- * `fn` writes anything.
+ * `fn` writes anything. `savedBefore`: settings added after older runs were saved, with the value that
+ * reproduces such a run (what its config.json lacks counts as that).
  */
 export async function withRunFolder<T>(
   runDir: string,
   command: string,
-  o: { resume: boolean; cfg: object; fixedKeys: readonly string[]; quiet?: boolean },
+  o: { resume: boolean; cfg: object; fixedKeys: readonly string[]; quiet?: boolean; savedBefore?: Record<string, unknown> },
   fn: () => Promise<T>,
 ): Promise<T> {
   return await withRunLock(runDir, command, async () => {
     if (!o.resume) await assertFreshRunDir(runDir, command);
-    else checkResumeConfig(runDir, await savedRunConfig(runDir, command, o.fixedKeys), o.cfg as Record<string, unknown>, o.fixedKeys, command);
+    else checkResumeConfig(runDir, { ...o.savedBefore, ...await savedRunConfig(runDir, command, o.fixedKeys) }, o.cfg as Record<string, unknown>, o.fixedKeys, command);
     return await fn();
   }, { quiet: o.quiet });
 }

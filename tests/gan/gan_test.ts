@@ -15,9 +15,12 @@ import {
   GAN_PRESETS,
   ganTrainRun,
   generatorStep,
+  type GanTrainConfig,
   latentsForSeeds,
   loadFaceFeatures,
+  modeSeekingTerm,
   resolveGanConfig,
+  resumeGanConfig,
   SpectralNorm,
 } from "../../lib/gan/train.ts";
 import { FACE_FEATURE_SCALES } from "../../lib/gan/features.ts";
@@ -229,6 +232,59 @@ Deno.test("gan:train with --ada-target: augment p logged per snapshot moves off 
     for (let i = 0; i < wh.length; i++) maxDiff = Math.max(maxDiff, Math.abs(wh[i] - ws[i]));
     assert.ok(maxDiff < 1e-4, `resumed run differs from the uninterrupted one by ${maxDiff}`);
     await assert.rejects(() => ganTrainRun({ ...cfg("halves", 0.2, true), adaTarget: 0.5 }), /adaTarget/);
+  });
+});
+
+Deno.test("mode-seeking term: 1 / (mean|G(z₁)−G(z₂)| / mean|z₁−z₂| + 1e-5) over the batch's two halves; near 1e5 for a collapsed batch", () => {
+  const fake = tf.tensor4d([0, 0, 1, 1, 2, 2, 5, 5], [4, 1, 2, 1]); // halves [0,0],[1,1] vs [2,2],[5,5]: mean |Δ| = 3
+  const z = tf.tensor2d([0, 0, 1, 1, 1, 0, 1, 3], [4, 2]); // mean |Δz| = (1 + 0 + 0 + 2) / 4 = 0.75
+  const t = modeSeekingTerm(fake, z);
+  assert.ok(Math.abs(t.dataSync()[0] - 1 / (3 / 0.75 + 1e-5)) < 1e-6, `term ${t.dataSync()[0]}`);
+  const same = tf.tensor4d([1, 2, 1, 2], [2, 1, 2, 1]);
+  const collapsed = modeSeekingTerm(same, tf.tensor2d([0, 1, 2, 3], [2, 2]));
+  assert.ok(Math.abs(collapsed.dataSync()[0] - 1e5) < 1, `collapsed ${collapsed.dataSync()[0]}`);
+  assert.throws(() => modeSeekingTerm(tf.zeros([1, 1, 2, 1]) as tf.Tensor4D, tf.zeros([1, 2]) as tf.Tensor2D), /at least 2/);
+  tf.dispose([fake, z, t, same, collapsed]);
+});
+
+Deno.test("generator step with --mode-seeking: returns the adversarial loss of the step without it, moves the generator's weights elsewhere, and leaks no tensors after a burn-in step", async () => {
+  const run = async (lambda: number) => {
+    const nets = buildGanNets(TINY);
+    const opt = tf.train.adam(1e-3, 0, 0.99);
+    const z = latentsForSeeds([1, 2, 3, 4], TINY.latentDim);
+    const loss = await generatorStep(nets, opt, { z }, "", new Rng(1), lambda);
+    const before = tf.memory().numTensors;
+    await generatorStep(nets, opt, { z }, "", new Rng(2), lambda);
+    assert.equal(tf.memory().numTensors, before, `tensors leaked across G steps (mode-seeking ${lambda})`);
+    const w = nets.synthesis.getWeights()[0].dataSync().slice();
+    opt.dispose();
+    z.dispose();
+    disposeGanNets(nets);
+    return { loss, w };
+  };
+  const [plain, seeking] = [await run(0), await run(1)];
+  assert.equal(seeking.loss, plain.loss, "the first step's returned loss is the adversarial term alone, the same for both");
+  assert.ok(seeking.w.some((v, i) => v !== plain.w[i]), "the mode-seeking term changed no weight");
+});
+
+Deno.test("gan:train --resume of a run saved before --ada-target and --mode-seeking existed (its config.json lacks them) continues with both off; giving one is refused", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await generateSynthetic({ out: data, count: 24, seed: 7 });
+    const cfg = (kimg: number, resume = false, extra: Partial<GanTrainConfig> = {}) =>
+      resolveGanConfig({ dataroot: data, expName: "old" }, "debug", { checkpointsDir: join(dir, "ck"), kimg, snapshotKimg: 0.016, metricImages: 0, resume, quiet: true, ...extra });
+    await ganTrainRun(cfg(0.016));
+    const path = join(dir, "ck", "old", "config.json");
+    const saved = JSON.parse(await Deno.readTextFile(path));
+    for (const k of ["adaTarget", "adaKimg", "modeSeeking"]) delete saved[k];
+    await Deno.writeTextFile(path, JSON.stringify(saved));
+    // As the CLI resumes: the saved settings, the missing ones as the run had them (off), whatever today's defaults.
+    const resumeCfg = await resumeGanConfig({ expName: "old", checkpointsDir: join(dir, "ck") }, { kimg: 0.032, quiet: true });
+    assert.equal(resumeCfg.modeSeeking, 0);
+    assert.equal(resumeCfg.adaTarget, 0);
+    const resumed = await ganTrainRun(resumeCfg);
+    assert.equal(resumed.resumedFrom, 0.016);
+    await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeeking: 2 }), /modeSeeking 0 → 2/);
   });
 });
 

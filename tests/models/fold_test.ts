@@ -23,7 +23,7 @@ function randomiseBatchNorms(model: tfl.LayersModel, seed: number): void {
   }
 }
 
-Deno.test("foldBatchNorms on compact_cnn: no BatchNormalization or lone ReLU layer is left, each conv gains a bias (and relu where one followed), the logits match the unfolded model's within 1e-4, and disposing the copy frees every tensor it made", async () => {
+Deno.test("foldBatchNorms on compact_cnn: no BatchNormalization or ReLU layer is left, each conv gains a bias (and relu where one followed), each residual end is one ConvAddReLU, the logits match the unfolded model's within 1e-4, and disposing the copy frees every tensor it made", async () => {
   const { model } = await createClassifier("compact_cnn", ["gender", "hair_color"]);
   randomiseBatchNorms(model, 11);
   const x = tf.randomNormal([4, 108, 84, 3], 0, 1, "float32", 5);
@@ -41,9 +41,12 @@ Deno.test("foldBatchNorms on compact_cnn: no BatchNormalization or lone ReLU lay
   const bns = model.layers.filter((l) => l.getClassName() === "BatchNormalization").length;
   assert.equal(folded.folds.size, bns, "every conv → batch norm chain folds in compact_cnn");
   assert.equal(folded.model.layers.filter((l) => l.getClassName() === "BatchNormalization").length, 0);
-  // The ReLUs left are those after a residual Add; every conv → bn → relu became one conv with relu.
+  // Every conv → bn → relu became one conv with relu, every residual end (conv → bn → add → relu) one ConvAddReLU.
   const relus = folded.model.layers.filter((l) => l.getClassName() === "ReLU").map((l) => l.name);
-  assert.ok(relus.length > 0 && relus.every((n) => n.endsWith("_out")), `ReLU layers left: ${relus}`);
+  assert.deepEqual(relus, [], `ReLU layers left: ${relus}`);
+  const adds = model.layers.filter((l) => l.getClassName() === "Add").length;
+  assert.ok(adds > 0 && folded.residuals.size === adds, `${folded.residuals.size} residual ends fused of ${adds} adds`);
+  assert.equal(folded.model.layers.filter((l) => l.getClassName() === "ConvAddReLU").length, adds);
   assert.equal(folded.model.getLayer("stem_conv").getConfig().activation, "relu");
   assert.equal(folded.model.getLayer("stem_conv").getConfig().useBias, true);
   assert.equal(folded.model.getLayer("stage1_block1b_conv").getConfig().activation, "linear", "conv → bn → add keeps no activation");
@@ -54,12 +57,54 @@ Deno.test("foldBatchNorms on compact_cnn: no BatchNormalization or lone ReLU lay
   disposeModel(model);
 });
 
-Deno.test("foldBatchNorms returns a model without a conv → batch norm chain (face_resnet) as itself, and predictHeads gives the unfolded compact_cnn's softmax within 1e-5, leaving no tensor behind", async () => {
+Deno.test("face_resnet ends each block with one ConvAddReLU (an Add and ReLU layer only behind zero-padding) and foldBatchNorms returns it as itself; a net with conv → add → relu residual ends (face_resnet as built before) folds them into ConvAddReLU layers reading the shortcut, logits within 1e-4 on the engine and on cpu", async () => {
   const { model: resnet } = await createClassifier("face_resnet", ["gender"], { pretrained: false });
+  const kinds = resnet.layers.map((l) => l.getClassName());
+  const count = (k: string) => kinds.filter((c) => c === k).length;
+  assert.equal(count("ConvAddReLU"), 12); // 10 residual blocks, and 2 of the 4 down blocks (the other 2 pad their conv path)
+  assert.equal(count("Add"), count("ZeroPadding2D"));
   const same = await foldBatchNorms(resnet);
   assert.equal(same.copy, false);
-  assert.equal(same.model, resnet);
   disposeModel(resnet);
+
+  // Two residual blocks the old way: conv(relu) → conv(linear) → add(shortcut) → relu; the second conv's shortcut is
+  // the first block's output.
+  const input = tfl.input({ shape: [10, 8, 4] });
+  let h: tfl.SymbolicTensor = input;
+  for (let b = 0; b < 2; b++) {
+    const y = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: "same", activation: "relu", biasInitializer: "randomNormal", name: `b${b}_conv1` }).apply(h) as tfl.SymbolicTensor;
+    const z = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: "same", biasInitializer: "randomNormal", name: `b${b}_conv2` }).apply(y) as tfl.SymbolicTensor;
+    h = tfl.layers.reLU({ name: `b${b}_relu` }).apply(tfl.layers.add({ name: `b${b}_add` }).apply([z, h]) as tfl.SymbolicTensor) as tfl.SymbolicTensor;
+  }
+  const model = tfl.model({ inputs: input, outputs: tfl.layers.flatten().apply(h) as tfl.SymbolicTensor });
+  const x = tf.randomUniform([2, 10, 8, 4], -1, 1, "float32", 6);
+  const backend = tf.getBackend();
+  for (const b of [backend, "cpu"]) {
+    await tf.setBackend(b);
+    const folded = await foldBatchNorms(model);
+    assert.equal(folded.copy, true);
+    assert.deepEqual([...folded.residuals.keys()], ["b0_conv2", "b1_conv2"]);
+    assert.deepEqual(folded.model.layers.map((l) => l.getClassName()).filter((k) => k === "Add" || k === "ReLU"), []);
+    const fused = folded.model.getLayer("b1_conv2") as unknown as { inboundNodes: { inboundLayers: { name: string }[] }[] };
+    assert.deepEqual(fused.inboundNodes[0].inboundLayers.map((l) => l.name), ["b1_conv1", "b0_conv2"]);
+    const [a, c] = tf.tidy(() => [model.predict(x) as tf.Tensor, folded.model.predict(x) as tf.Tensor]);
+    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(a, c))).dataSync()[0]);
+    assert.ok(diff < 1e-4, `${b}: folded outputs differ by ${diff}`);
+    tf.dispose([a, c]);
+    disposeModel(folded.model);
+  }
+  await tf.setBackend(backend);
+  x.dispose();
+  model.dispose();
+});
+
+Deno.test("foldBatchNorms returns a model with nothing to fold (a dense net) as itself, and predictHeads gives the unfolded compact_cnn's softmax within 1e-5, leaving no tensor behind", async () => {
+  const input = tfl.input({ shape: [4] });
+  const dense = tfl.model({ inputs: input, outputs: tfl.layers.dense({ units: 2 }).apply(input) as tfl.SymbolicTensor });
+  const same = await foldBatchNorms(dense);
+  assert.equal(same.copy, false);
+  assert.equal(same.model, dense);
+  dense.dispose();
 
   const { model } = await createClassifier("compact_cnn", ["gender"]);
   randomiseBatchNorms(model, 21);

@@ -6,6 +6,7 @@ import { type Backend, f32, OnednnBackend, output, postKey, sizeOf } from "./_ba
 import { alloc } from "./_memory.ts";
 import {
   ALG_CONV_DIRECT,
+  ALG_ELTWISE_RELU,
   ARG_BIAS,
   ARG_DIFF_DST,
   ARG_DIFF_SRC,
@@ -26,6 +27,7 @@ import {
   mdTag,
   opDesc,
   Plan,
+  POST_SUM,
   type PostOp,
   PROP_FWD_TRAINING,
   Q_DIFF_DST_MD,
@@ -190,6 +192,21 @@ function q(pd: Deno.PointerObject, what: number, index = 0): Md {
   return md;
 }
 
+/** The cached forward plan of a geometry, bias or not, post-ops; null when oneDNN cannot make it. */
+function forwardPlan(g: Geometry, bias: boolean, post: PostOp[]): Plan | null {
+  const key = `conv_fwd|${g.key}|b${bias ? 1 : 0}|${postKey(post)}`;
+  return cachedPlan(key, () => {
+    const pd = forwardPd(g, bias, post);
+    const specs = [
+      { arg: ARG_SRC, user: mdTag(g.src, g.actTag), prim: q(pd, Q_SRC_MD), cache: true },
+      { arg: ARG_WEIGHTS, user: g.wUser(), prim: q(pd, Q_WEIGHTS_MD), cache: true },
+      ...(bias ? [{ arg: ARG_BIAS, user: mdTag([g.dst[1]], TAG_A), prim: q(pd, Q_WEIGHTS_MD, 1) }] : []),
+      { arg: ARG_DST, user: mdTag(g.dst, g.actTag), prim: q(pd, Q_DST_MD), out: true },
+    ];
+    return new Plan(pd, specs);
+  });
+}
+
 /** Forward convolution (+ bias + post-ops); null when unsupported (the caller falls back to cpu). */
 export function convForward(
   backend: Backend,
@@ -206,20 +223,48 @@ export function convForward(
   if (sizeOf(info.outShape) === 0) return null;
   const g = geometry(info, depthwise);
   if (g === null) return null;
-  const key = `conv_fwd|${g.key}|b${bias ? 1 : 0}|${postKey(post)}`;
-  const plan = cachedPlan(key, () => {
-    const pd = forwardPd(g, bias !== null, post);
-    const specs = [
-      { arg: ARG_SRC, user: mdTag(g.src, g.actTag), prim: q(pd, Q_SRC_MD), cache: true },
-      { arg: ARG_WEIGHTS, user: g.wUser(), prim: q(pd, Q_WEIGHTS_MD), cache: true },
-      ...(bias ? [{ arg: ARG_BIAS, user: mdTag([g.dst[1]], TAG_A), prim: q(pd, Q_WEIGHTS_MD, 1) }] : []),
-      { arg: ARG_DST, user: mdTag(g.dst, g.actTag), prim: q(pd, Q_DST_MD), out: true },
-    ];
-    return new Plan(pd, specs);
-  });
+  const plan = forwardPlan(g, bias !== null, post);
   if (plan === null) return null;
   const out = alloc(sizeOf(info.outShape));
   plan.run(bias ? [xv, wv, bv!, out] : [xv, wv, out]);
+  return output(backend, info.outShape.slice(), out);
+}
+
+/**
+ * relu(conv(x) + bias + residual) (`relu` false: without the ReLU), residual shaped like the output: one primitive
+ * whose sum post-op adds the residual, copied into the output buffer first, where the output needs no reorder (NHWC
+ * activations); else the convolution, then one JS pass adding the residual (and the ReLU). Null when unsupported.
+ */
+export function convForwardAdd(
+  backend: Backend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  bias: TensorInfo | null,
+  residual: TensorInfo,
+  info: ConvInfo,
+  relu: boolean,
+): TensorInfo | null {
+  const xv = f32(backend, x), wv = f32(backend, filter), rv = f32(backend, residual);
+  const bv = bias ? f32(backend, bias) : null;
+  const n = sizeOf(info.outShape);
+  if (xv === null || wv === null || rv === null || (bias && (bv === null || bv.length !== info.outChannels))) return null;
+  if (n === 0 || rv.length !== n || residual.shape.join() !== info.outShape.join()) return null;
+  const g = geometry(info, false);
+  if (g === null) return null;
+  const act: PostOp[] = relu ? [{ alg: ALG_ELTWISE_RELU, alpha: 0, beta: 0 }] : [];
+  const fused = forwardPlan(g, bias !== null, [{ alg: POST_SUM, alpha: 1, beta: 0 }, ...act]);
+  const out = alloc(n);
+  const bufs = (o: Float32Array) => (bias ? [xv, wv, bv!, o] : [xv, wv, o]);
+  if (fused !== null && !fused.outputReordered()) {
+    out.set(rv);
+    fused.run(bufs(out));
+  } else {
+    const plain = forwardPlan(g, bias !== null, []);
+    if (plain === null) return null;
+    plain.run(bufs(out));
+    if (relu) for (let i = 0; i < n; i++) out[i] = Math.max(0, out[i] + rv[i]);
+    else for (let i = 0; i < n; i++) out[i] += rv[i];
+  }
   return output(backend, info.outShape.slice(), out);
 }
 

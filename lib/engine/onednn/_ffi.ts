@@ -110,6 +110,7 @@ const SYMBOLS = {
   dnnl_post_ops_create: { parameters: ["buffer"], result: "i32" },
   dnnl_post_ops_destroy: { parameters: ["pointer"], result: "i32" },
   dnnl_post_ops_append_eltwise: { parameters: ["pointer", "f32", "i32", "f32", "f32"], result: "i32" },
+  dnnl_post_ops_append_sum: { parameters: ["pointer", "f32"], result: "i32" },
   dnnl_primitive_desc_create: {
     parameters: ["buffer", "buffer", "pointer", "pointer", "pointer"],
     result: "i32",
@@ -406,12 +407,18 @@ export function implInfo(pd: Deno.PointerObject): string {
   return p === null ? "" : new Deno.UnsafePointerView(p).getCString();
 }
 
-/** Post-op eltwise chain attribute (null for none). */
+/**
+ * Post-op chain attribute (null for none): eltwise ops (`alg` a dnnl eltwise algorithm, `alpha`, `beta`), or with
+ * `alg` POST_SUM the sum post-op: dst = result + alpha · (what dst held before the primitive ran).
+ */
 export interface PostOp {
   alg: number;
   alpha: number;
   beta: number;
 }
+
+/** PostOp.alg of the sum post-op (not a dnnl algorithm number). */
+export const POST_SUM = -1;
 
 export function makeAttr(post: PostOp[]): Deno.PointerObject | null {
   if (post.length === 0) return null;
@@ -419,7 +426,10 @@ export function makeAttr(post: PostOp[]): Deno.PointerObject | null {
   check(fn.dnnl_post_ops_create(outBytes), "post_ops_create");
   const ops = takeOut("post_ops_create");
   try {
-    for (const p of post) check(fn.dnnl_post_ops_append_eltwise(ops, 1, p.alg, p.alpha, p.beta), "append_eltwise");
+    for (const p of post) {
+      if (p.alg === POST_SUM) check(fn.dnnl_post_ops_append_sum(ops, p.alpha), "append_sum");
+      else check(fn.dnnl_post_ops_append_eltwise(ops, 1, p.alg, p.alpha, p.beta), "append_eltwise");
+    }
     check(fn.dnnl_primitive_attr_create(outBytes), "attr_create");
     const attr = takeOut("attr_create");
     check(fn.dnnl_primitive_attr_set_post_ops(attr, ops), "attr_set_post_ops");
@@ -600,6 +610,11 @@ export class Plan {
       dv.setBigUint64(16 * i + 8, BigInt(Deno.UnsafePointer.value(e.mem)), true);
       i++;
     }
+  }
+
+  /** Whether an output is written through a reorder (its primitive buffer is scratch, not the user's). */
+  outputReordered(): boolean {
+    return this.args.some((a) => a.out && a.reorder !== null);
   }
 
   /**

@@ -2,7 +2,8 @@
 // - OnednnBatchNormGrad: the whole gradient of training-mode batch normalization (batch statistics) in one
 //   oneDNN batch_normalization backward primitive (JS loops with float64 sums for small tensors);
 // - OnednnReluGrad: dy * step(y) from the ReLU *output* y (step(relu(x)) = step(x)), one branch-free pass;
-// - OnednnLeakyReluGrad: the same for leakyRelu (dy, or alpha · dy where y ≤ 0), one pass.
+// - OnednnLeakyReluGrad: the same for leakyRelu (dy, or alpha · dy where y ≤ 0), one pass;
+// and, not a gradient, OnednnConvAddRelu (_kernels_conv.ts): a residual block's convolution + shortcut sum + ReLU.
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import { f32, output, type Override } from "./_backend.ts";
 import { alloc } from "./_memory.ts";
@@ -10,6 +11,7 @@ import { ALG_ELTWISE_RELU_USE_DST_FOR_BWD, dnnlBatchNormBackward, dnnlEltwiseBac
 import { DNNL_MIN_ELEMENTS } from "./_elementwise.ts";
 import { DnnlError } from "./_ffi.ts";
 import { env } from "./_env.ts";
+import { CONV_ADD_RELU, convAddRelu } from "./_kernels_conv.ts";
 
 export const BATCH_NORM_GRAD = "OnednnBatchNormGrad";
 export const RELU_GRAD = "OnednnReluGrad";
@@ -138,6 +140,7 @@ export const leakyReluGrad: Override = ({ inputs, backend, attrs }) => {
 
 /** Kernels registered only on the onednn backend (no cpu counterpart). */
 export const EXTRA_KERNELS: Record<string, Override> = {
+  [CONV_ADD_RELU]: convAddRelu,
   [BATCH_NORM_GRAD]: batchNormGrad,
   [RELU_GRAD]: reluGrad,
   [LEAKY_RELU_GRAD]: leakyReluGrad,
