@@ -74,23 +74,38 @@ function convGradients(dz: tf.Tensor4D, x: tf.Tensor4D, filter: tf.Tensor4D, str
  * tfjs' fused-conv gradient for a ReLU, with the mask read from the output.
  */
 export function conv2dBiasRelu(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D, strides: [number, number], pad: "same" | "valid"): tf.Tensor4D {
-  const engine = tf.engine();
   const attrs = { strides, pad, dataFormat: "NHWC", dilations: [1, 1], activation: "relu" } as unknown as tf.NamedAttrMap;
+  return withReluConvGradient(([xx, ff, bb]) => tf.engine().runKernel("FusedConv2D", { x: xx, filter: ff, bias: bb }, attrs) as tf.Tensor4D, x, filter, bias, null, strides, pad);
+}
+
+/**
+ * `forward` (inputs [x, filter, bias?, residual?] → relu(conv2d(x, filter) + bias + residual)) made differentiable:
+ * dy masked by the output's sign (also the residual's gradient), the convolution's two gradients, the bias's sum.
+ */
+function withReluConvGradient(
+  forward: (inputs: tf.Tensor[]) => tf.Tensor4D,
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor1D | null,
+  residual: tf.Tensor4D | null,
+  strides: [number, number],
+  pad: "same" | "valid",
+): tf.Tensor4D {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xx, ff, bb] = args as tf.Tensor[];
-    const save = args[3] as tf.GradSaveFunc;
-    const y = engine.runKernel("FusedConv2D", { x: xx, filter: ff, bias: bb }, attrs) as tf.Tensor4D;
-    save([xx, ff, y]);
+    const inputs = args.slice(0, -1) as tf.Tensor[];
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const y = forward(inputs);
+    save([inputs[0], inputs[1], y]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sf, sy] = saved as tf.Tensor4D[];
         const dz = reluGradFromOutput(dy, sy);
-        return [...convGradients(dz, sx, sf, strides, pad), tf.sum(dz, [0, 1, 2])];
+        return [...convGradients(dz, sx, sf, strides, pad), ...(bias ? [tf.sum(dz, [0, 1, 2])] : []), ...(residual ? [tf.clone(dz)] : [])];
       },
     };
   });
-  return op(x, filter, bias) as tf.Tensor4D;
+  return op(...[x, filter, ...(bias ? [bias] : []), ...(residual ? [residual] : [])]) as tf.Tensor4D;
 }
 
 /** tfjs-layers' Conv2D (same className, config, weights), fused in training where conv2dBiasRelu applies. */
@@ -128,24 +143,7 @@ export function convAddRelu(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor
     return tf.tidy(() => tf.relu(tf.add(tf.fused.conv2d({ x: xx, filter: ff, strides, pad, bias: bb ?? undefined }), rr)));
   };
   if (engine.state.gradientDepth === 0) return forward(x, filter, bias, residual);
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const ts = args.slice(0, -1) as tf.Tensor[];
-    const save = args[args.length - 1] as tf.GradSaveFunc;
-    const [xx, ff] = ts as tf.Tensor4D[];
-    const bb = bias ? ts[2] as tf.Tensor1D : null, rr = ts[ts.length - 1] as tf.Tensor4D;
-    const y = forward(xx, ff, bb, rr);
-    save([xx, ff, y]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sx, sf, sy] = saved as tf.Tensor4D[];
-        const dz = reluGradFromOutput(dy, sy);
-        const [dx, dw] = convGradients(dz, sx, sf, strides, pad);
-        return bias ? [dx, dw, tf.sum(dz, [0, 1, 2]), tf.clone(dz)] : [dx, dw, tf.clone(dz)];
-      },
-    };
-  });
-  return (bias ? op(x, filter, bias, residual) : op(x, filter, residual)) as tf.Tensor4D;
+  return withReluConvGradient((ts) => forward(ts[0] as tf.Tensor4D, ts[1] as tf.Tensor4D, bias ? ts[2] as tf.Tensor1D : null, ts[ts.length - 1] as tf.Tensor4D), x, filter, bias, residual, strides, pad);
 }
 
 /**
