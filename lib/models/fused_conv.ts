@@ -19,10 +19,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 
-/** The engine's one-pass ReLU gradient from the output (lib/engine/onednn/_grad_kernels.ts RELU_GRAD). */
-const RELU_GRAD = "OnednnReluGrad";
-/** The engine's conv + residual + ReLU (lib/engine/onednn/_kernels_conv.ts CONV_ADD_RELU). */
-const CONV_ADD_RELU = "OnednnConvAddRelu";
+// The engine's one-pass ReLU gradient from the output, and its conv + residual + ReLU (registered on onednn only).
+import { CONV_ADD_RELU, RELU_GRAD } from "../engine/onednn/mod.ts";
 
 type ConvArgs = Parameters<typeof tfl.layers.conv2d>[0];
 type ConvLayer = tfl.layers.Layer & {

@@ -48,6 +48,10 @@ import { EXTRA_KERNELS } from "./_grad_kernels.ts";
 import { installTapeRewrites } from "./_tape.ts";
 import { convActivationLayout } from "./_conv.ts";
 
+/** Kernels only this backend registers, by name, for ops that run them where present (lib/models/fused_conv.ts). */
+export { RELU_GRAD } from "./_grad_kernels.ts";
+export { CONV_ADD_RELU } from "./_kernels_conv.ts";
+
 /** Outcome of `registerOnednnBackend()`. */
 export interface OnednnStatus {
   available: boolean;
