@@ -22,6 +22,7 @@ import type * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
 import { parseFlags, runCli, usage, UsageError } from "../lib/config.ts";
 import { initEngine } from "../lib/engine/mod.ts";
+import { adam } from "../lib/engine/adam.ts";
 import { writeJsonAtomic } from "../lib/util/fs.ts";
 import { activationBytes, buildReferenceCnn, forwardFlops, REF_INPUT } from "./reference_cnn.ts";
 import { createClassifier } from "../lib/models/mod.ts";
@@ -98,7 +99,7 @@ async function measure(
   const x = tf.randomNormal([batch, ...REF_INPUT], 0, 1, "float32", 1);
   const classes = model.outputs[0].shape[1] as number;
   const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % classes), "int32"), classes);
-  const opt = tf.train.adam(1e-3);
+  const opt = adam(1e-3);
   const step = makeStep(model, opt, x, y);
   const cpu = name === "cpu";
   const trainSec = await timeSteps(step, cpu ? 1 : steps, cpu ? 0 : warmup);

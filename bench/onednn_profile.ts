@@ -6,7 +6,7 @@
  *   deno run -A bench/onednn_profile.ts [--backend onednn|cpu] [--batch 64] [--steps 5] [--infer] [--profile]
  *     [--ab] [--memory]
  *   deno run -A bench/onednn_profile.ts --model compact_cnn|gan_step|face_resnet [--batch N] [--steps 5] [--infer]
- *     [--profile | --ab-layout | --ab-fold | --ab-fusion]
+ *     [--profile | --ab-layout | --ab-fold | --ab-fusion | --ab-adam]
  *
  * With --model, one of the project's networks as bench/project_nets.ts builds and steps it (at its training batch
  * unless --batch): step times (and with --infer forward-pass times), and with --profile the kernels of a training
@@ -14,7 +14,8 @@
  * backend's JavaScript; with --ab-layout instead, steps alternating between convolution activations in NHWC and in
  * oneDNN's blocked layouts (compareLayouts); with --ab-fold, forward passes alternating between the batch-norm-folded
  * copy that evaluation runs (lib/models/fold.ts) and the model as trained (classifiers only); with --ab-fusion, training
- * steps (with --infer forward passes too) alternating between the fusions of lib/models/fused_conv.ts on and off. PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1
+ * steps (with --infer forward passes too) alternating between the fusions of lib/models/fused_conv.ts on and off; with
+ * --ab-adam, training steps alternating between the engine's Adam update (lib/engine/adam.ts) and tfjs' own. PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1
  * the kernels around its slow calls (oneDNN may finish a kernel's work when the next one reads its output: the time
  * then shows there).
  *
@@ -34,6 +35,7 @@ import { setTapeRewrites, tapeStats } from "../lib/engine/onednn/_tape.ts";
 import { setConvActivationLayout } from "../lib/engine/onednn/_conv.ts";
 import { kernelStats, resetKernelStats } from "../lib/engine/onednn/_stats.ts";
 import { ONEDNN_KERNELS } from "../lib/engine/onednn/mod.ts";
+import { adam, setEngineAdam } from "../lib/engine/adam.ts";
 import { type NetBench, RATIO_MODELS, RATIO_NETS, type RatioModel } from "./project_nets.ts";
 import { conv2d, setConvFusion } from "../lib/models/fused_conv.ts";
 
@@ -143,7 +145,7 @@ async function memory(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, batch
 }
 
 /** Step times and the op-by-op profile of one of the project's networks (bench/project_nets.ts). */
-async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, withProfile: boolean, backend: string, ab: "layout" | "fold" | "fusion" | null = null): Promise<void> {
+async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, withProfile: boolean, backend: string, ab: "layout" | "fold" | "fusion" | "adam" | null = null): Promise<void> {
   if (!(RATIO_MODELS as readonly string[]).includes(name)) throw new Error(`onednn_profile: --model ${name}: expected one of ${RATIO_MODELS.join(", ")}`);
   if (backend === "onednn") {
     const st = await registerOnednnBackend();
@@ -163,8 +165,9 @@ async function profileProjectNet(name: string, batchArg: number | undefined, ste
     await compareFold(net, steps);
     return net.dispose();
   }
-  if (ab === "fusion") {
-    await compareFusion(net, steps, infer);
+  if (ab === "fusion" || ab === "adam") {
+    if (ab === "fusion") await compareToggle(net, steps, infer, "fusion", setConvFusion);
+    else await compareToggle(net, steps, infer, "engine Adam", setEngineAdam);
     return net.dispose();
   }
   const train: number[] = [];
@@ -248,20 +251,21 @@ async function compareFold(net: NetBench, steps: number): Promise<void> {
 }
 
 /**
- * --ab-fusion: training steps (and with --infer forward passes) alternating between the fusions of
- * lib/models/fused_conv.ts on and off (off: tfjs-layers' conv call, and tfjs' conv2d, add and relu for ConvAddReLU);
- * one process, interleaved. Both compute the same (the tests check it), so one net serves both.
+ * --ab-fusion / --ab-adam: training steps (and with --infer forward passes) alternating between a speed-up on and
+ * off, in one process, interleaved: the fusions of lib/models/fused_conv.ts (off: tfjs-layers' conv call, and tfjs'
+ * conv2d, add and relu for ConvAddReLU), or the engine's Adam update (lib/engine/adam.ts; off: tfjs' 12 element-wise
+ * ops per variable). Both settings compute the same (the tests check it), so one net serves both.
  */
-async function compareFusion(net: NetBench, steps: number, infer: boolean): Promise<void> {
+async function compareToggle(net: NetBench, steps: number, infer: boolean, what: string, set: (on: boolean) => void): Promise<void> {
   const kinds = infer ? (["train", "infer"] as const) : (["train"] as const);
   const ms: Record<string, number[]> = {};
   for (const on of [false, true]) {
-    setConvFusion(on);
+    set(on);
     for (const kind of kinds) await net[kind](), ms[`${kind} ${on}`] = [];
   }
   for (let i = 0; i < steps; i++) {
     for (const on of [false, true]) {
-      setConvFusion(on);
+      set(on);
       for (const kind of kinds) {
         const t = performance.now();
         await net[kind]();
@@ -269,11 +273,11 @@ async function compareFusion(net: NetBench, steps: number, infer: boolean): Prom
       }
     }
   }
-  setConvFusion(true);
+  set(true);
   for (const kind of kinds) {
-    console.log(summary(`${kind} unfused`, ms[`${kind} false`], net.batch));
-    console.log(summary(`${kind} fused`, ms[`${kind} true`], net.batch));
-    console.log(`${kind}: fused / unfused img/s = ${(median(ms[`${kind} false`]) / median(ms[`${kind} true`])).toFixed(2)} (medians of ${steps} interleaved steps)`);
+    console.log(summary(`${kind} ${what} off`, ms[`${kind} false`], net.batch));
+    console.log(summary(`${kind} ${what} on`, ms[`${kind} true`], net.batch));
+    console.log(`${kind}: ${what} on / off img/s = ${(median(ms[`${kind} false`]) / median(ms[`${kind} true`])).toFixed(2)} (medians of ${steps} interleaved steps)`);
   }
 }
 
@@ -301,13 +305,14 @@ if (import.meta.main) {
       "ab-layout": { type: "boolean", default: false },
       "ab-fold": { type: "boolean", default: false },
       "ab-fusion": { type: "boolean", default: false },
+      "ab-adam": { type: "boolean", default: false },
       memory: { type: "boolean", default: false },
       model: { type: "string" },
     },
     strict: true,
   });
   if (opts.model !== undefined) {
-    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.profile!, opts.backend!, opts["ab-layout"] ? "layout" : opts["ab-fold"] ? "fold" : opts["ab-fusion"] ? "fusion" : null);
+    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.profile!, opts.backend!, opts["ab-layout"] ? "layout" : opts["ab-fold"] ? "fold" : opts["ab-fusion"] ? "fusion" : opts["ab-adam"] ? "adam" : null);
     Deno.exit(0);
   }
   const batch = Number(opts.batch), steps = Number(opts.steps);
@@ -320,7 +325,7 @@ if (import.meta.main) {
   await tf.setBackend(opts.backend!);
   const shape = [batch, 108, 84, 3];
   const model = buildReferenceCnn([108, 84, 3]);
-  model.compile({ optimizer: tf.train.adam(1e-3), loss: "categoricalCrossentropy" });
+  model.compile({ optimizer: adam(1e-3), loss: "categoricalCrossentropy" });
   // A fresh input tensor every step, as in real training (a reused one would let the backend keep its
   // reordered copy across steps).
   const pixels = tf.tidy(() => tf.randomUniform(shape).dataSync().slice());

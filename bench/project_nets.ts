@@ -26,6 +26,7 @@ import { DEFAULT_GAN_CONFIG, ganParams, generate } from "../lib/gan/nets.ts";
 import { buildGanNets, discriminatorStep, disposeGanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "../lib/gan/steps.ts";
 import { DEFAULT_GAN_TRAIN } from "../lib/gan/train.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { adam } from "../lib/engine/adam.ts";
 import { buildReferenceCnn } from "./reference_cnn.ts";
 
 export const RATIO_MODELS = ["ref", "compact_cnn", "gan_step", "face_resnet"] as const;
@@ -79,8 +80,8 @@ interface ClassifierRecipe {
 function classifierBench(model: tfl.LayersModel, inference: Folded, batch: number, r: ClassifierRecipe, dispose: () => void): NetBench {
   const x = tf.randomNormal([batch, IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS], 0, 1, "float32", 1);
   const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 2), "int32");
-  const opt = tf.train.adam(r.lr);
-  const backboneOpt = r.backboneLrMult !== 1 ? tf.train.adam(r.lr * r.backboneLrMult) : null;
+  const opt = adam(r.lr);
+  const backboneOpt = r.backboneLrMult !== 1 ? adam(r.lr * r.backboneLrMult) : null;
   // The Trainer's weight groups: layers named after a head (or <head>_hidden) against the rest.
   const headLayers = new Set(HEADS.flatMap((h) => [h, `${h}_hidden`]));
   const headIds = new Set<number>();
@@ -156,8 +157,8 @@ export const RATIO_NETS: Record<RatioModel, RatioNet> = {
       const variant = Deno.env.get("GAN_MODEL");
       const config = { ...DEFAULT_GAN_CONFIG, ...t.model, ...(variant ? JSON.parse(variant) : {}), seed: t.seed + 1 };
       const nets = buildGanNets(config);
-      const optG = tf.train.adam(t.lrG, t.beta1, t.beta2, 1e-8);
-      const optD = tf.train.adam(t.lrD, t.beta1, t.beta2, 1e-8);
+      const optG = adam(t.lrG, t.beta1, t.beta2, 1e-8);
+      const optD = adam(t.lrD, t.beta1, t.beta2, 1e-8);
       const sn = new SpectralNorm(nets.discriminator, t.seed);
       const real = tf.randomUniform([batch, IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS], -1, 1, "float32", 1) as tf.Tensor4D;
       const z = latentsForSeeds(Array.from({ length: batch }, (_, i) => i), config.latentDim);

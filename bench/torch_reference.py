@@ -9,8 +9,9 @@
                createClassifier builds it; Adam 1e-3, cross-entropy + the conv kernels' L2 term (1e-4). Batch 64.
   gan_step     lib/gan/nets.ts (DEFAULT_GAN_CONFIG, unconditional) with lib/gan/steps.ts' step as gan:train runs
                it: one discriminator step (hinge loss), one generator step (−D(G(z)) + the mode-seeking term of
-               gan:train's default weight, MODE_SEEKING), both through DiffAugment
-               (color,translation,cutout), Adam 2e-4 (β 0.5, 0.999), then the generator's weight average.
+               gan:train's default weight, MODE_SEEKING), with gan:train's default augmentation, AUGMENT (none;
+               True: DiffAugment color,translation,cutout on both), Adam 2e-4 (β 0.5, 0.999), then the generator's
+               weight average.
                Batch 32. "Inference" is the generator's forward pass (running batch-norm statistics).
   face_resnet  lib/models/face_resnet.ts (face-api's ResNet-34-like recognition net: the portrait cut and
                resized to 150×150 inside the net, 128-D embedding, random weights) + dropout 0.2 + a linear
@@ -40,6 +41,7 @@ MODELS = ["ref", "compact_cnn", "gan_step", "face_resnet"]
 DEFAULT_BATCH = {"ref": 64, "compact_cnn": 64, "gan_step": 32, "face_resnet": 32}
 H, W = 108, 84
 MODE_SEEKING = 1.0  # gan:train's default --mode-seeking (lib/gan/train.ts DEFAULT_GAN_TRAIN.modeSeeking)
+AUGMENT = False  # gan:train's default --augment: none (DEFAULT_GAN_TRAIN.augment "")
 # tfjs batch norm: epsilon 1e-3; momentum m there is 1 − m here (tfjs default 0.99, the GAN's generator 0.9).
 BN_EPS = 1e-3
 
@@ -371,14 +373,15 @@ def build(a):
         # Discriminator step: G runs forward (batch statistics, running statistics updated), no gradient into G.
         with torch.no_grad():
             fake = gen(z)
-        loss_d = F.relu(1 - disc(diff_augment(real, rng))).mean() + F.relu(1 + disc(diff_augment(fake, rng))).mean()
+        aug = (lambda x: diff_augment(x, rng)) if AUGMENT else (lambda x: x)
+        loss_d = F.relu(1 - disc(aug(real))).mean() + F.relu(1 + disc(aug(fake))).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         # Generator step: gradient through D to the image, none for D's weights.
         disc.requires_grad_(False)
         fake = gen(z)
-        loss_g = -disc(diff_augment(fake, rng)).mean()
+        loss_g = -disc(aug(fake)).mean()
         if MODE_SEEKING > 0:  # MSGAN's term (lib/gan/steps.ts modeSeekingTerm): the batch's halves paired
             h = fake.shape[0] // 2
             d = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()

@@ -22,6 +22,7 @@ export { writeFileAtomic, writeJsonAtomic } from "./util/fs.ts";
 export { buildGan, DEFAULT_GAN_CONFIG, type GanConfig, ganParams } from "./gan/nets.ts";
 export { GAN_PRESETS, ganTrainRun, type GanTrainConfig, resolveGanConfig } from "./gan/train.ts";
 export { generateImages, loadGenerator, parseSeeds } from "./gan/generate.ts";
+export { copyCheck, formatCopyCheck } from "./gan/copies.ts";
 export { descriptorStats, frechetDistance, gaussianStats } from "./eval/frechet.ts";
 export { judgeGenerated } from "./gan/judge.ts";
 export { type FeatureCache, type FeatureExtractor, loadFeatureCache } from "./data/feature_cache.ts";

@@ -40,12 +40,12 @@ export function diffAugment(x: tf.Tensor4D, policy: string, rng: Rng, p = 1): tf
       x = tf.add(tf.mul(tf.sub(x, mean), per(0.5, 1.5, 1)), mean); // contrast
     } else if (op === "translation") {
       const sy = Math.round(h / 8), sx = Math.round(w / 8);
-      const padded = tf.pad(x, [[0, 0], [sy, sy], [sx, sx], [0, 0]]);
-      const parts = Array.from({ length: b }, (_, i) => {
+      const dys: number[] = [], dxs: number[] = [];
+      for (let i = 0; i < b; i++) {
         const dy = rng.int(-sy, sy), dx = rng.int(-sx, sx);
-        return tf.slice(padded, [i, sy + (on[i] ? dy : 0), sx + (on[i] ? dx : 0), 0], [1, h, w, x.shape[3]]);
-      });
-      x = tf.concat(parts, 0) as tf.Tensor4D;
+        dys.push(on[i] ? dy : 0), dxs.push(on[i] ? dx : 0);
+      }
+      x = shiftImages(x, dys, dxs);
     } else if (op === "cutout") {
       const ch = Math.round(h / 2), cw = Math.round(w / 2);
       const mask = new Float32Array(b * h * w).fill(1);
@@ -58,6 +58,27 @@ export function diffAugment(x: tf.Tensor4D, policy: string, rng: Rng, p = 1): tf
     }
   }
   return x;
+}
+
+/**
+ * Image i moved by (dy[i], dx[i]) pixels, zeros filled in: out[i, y, x] = x[i, y + dy[i], x + dx[i]]. Its gradient is
+ * the opposite move of dy, one pass; tfjs' own gradient of the same slices would pad each image's gradient to the
+ * whole padded batch and add the b copies up (b times the work).
+ */
+export function shiftImages(x: tf.Tensor4D, dy: readonly number[], dx: readonly number[]): tf.Tensor4D {
+  const move = (t: tf.Tensor4D, sign: number): tf.Tensor4D => {
+    const [b, h, w, c] = t.shape;
+    const sy = Math.max(0, ...dy.map(Math.abs)), sx = Math.max(0, ...dx.map(Math.abs));
+    if (sy === 0 && sx === 0) return t.clone();
+    const padded = tf.pad(t, [[0, 0], [sy, sy], [sx, sx], [0, 0]]);
+    const parts = Array.from({ length: b }, (_, i) => tf.slice(padded, [i, sy + sign * dy[i], sx + sign * dx[i], 0], [1, h, w, c]));
+    return tf.concat(parts, 0) as tf.Tensor4D;
+  };
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+    value: move(args[0] as tf.Tensor4D, 1),
+    gradFunc: (g: tf.Tensor) => move(g as tf.Tensor4D, -1),
+  }));
+  return f(x) as tf.Tensor4D;
 }
 
 /**

@@ -41,6 +41,7 @@ import { type FeatureCache, type FeatureExtractor, loadFeatureCache } from "../d
 import { HEADS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { TASK_HEADS } from "../data/split.ts";
 import { engineChoice } from "../engine/mod.ts";
+import { adam } from "../engine/adam.ts";
 import { classificationReport, learningCurveChart } from "../eval/mod.ts";
 import { type PixelCache } from "../data/cache.ts";
 import { cropViews, FACE_API_MEAN_RGB, FACE_RESNET_INPUT_SIZE, type FaceResnetConfig, faceResnetCropBox } from "../models/face_resnet.ts";
@@ -256,7 +257,7 @@ export async function trainDescriptorHeads(features: Float32Array, dim: number, 
   for (let d = 0; d < dim; d++) std[d] = Math.max(Math.sqrt(std[d] / train.length), 1e-6);
 
   const model = buildHeadModel(dim, heads, opts, opts.seed + 1);
-  const optimizer = tf.train.adam(opts.lr);
+  const optimizer = adam(opts.lr);
   const xTrain = tf.tensor2d(gatherRows(features, dim, train, mean, std), [train.length, dim]);
   const xVal = tf.tensor2d(gatherRows(features, dim, val, mean, std), [val.length, dim]);
   const yTrain = task.heads.map((h) => tf.tensor1d(Int32Array.from(train, (r) => task.labels[h.name][r]), "int32"));

@@ -24,6 +24,7 @@ import { UserError } from "../util/errors.ts";
 import { loadSavedModel } from "../models/mod.ts";
 import { writeCsvAtomic } from "../util/csv.ts";
 import { ReadBehind } from "../engine/read_behind.ts";
+import { adam } from "../engine/adam.ts";
 
 /** File stem of the backbone's optimizer state in a checkpoint (models/last/optimizer_backbone.{json,bin}). */
 export const BACKBONE_OPTIMIZER = "optimizer_backbone";
@@ -144,10 +145,10 @@ export class Trainer {
     this.task = task;
     this.pixels = pixels;
     this.opts = opts;
-    this.optimizer = tf.train.adam(opts.lr);
+    this.optimizer = adam(opts.lr);
     const mult = opts.backboneLrMult ?? 1;
     if (!(mult >= 0 && Number.isFinite(mult))) throw new Error(`Trainer: backboneLrMult must be a non-negative number, got ${mult}`);
-    this.backboneOptimizer = mult !== 1 || (opts.freezeEpochs ?? 0) > 0 ? tf.train.adam(opts.lr * mult) : null;
+    this.backboneOptimizer = mult !== 1 || (opts.freezeEpochs ?? 0) > 0 ? adam(opts.lr * mult) : null;
   }
 
   /** Trainable weights split into the heads' (layers named after a head, or `<head>_hidden`) and the rest. */

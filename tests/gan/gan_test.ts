@@ -21,6 +21,7 @@ import {
   modeSeekingTerm,
   resolveGanConfig,
   resumeGanConfig,
+  shiftImages,
   SpectralNorm,
 } from "../../lib/gan/train.ts";
 import { FACE_FEATURE_SCALES } from "../../lib/gan/features.ts";
@@ -34,6 +35,7 @@ import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { withTempDir } from "../_fixtures.ts";
 import { compareGanRuns } from "../../lib/gan/compare.ts";
+import { copyCheck, copyDistances, formatCopyCheck, quantiles, summariseCopies } from "../../lib/gan/copies.ts";
 
 await initEngine({ verbose: false });
 
@@ -171,6 +173,25 @@ Deno.test("DiffAugment keeps the shape, passes gradients and repeats under the s
   tf.dispose([x, a, b, g]);
 });
 
+Deno.test("shiftImages (DiffAugment's translation): output and gradient equal to the last bit those of tfjs' pad → per-image slice → concat, for shifts of both signs and zero", () => {
+  const x = tf.randomUniform([4, 12, 10, 3], -1, 1, "float32", 5) as tf.Tensor4D;
+  const r = tf.randomNormal([4, 12, 10, 3], 0, 1, "float32", 6);
+  const dy = [2, -1, 0, -2], dx = [-1, 1, 0, 2];
+  const plainShift = (t: tf.Tensor4D) => {
+    const padded = tf.pad(t, [[0, 0], [2, 2], [2, 2], [0, 0]]);
+    return tf.concat(dy.map((d, i) => tf.slice(padded, [i, 2 + d, 2 + dx[i], 0], [1, 12, 10, 3])), 0);
+  };
+  const ours = shiftImages(x, dy, dx), plain = plainShift(x);
+  assert.deepEqual(Array.from(ours.dataSync()), Array.from(plain.dataSync()));
+  // out[0, y, x] = x[0, y + 2, x − 1]: pixel (0, 1) is x's (2, 0), pixel (0, 0) a zero filled in
+  const o = ours.arraySync() as number[][][][], xa = x.arraySync() as number[][][][];
+  assert.deepEqual([o[0][0][1], o[0][0][0]], [xa[0][2][0], [0, 0, 0]]);
+  const gOurs = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(shiftImages(t as tf.Tensor4D, dy, dx), r)))(x);
+  const gPlain = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(plainShift(t as tf.Tensor4D), r)))(x);
+  assert.deepEqual(Array.from(gOurs.dataSync()), Array.from(gPlain.dataSync()));
+  tf.dispose([x, r, ours, plain, gOurs, gPlain]);
+});
+
 Deno.test("DiffAugment with a probability p: p = 1 gives the plain policy's images, p = 0 the input itself, p = 0.5 leaves some of 16 images untouched and changes others", () => {
   const x = tf.randomUniform([16, 108, 84, 3], -1, 1, "float32", 3) as tf.Tensor4D;
   const policy = "color,translation,cutout";
@@ -215,7 +236,7 @@ Deno.test("gan:train with --ada-target: augment p logged per snapshot moves off 
     // 16 steps of 8 images; p may move by 1 every 4 steps (32 images), and this run's discriminator scores its real
     // images above 0 from about its 8th step: p leaves 0 (at a target of 0.1) in the second half.
     const cfg = (name: string, kimg: number, resume = false) =>
-      resolveGanConfig({ dataroot: data, expName: name }, "debug", { checkpointsDir: join(dir, "ck"), kimg, snapshotKimg: 0.072, metricImages: 0, adaTarget: 0.1, adaKimg: 0.032, resume, quiet: true });
+      resolveGanConfig({ dataroot: data, expName: name }, "debug", { checkpointsDir: join(dir, "ck"), kimg, snapshotKimg: 0.072, metricImages: 0, augment: "color,translation,cutout", adaTarget: 0.1, adaKimg: 0.032, resume, quiet: true });
     const straight = await ganTrainRun(cfg("straight", 0.128));
     const ps = straight.state.snapshots.map((s) => s.augment_p!);
     assert.ok(ps.every((p) => p >= 0 && p <= 1) && ps.some((p) => p > 0), `p ${ps}`);
@@ -233,6 +254,11 @@ Deno.test("gan:train with --ada-target: augment p logged per snapshot moves off 
     assert.ok(maxDiff < 1e-4, `resumed run differs from the uninterrupted one by ${maxDiff}`);
     await assert.rejects(() => ganTrainRun({ ...cfg("halves", 0.2, true), adaTarget: 0.5 }), /adaTarget/);
   });
+});
+
+Deno.test("gan:train: --ada-target without --augment transforms (the default is none) is a user error naming both flags", () => {
+  assert.throws(() => resolveGanConfig({ dataroot: "d", expName: "e" }, undefined, { adaTarget: 0.6 }), (e: Error) => e instanceof UserError && /--ada-target/.test(e.message) && /--augment/.test(e.message));
+  assert.equal(resolveGanConfig({ dataroot: "d", expName: "e" }, undefined, { adaTarget: 0.6, augment: "color" }).adaTarget, 0.6);
 });
 
 Deno.test("mode-seeking term: 1 / (mean|G(z₁)−G(z₂)| / mean|z₁−z₂| + 1e-5) over the batch's two halves; near 1e5 for a collapsed batch", () => {
@@ -323,7 +349,7 @@ Deno.test("diversity: nearest-neighbour distances exact on a hand-made set; two 
   await assert.rejects(() => nearestDistances(new Float32Array(16), 16), /at least 2 rows/);
 });
 
-Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, below the untrained generator's FDD, and the diversity columns in fdd.csv), resumes exactly where a fresh run would be (also after its --max-minutes budget stopped it, with a larger one), and gan:generate is deterministic per seed", async () => {
+Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, below the untrained generator's FDD, and the diversity columns in fdd.csv), resumes exactly where a fresh run would be (also after its --max-minutes budget stopped it, with a larger one), gan:generate is deterministic per seed, and gan:copies measures the generator against its training set", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 40, seed: 5 });
@@ -382,7 +408,34 @@ Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, belo
     assert.deepEqual(await Deno.readFile(t0.files[0]), await Deno.readFile(t0.files[1]), "ψ = 0 must give the mean face for every seed");
     assert.deepEqual(parseSeeds("3,5-7"), [3, 5, 6, 7]);
     assert.throws(() => parseSeeds("a"), /comma-separated integers/);
+
+    const before = tf.memory().numTensors;
+    const c = await copyCheck({ network: straight.runDir, dataroot: data, images: 12, realImages: 30, quiet: true });
+    assert.equal(tf.memory().numTensors, before, "gan:copies leaves tensors behind");
+    assert.equal(c.generatedImages, 12);
+    assert.equal(c.realImages, 30);
+    assert.equal(c.trainedOn, c.dataset);
+    for (const q of [c.real, c.generated]) assert.ok(0 < q.p5 && q.p5 <= q.p25 && q.p25 <= q.median && q.median <= q.p75, JSON.stringify(q));
+    assert.ok(Number.isInteger(c.copies) && c.copies >= 0 && c.copies <= 12);
+    assert.match(formatCopyCheck(c), /copies \(generated closer to a real portrait than the real p5\): \d+ of 12/);
+    await assert.rejects(() => copyCheck({ network: join(dir, "nowhere"), dataroot: data }), /no generator in/);
   });
+});
+
+Deno.test("copy check: generated rows that are training rows (plus 1e-4 noise) are all copies with median ratio ≈ 0; fresh draws of the same Gaussian give about 5 % copies and a ratio ≈ 1", async () => {
+  const rng = new Rng(12);
+  const dim = 16, n = 400;
+  const real = Float32Array.from({ length: n * dim }, () => rng.normal());
+  const copied = Float32Array.from({ length: 40 * dim }, (_, i) => real[(Math.floor(i / dim) * 7) * dim + (i % dim)] + 1e-4 * rng.normal());
+  const a = summariseCopies(await copyDistances(copied, real, dim));
+  assert.equal(a.copies, 40);
+  assert.ok(a.medianRatio < 0.01, `ratio ${a.medianRatio}`);
+  const fresh = Float32Array.from({ length: 200 * dim }, () => rng.normal());
+  const b = summariseCopies(await copyDistances(fresh, real, dim));
+  assert.ok(b.copies <= 25, `copies ${b.copies} of 200`);
+  assert.ok(b.medianRatio > 0.9 && b.medianRatio < 1.1, `ratio ${b.medianRatio}`);
+  assert.deepEqual(quantiles(Float32Array.from([4, 1, 3, 2, 5])), { p5: 1, p25: 2, median: 3, p75: 4 });
+  await assert.rejects(() => copyDistances(new Float32Array(dim), new Float32Array(dim), dim), /at least 2 real rows/);
 });
 
 // ------------------------------------------------------------ projected discriminator

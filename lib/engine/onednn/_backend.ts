@@ -148,6 +148,7 @@ export function fusedPostOps(activation: string | undefined, leakyreluAlpha: num
   }
 }
 
+/** A plan-cache key part for a post-op chain (a binary post-op's operand layout is for the caller's key). */
 export function postKey(post: PostOp[]): string {
-  return post.map((p) => `${p.alg}:${p.alpha}:${p.beta}`).join(",");
+  return post.map((p) => `${p.alg}:${p.alpha}:${p.beta}${p.src1 ? ":binary" : ""}`).join(",");
 }

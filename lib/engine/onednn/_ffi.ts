@@ -111,6 +111,7 @@ const SYMBOLS = {
   dnnl_post_ops_destroy: { parameters: ["pointer"], result: "i32" },
   dnnl_post_ops_append_eltwise: { parameters: ["pointer", "f32", "i32", "f32", "f32"], result: "i32" },
   dnnl_post_ops_append_sum: { parameters: ["pointer", "f32"], result: "i32" },
+  dnnl_post_ops_append_binary: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
   dnnl_primitive_desc_create: {
     parameters: ["buffer", "buffer", "pointer", "pointer", "pointer"],
     result: "i32",
@@ -408,13 +409,21 @@ export function implInfo(pd: Deno.PointerObject): string {
 }
 
 /**
- * Post-op chain attribute (null for none): eltwise ops (`alg` a dnnl eltwise algorithm, `alpha`, `beta`), or with
- * `alg` POST_SUM the sum post-op: dst = result + alpha · (what dst held before the primitive ran).
+ * Post-op chain attribute (null for none): eltwise ops (`alg` a dnnl eltwise algorithm, `alpha`, `beta`), with
+ * `alg` POST_SUM the sum post-op: dst = result + alpha · (what dst held before the primitive ran), or with `src1`
+ * a binary post-op: dst = result (`alg`, a dnnl binary algorithm) a second tensor of layout `src1`, given at
+ * execution as argument `postOpSrc1(index of this post-op in the chain)`.
  */
 export interface PostOp {
   alg: number;
   alpha: number;
   beta: number;
+  src1?: Md;
+}
+
+/** The execution argument of a binary post-op's second tensor (DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | SRC_1). */
+export function postOpSrc1(index: number): number {
+  return 16384 * (index + 1) | ARG_SRC_1;
 }
 
 /** PostOp.alg of the sum post-op (not a dnnl algorithm number). */
@@ -428,6 +437,7 @@ export function makeAttr(post: PostOp[]): Deno.PointerObject | null {
   try {
     for (const p of post) {
       if (p.alg === POST_SUM) check(fn.dnnl_post_ops_append_sum(ops, p.alpha), "append_sum");
+      else if (p.src1 !== undefined) check(fn.dnnl_post_ops_append_binary(ops, p.alg, p.src1), "append_binary");
       else check(fn.dnnl_post_ops_append_eltwise(ops, 1, p.alg, p.alpha, p.beta), "append_eltwise");
     }
     check(fn.dnnl_primitive_attr_create(outBytes), "attr_create");

@@ -3,7 +3,8 @@
 //   oneDNN batch_normalization backward primitive (JS loops with float64 sums for small tensors);
 // - OnednnReluGrad: dy * step(y) from the ReLU *output* y (step(relu(x)) = step(x)), one branch-free pass;
 // - OnednnLeakyReluGrad: the same for leakyRelu (dy, or alpha · dy where y ≤ 0), one pass;
-// and, not a gradient, OnednnConvAddRelu (_kernels_conv.ts): a residual block's convolution + shortcut sum + ReLU.
+// and, not gradients, OnednnConvAddRelu (_kernels_conv.ts): a residual block's convolution + shortcut sum + ReLU,
+// and OnednnAdam (_adam.ts): Adam's update of one variable.
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import { f32, output, type Override } from "./_backend.ts";
 import { alloc } from "./_memory.ts";
@@ -12,6 +13,7 @@ import { DNNL_MIN_ELEMENTS } from "./_elementwise.ts";
 import { DnnlError } from "./_ffi.ts";
 import { env } from "./_env.ts";
 import { CONV_ADD_RELU, convAddRelu } from "./_kernels_conv.ts";
+import { ADAM_UPDATE, adamUpdate } from "./_adam.ts";
 
 export const BATCH_NORM_GRAD = "OnednnBatchNormGrad";
 export const RELU_GRAD = "OnednnReluGrad";
@@ -144,4 +146,5 @@ export const EXTRA_KERNELS: Record<string, Override> = {
   [BATCH_NORM_GRAD]: batchNormGrad,
   [RELU_GRAD]: reluGrad,
   [LEAKY_RELU_GRAD]: leakyReluGrad,
+  [ADAM_UPDATE]: adamUpdate,
 };

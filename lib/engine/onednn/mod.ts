@@ -48,9 +48,13 @@ import { EXTRA_KERNELS } from "./_grad_kernels.ts";
 import { installTapeRewrites } from "./_tape.ts";
 import { convActivationLayout } from "./_conv.ts";
 
-/** Kernels only this backend registers, by name, for ops that run them where present (lib/models/fused_conv.ts). */
+/**
+ * Kernels only this backend registers, by name, for ops that run them where present (lib/models/fused_conv.ts,
+ * lib/engine/adam.ts).
+ */
 export { RELU_GRAD } from "./_grad_kernels.ts";
 export { CONV_ADD_RELU } from "./_kernels_conv.ts";
+export { ADAM_UPDATE, type AdamAttrs } from "./_adam.ts";
 
 /** Outcome of `registerOnednnBackend()`. */
 export interface OnednnStatus {

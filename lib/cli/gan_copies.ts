@@ -1,0 +1,32 @@
+/**
+ * deno task gan:copies --network PATH --dataroot DIR [--images 500] [--real-images 10000] [--json FILE]
+ *   [--backend NAME]
+ * Does the generator copy its training portraits? Nearest-neighbour descriptor distances of generated portraits to
+ * the training set, beside the training set's own (lib/gan/copies.ts).
+ */
+import { parseFlags, runCli, usage } from "../config.ts";
+import { initEngine } from "../engine/mod.ts";
+import { copyCheck, formatCopyCheck } from "../gan/copies.ts";
+import { UserError } from "../util/errors.ts";
+import { writeJsonAtomic } from "../util/fs.ts";
+
+const SPEC = {
+  network: { type: "string", help: "run folder, snapshot or network folder" },
+  dataroot: { type: "string", help: "the dataset the generator was trained on" },
+  images: { type: "int", positive: true, default: 500, help: "generated portraits to check" },
+  "real-images": { type: "int", positive: true, default: 10000, help: "real portraits in the reference (a seeded sample, or all)" },
+  json: { type: "string", help: "also write the figures to this JSON file" },
+  backend: { type: "string", help: "force a tfjs backend" },
+} as const;
+
+if (import.meta.main) {
+  await runCli(async () => {
+    const f = parseFlags("gan:copies", Deno.args, SPEC);
+    if (f.help) return void console.log(usage("gan:copies", SPEC));
+    if (!f.network || !f.dataroot) throw new UserError("gan:copies: --network PATH and --dataroot DIR are required\n" + usage("gan:copies", SPEC));
+    await initEngine({ backend: f.backend });
+    const c = await copyCheck({ network: f.network, dataroot: f.dataroot, images: f.images, realImages: f["real-images"] });
+    console.log(formatCopyCheck(c));
+    if (f.json) await writeJsonAtomic(f.json, c);
+  });
+}

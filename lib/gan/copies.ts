@@ -1,0 +1,135 @@
+/**
+ * Does a generator copy its training portraits? (`deno task gan:copies`) A discriminator that wins more and more,
+ * as it does without augmentation, may teach the generator the training set itself; the FDD and `nn_ratio` would
+ * not show it (copies of real portraits are as spread out as real portraits). So, in the FDD's descriptor space
+ * (face-api's 128-D face descriptors): each generated portrait's distance to its nearest training portrait, beside
+ * each training portrait's distance to its nearest other one in the same reference set. A generator that copies puts
+ * its samples far closer to training portraits than real portraits are to each other; `copies` counts the samples
+ * closer than the real distances' 5th percentile (about 5 % of a set of real portraits that are not in the reference).
+ */
+import { openDataset } from "../data/dataset.ts";
+import { datasetName } from "../data/layout.ts";
+import { cachedDescriptors } from "../explore/descriptor_cache.ts";
+import { knnScoresAgainst } from "../explore/knn.ts";
+import { portraitDescriptors } from "../models/descriptors.ts";
+import { UserError } from "../util/errors.ts";
+import { Progress } from "../util/progress.ts";
+import { Rng } from "../util/rng.ts";
+import { loadGenerator, renderW, seedsToW } from "./generate.ts";
+
+const DIM = 128;
+
+export interface Quantiles {
+  p5: number;
+  p25: number;
+  median: number;
+  p75: number;
+}
+
+export interface CopyDistances {
+  /** Each real reference portrait's distance to its nearest other reference portrait. */
+  real: Float32Array;
+  /** Each generated portrait's distance to its nearest reference portrait. */
+  generated: Float32Array;
+}
+
+export interface CopyCheck {
+  network: string;
+  /** The dataset the generator was trained on (its generator.json) and the one checked against. */
+  trainedOn: string;
+  dataset: string;
+  generatedImages: number;
+  realImages: number;
+  real: Quantiles;
+  generated: Quantiles;
+  /** Generated portraits closer to a reference portrait than real.p5. */
+  copies: number;
+  /** generated.median / real.median: below 1, samples sit nearer the training portraits than these do to each other. */
+  medianRatio: number;
+}
+
+/** Nearest-neighbour distances of both sets against the real reference (rows of `dim` floats each). */
+export async function copyDistances(generated: Float32Array, real: Float32Array, dim = DIM): Promise<CopyDistances> {
+  const nReal = real.length / dim, nGen = generated.length / dim;
+  if (!Number.isInteger(nReal) || nReal < 2) throw new Error(`copyDistances: expected at least 2 real rows of ${dim}, got ${real.length} values`);
+  if (!Number.isInteger(nGen) || nGen < 1) throw new Error(`copyDistances: expected generated rows of ${dim}, got ${generated.length} values`);
+  const self = Int32Array.from({ length: nReal }, (_, i) => i);
+  return {
+    real: await knnScoresAgainst(real, real, dim, { k: 1, quiet: true }, self),
+    generated: await knnScoresAgainst(generated, real, dim, { k: 1, quiet: true }),
+  };
+}
+
+/** 5th, 25th, 50th and 75th percentiles (nearest rank). */
+export function quantiles(d: Float32Array): Quantiles {
+  if (!d.length) throw new Error("quantiles: no values");
+  const s = Float32Array.from(d).sort();
+  const q = (p: number) => s[Math.round(p * (s.length - 1))];
+  return { p5: q(0.05), p25: q(0.25), median: q(0.5), p75: q(0.75) };
+}
+
+/** Summary of copyDistances. */
+export function summariseCopies(d: CopyDistances): Pick<CopyCheck, "real" | "generated" | "copies" | "medianRatio"> {
+  const real = quantiles(d.real), generated = quantiles(d.generated);
+  return { real, generated, copies: d.generated.filter((x) => x < real.p5).length, medianRatio: generated.median / real.median };
+}
+
+export interface CopyCheckOptions {
+  /** A run folder, its snapshots/latest, or a snapshots/network-* folder. */
+  network: string;
+  dataroot: string;
+  /** Generated portraits (seeds 2,000,000 on, apart from the grid's and the FDD's latents). Default 500. */
+  images?: number;
+  /** Real portraits in the reference, a seeded sample of the dataset's readable ones (default 10,000, or all). */
+  realImages?: number;
+  cacheDir?: string;
+  quiet?: boolean;
+}
+
+export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
+  const images = o.images ?? 500, realImages = o.realImages ?? 10_000;
+  if (!(Number.isInteger(images) && images >= 1)) throw new UserError(`gan:copies: expected --images to be a positive integer, got ${images}`);
+  if (!(Number.isInteger(realImages) && realImages >= 2)) throw new UserError(`gan:copies: expected --real-images to be an integer ≥ 2, got ${realImages}`);
+  const g = await loadGenerator(o.network);
+  try {
+    const ds = await openDataset({ dataroot: o.dataroot, cacheDir: o.cacheDir, quiet: o.quiet });
+    const rows = new Rng(0).shuffle(Int32Array.from(ds.goodRows)).subarray(0, Math.min(realImages, ds.goodRows.length)).sort();
+    if (rows.length < 2) throw new UserError(`gan:copies: ${rows.length} readable portraits in ${o.dataroot}; the check needs at least 2`);
+    const progress = new Progress("descriptors", rows.length + images, { unit: "images", quiet: o.quiet });
+    const real = await cachedDescriptors(ds, rows, { onProgress: (d) => progress.tick(d - progress.done) });
+    const generated: Float32Array[] = [];
+    for (let s = 0; s < images; s += 256) {
+      const seeds = Array.from({ length: Math.min(256, images - s) }, (_, i) => 2_000_000 + s + i);
+      const cond = g.meta.classes.length > 0;
+      const w = seedsToW(g, seeds, seeds.map((_, i) => (cond ? (s + i) % g.meta.classes.length : null)), 1);
+      let pixels: Uint8Array;
+      try {
+        pixels = await renderW(g, w);
+      } finally {
+        w.dispose();
+      }
+      generated.push(await portraitDescriptors(pixels, Int32Array.from(seeds, (_, i) => i)));
+      progress.tick(seeds.length);
+    }
+    progress.finish();
+    const gen = new Float32Array(images * DIM);
+    generated.reduce((at, part) => (gen.set(part, at), at + part.length), 0);
+    const summary = summariseCopies(await copyDistances(gen, real));
+    return { network: g.dir, trainedOn: g.meta.dataset, dataset: datasetName(ds.layout), generatedImages: images, realImages: rows.length, ...summary };
+  } finally {
+    g.dispose();
+  }
+}
+
+/** The report's lines. */
+export function formatCopyCheck(c: CopyCheck): string {
+  const q = (x: Quantiles) => `p5 ${x.p5.toFixed(3)}, p25 ${x.p25.toFixed(3)}, median ${x.median.toFixed(3)}, p75 ${x.p75.toFixed(3)}`;
+  return [
+    `generator ${c.network} (trained on ${c.trainedOn}), reference: ${c.realImages} portraits of ${c.dataset}` +
+    (c.trainedOn !== c.dataset ? " (not its training set: a check of likeness, not of copying)" : ""),
+    `nearest-neighbour descriptor distance, real → other real:     ${q(c.real)}`,
+    `nearest-neighbour descriptor distance, generated → real (${c.generatedImages}): ${q(c.generated)}`,
+    `copies (generated closer to a real portrait than the real p5): ${c.copies} of ${c.generatedImages} ` +
+    `(${(100 * c.copies / c.generatedImages).toFixed(1)} %; about 5 % for real portraits outside the reference); median ratio ${c.medianRatio.toFixed(2)}`,
+  ].join("\n");
+}
