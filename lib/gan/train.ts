@@ -1,8 +1,8 @@
 /**
- * GAN training (`deno task gan:train`): hinge loss, optional spectral normalisation of the
- * discriminator (a projection after each of its steps), differentiable augmentation
- * (DiffAugment: colour, translation, cutout — the same random transform family on real
- * and generated images, so the discriminator cannot memorise a small set), an
+ * GAN training (`deno task gan:train`): hinge loss, MSGAN's mode-seeking term, optional spectral normalisation of
+ * the discriminator (a projection after each of its steps), optional differentiable augmentation
+ * (DiffAugment: colour, translation, cutout — the same random transform family on real and generated images;
+ * off by default since the mode-seeking term does better without it on real faces, README), an
  * exponential moving average of the generator's weights (what is sampled and scored),
  * optional class conditioning (projection discriminator). `model.discriminator` "projected" (flag
  * --discriminator projected) puts trainable heads on frozen face-api age/gender features instead of the
@@ -32,7 +32,7 @@ import { portraitDescriptors } from "../models/descriptors.ts";
 import { loadSavedModel } from "../models/mod.ts";
 import { mergeDefined } from "../util/merge.ts";
 import { fileIO } from "../models/io.ts";
-import { descriptorStats, frechetDistance, type GaussianStats, gaussianStats, medianNearest, nearDuplicates, nearestDistances } from "../eval/frechet.ts";
+import { frechetDistance, type GaussianStats, gaussianStats, medianNearest, nearDuplicates, nearestDistances } from "../eval/frechet.ts";
 import { loadOptimizerState, saveOptimizer, writeDirAtomic } from "../train/checkpoint.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { saveChart } from "../viz/vega.ts";
@@ -443,6 +443,16 @@ export async function resumeGanConfig(base: { expName: string; checkpointsDir?: 
   return resolveGanConfig({ dataroot: merged.dataroot, expName: merged.expName }, undefined, merged);
 }
 
+/** nearDuplicates below `below` on each whole set of `size` consecutive rows of each descriptor block. */
+async function realGridDuplicates(blocks: Float32Array[], size: number, below: number): Promise<number[]> {
+  const counts: number[] = [];
+  if (!(size >= 2) || !Number.isFinite(below)) return counts;
+  for (const b of blocks) {
+    for (let s = 0; (s + size) * 128 <= b.length; s += size) counts.push(await nearDuplicates(b.subarray(s * 128, (s + size) * 128), 128, below));
+  }
+  return counts;
+}
+
 /** Model fields added after runs were saved, with the value that reproduces such a run (its config.json lacks them). */
 const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0 };
 /** The same for training settings: off for runs saved before adaptive augmentation and the mode-seeking term. */
@@ -539,11 +549,20 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     await log(`real descriptor statistics: ${metricRows.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     // The floor of the scale: FDD between two disjoint sets of real portraits of the same size (what a perfect
     // generator would score at this many images).
+    let otherDesc: Float32Array = new Float32Array(0);
     if (shuffled.length >= 2 * cfg.metricImages) {
-      const other = await descriptorStats(ds.cache.pixels, shuffled.subarray(cfg.metricImages, 2 * cfg.metricImages));
-      fddFloor = frechetDistance(realStats, other);
+      otherDesc = await portraitDescriptors(ds.cache.pixels, shuffled.subarray(cfg.metricImages, 2 * cfg.metricImages));
+      fddFloor = frechetDistance(realStats, gaussianStats(otherDesc, 128));
       await log(`FDD floor (real against other real portraits, ${cfg.metricImages} each): ${fddFloor.toFixed(4)}`);
     } else await log(`FDD floor: not measured (needs ${2 * cfg.metricImages} images, the dataset has ${shuffled.length})`);
+    // The grid-duplicate count's own scale: the same count on other sets of gridN real portraits (0 for the set that
+    // set the threshold, by its definition; a few for others).
+    const realSets = await realGridDuplicates([realDesc.subarray(gridReal * 128), otherDesc], gridReal, duplicateBelow);
+    if (realSets.length) {
+      const sorted = [...realSets].sort((a, b) => a - b);
+      await log(`grid duplicates among ${gridReal} real portraits (the same count on ${sorted.length} other real sets): median ` +
+        `${sorted[(sorted.length - 1) >> 1]}, ${sorted[0]}–${sorted[sorted.length - 1]}`);
+    }
   }
 
   const total = Math.round(cfg.kimg * 1000);
