@@ -204,8 +204,8 @@ export const GAN_PRESETS: Record<string, Partial<GanTrainConfig>> = {
     gridCols: 4,
     model: { latentDim: 32, wDim: 32, gWidths: [32, 16, 8, 8], dWidths: [8, 8, 16, 16, 32], gExtraLowRes: false, projectedWidth: 8 },
   },
-  // The demo's first picture of the feature: at batch 32, 0.4 kimg was coloured noise and 3 kimg pale blobs on the
-  // procedural portraits; batch 16 (twice the steps) draws heads with hair and shoulders by 3 kimg (README).
+  // The demo's first picture of the feature: on the procedural portraits, 0.4 kimg at batch 32 was coloured noise and
+  // 3 kimg pale blobs; at batch 16 (twice the steps) 3 kimg drew head-and-shoulder shapes (README).
   quick: { kimg: 3, batchSize: 16, snapshotKimg: 1, metricImages: 64, emaKimg: 0.1 },
   demo: { kimg: 6, batchSize: 16, snapshotKimg: 1, metricImages: 256, emaKimg: 0.3 },
   full: { kimg: 200, snapshotKimg: 5, metricImages: 1000, emaKimg: 2 },
