@@ -98,9 +98,9 @@ export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
     const progress = new Progress("descriptors", rows.length + images, { unit: "images", quiet: o.quiet });
     const real = await cachedDescriptors(ds, rows, { onProgress: (d) => progress.tick(d - progress.done) });
     const generated: Float32Array[] = [];
+    const cond = g.meta.classes.length > 0;
     for (let s = 0; s < images; s += 256) {
       const seeds = Array.from({ length: Math.min(256, images - s) }, (_, i) => 2_000_000 + s + i);
-      const cond = g.meta.classes.length > 0;
       const w = seedsToW(g, seeds, seeds.map((_, i) => (cond ? (s + i) % g.meta.classes.length : null)), 1);
       let pixels: Uint8Array;
       try {

@@ -2,7 +2,7 @@
 // the onednn backend is active. tfjs' AdamOptimizer makes 12 element-wise ops per variable, each a pass over the
 // variable's size with an output of its own; this kernel makes 4 passes, each one oneDNN binary primitive with
 // post-ops on all threads, for large variables, and one JS loop for small ones (below DNNL_MIN_ELEMENTS).
-import { f32, output, type Override } from "./_backend.ts";
+import { f32, output, type Override, postKey } from "./_backend.ts";
 import { alloc, free } from "./_memory.ts";
 import { ALG_BINARY_DIV, ALG_ELTWISE_LINEAR, ALG_ELTWISE_SQRT } from "./_dnnl_eltwise.ts";
 import { DNNL_MIN_ELEMENTS } from "./_elementwise.ts";
@@ -108,7 +108,7 @@ function dense(n: number): Md {
  * reference implementation for it.
  */
 function chainPlan(name: string, n: number, alg: number, src1Scalar: boolean, post: PostOp[]): Plan | null {
-  return cachedPlan(`adam_${name}|${n}|${post.map((p) => `${p.alg}:${p.alpha}:${p.beta}`).join(",")}`, () => {
+  return cachedPlan(`adam_${name}|${n}|${postKey(post)}`, () => {
     const full = dense(n), one = dense(1);
     const op = opDesc();
     check(lib().fn.dnnl_binary_desc_init(op, alg, full, src1Scalar ? one : full, full), "binary_desc_init");
