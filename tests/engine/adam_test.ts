@@ -72,6 +72,14 @@ for (const backend of [...(onednn ? ["onednn"] : []), "cpu"]) {
 }
 
 if (onednn) {
+  Deno.test("adam() on onednn with β1 = 0 (the oneDNN chains divide by β1, so the JS loop takes every variable): tf.train.adam's variables within 1e-6 + 1e-5 relative", async () => {
+    const ref = await train("cpu", () => tf.train.adam(0.05, 0, 0.99, 1e-7), 3, 13);
+    const { dnnl, js } = adamStats;
+    const ours = await train("onednn", () => adam(0.05, 0, 0.99, 1e-7), 3, 13);
+    assert.deepEqual([adamStats.dnnl - dnnl, adamStats.js - js], [0, 9]);
+    ours.out.forEach((o, i) => assert.ok(excess(o, ref.out[i]) <= 1, `variable ${i} off by ${excess(o, ref.out[i])}× the tolerance`));
+  });
+
   Deno.test("adam() on onednn: a step after a burn-in step leaves the tensor count unchanged; moments saved by it load into tf.train.adam, and 2 more steps of each give the same variables within 1e-6 + 1e-5 relative", async () => {
     await tf.setBackend("onednn");
     const { vars, loss } = problem(21);

@@ -140,6 +140,8 @@ function adamDnnl(
   mo: Float32Array<ArrayBuffer>,
   vo: Float32Array<ArrayBuffer>,
 ): boolean {
+  // The chains below divide by β1 and β2: β = 0 (allowed in Adam) goes to the JS loop.
+  if (a.beta1 === 0 || a.beta2 === 0) return false;
   const n = x.length, full = dense(n), one = dense(1);
   // m' = (g · (1−β1)/β1 + m) · β1
   const pm = chainPlan("m", n, ALG_BINARY_MUL, true, [binary(ALG_BINARY_ADD, full), binary(ALG_BINARY_MUL, one)]);
