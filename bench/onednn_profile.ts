@@ -6,7 +6,7 @@
  *   deno run -A bench/onednn_profile.ts [--backend onednn|cpu] [--batch 64] [--steps 5] [--infer] [--profile]
  *     [--ab] [--memory]
  *   deno run -A bench/onednn_profile.ts --model compact_cnn|gan_step|face_resnet [--batch N] [--steps 5] [--infer]
- *     [--profile | --ab-layout | --ab-fold | --ab-fusion | --ab-adam]
+ *     [--profile | --ab-layout | --ab-fold | --ab-fusion | --ab-bn | --ab-adam]
  *
  * With --model, one of the project's networks as bench/project_nets.ts builds and steps it (at its training batch
  * unless --batch): step times (and with --infer forward-pass times), and with --profile the kernels of a training
@@ -15,7 +15,8 @@
  * oneDNN's blocked layouts (compareLayouts); with --ab-fold, forward passes alternating between the batch-norm-folded
  * copy that evaluation runs (lib/models/fold.ts) and the model as trained (classifiers only); with --ab-fusion, training
  * steps (with --infer forward passes too) alternating between the fusions of lib/models/fused_conv.ts on and off; with
- * --ab-adam, training steps alternating between the engine's Adam update (lib/engine/adam.ts) and tfjs' own. PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1
+ * --ab-bn, training steps alternating between batch norm as one engine kernel (lib/models/fused_bn.ts) and tfjs-layers'
+ * moments + batchNorm; with --ab-adam, training steps alternating between the engine's Adam update (lib/engine/adam.ts) and tfjs' own. PROFILE_CALLS=Kernel lists every call of one kernel, PROFILE_CONTEXT=1
  * the kernels around its slow calls (oneDNN may finish a kernel's work when the next one reads its output: the time
  * then shows there).
  *
@@ -38,6 +39,7 @@ import { ONEDNN_KERNELS } from "../lib/engine/onednn/mod.ts";
 import { adam, setEngineAdam } from "../lib/engine/adam.ts";
 import { type NetBench, RATIO_MODELS, RATIO_NETS, type RatioModel } from "./project_nets.ts";
 import { conv2d, setConvFusion } from "../lib/models/fused_conv.ts";
+import { setBatchNormKernel } from "../lib/models/fused_bn.ts";
 
 /** The reference CNN (uncompiled). */
 export function buildReferenceCnn(
@@ -145,7 +147,7 @@ async function memory(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, batch
 }
 
 /** Step times and the op-by-op profile of one of the project's networks (bench/project_nets.ts). */
-async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, withProfile: boolean, backend: string, ab: "layout" | "fold" | "fusion" | "adam" | null = null): Promise<void> {
+async function profileProjectNet(name: string, batchArg: number | undefined, steps: number, infer: boolean, withProfile: boolean, backend: string, ab: "layout" | "fold" | "fusion" | "bn" | "adam" | null = null): Promise<void> {
   if (!(RATIO_MODELS as readonly string[]).includes(name)) throw new Error(`onednn_profile: --model ${name}: expected one of ${RATIO_MODELS.join(", ")}`);
   if (backend === "onednn") {
     const st = await registerOnednnBackend();
@@ -165,9 +167,9 @@ async function profileProjectNet(name: string, batchArg: number | undefined, ste
     await compareFold(net, steps);
     return net.dispose();
   }
-  if (ab === "fusion" || ab === "adam") {
-    if (ab === "fusion") await compareToggle(net, steps, infer, "fusion", setConvFusion);
-    else await compareToggle(net, steps, infer, "engine Adam", setEngineAdam);
+  if (ab === "fusion" || ab === "bn" || ab === "adam") {
+    const [what, set] = ab === "fusion" ? ["fusion", setConvFusion] : ab === "bn" ? ["batch-norm kernel", setBatchNormKernel] : ["engine Adam", setEngineAdam];
+    await compareToggle(net, steps, infer, what, set);
     return net.dispose();
   }
   const train: number[] = [];
@@ -251,9 +253,10 @@ async function compareFold(net: NetBench, steps: number): Promise<void> {
 }
 
 /**
- * --ab-fusion / --ab-adam: training steps (and with --infer forward passes) alternating between a speed-up on and
- * off, in one process, interleaved: the fusions of lib/models/fused_conv.ts (off: tfjs-layers' conv call, and tfjs'
- * conv2d, add and relu for ConvAddReLU), or the engine's Adam update (lib/engine/adam.ts; off: tfjs' 12 element-wise
+ * --ab-fusion / --ab-bn / --ab-adam: training steps (and with --infer forward passes) alternating between a speed-up
+ * on and off, in one process, interleaved: the fusions of lib/models/fused_conv.ts (off: tfjs-layers' conv call, and
+ * tfjs' conv2d, add and relu for ConvAddReLU; batch norm's kernel too), batch norm in training as one engine kernel
+ * (lib/models/fused_bn.ts; off: tfjs-layers' moments + batchNorm), or the engine's Adam update (lib/engine/adam.ts; off: tfjs' 12 element-wise
  * ops per variable). Both settings compute the same (the tests check it), so one net serves both.
  */
 async function compareToggle(net: NetBench, steps: number, infer: boolean, what: string, set: (on: boolean) => void): Promise<void> {
@@ -305,6 +308,7 @@ if (import.meta.main) {
       "ab-layout": { type: "boolean", default: false },
       "ab-fold": { type: "boolean", default: false },
       "ab-fusion": { type: "boolean", default: false },
+      "ab-bn": { type: "boolean", default: false },
       "ab-adam": { type: "boolean", default: false },
       memory: { type: "boolean", default: false },
       model: { type: "string" },
@@ -312,7 +316,7 @@ if (import.meta.main) {
     strict: true,
   });
   if (opts.model !== undefined) {
-    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.profile!, opts.backend!, opts["ab-layout"] ? "layout" : opts["ab-fold"] ? "fold" : opts["ab-fusion"] ? "fusion" : opts["ab-adam"] ? "adam" : null);
+    await profileProjectNet(opts.model, opts.batch === "64" ? undefined : Number(opts.batch), Number(opts.steps), opts.infer!, opts.profile!, opts.backend!, opts["ab-layout"] ? "layout" : opts["ab-fold"] ? "fold" : opts["ab-fusion"] ? "fusion" : opts["ab-bn"] ? "bn" : opts["ab-adam"] ? "adam" : null);
     Deno.exit(0);
   }
   const batch = Number(opts.batch), steps = Number(opts.steps);

@@ -76,6 +76,27 @@ export class EngineAdam extends tf.AdamOptimizer {
     });
     this.incrementIterations();
   }
+
+  /**
+   * tfjs' setWeights, then β1^(t+1) and β2^(t+1) as the running float32 products the steps themselves make (tfjs
+   * recomputes them as powers, which differ in the last bits): a resumed run then updates exactly as the
+   * uninterrupted one.
+   */
+  override async setWeights(weightValues: Parameters<tf.AdamOptimizer["setWeights"]>[0]): Promise<void> {
+    await super.setWeights(weightValues);
+    const s = this as unknown as AdamState;
+    const t = (this as unknown as { iterations_: number }).iterations_;
+    const product = (beta: number) => {
+      const b = Math.fround(beta);
+      let acc = b;
+      for (let k = 0; k < t; k++) acc = Math.fround(acc * b);
+      return acc;
+    };
+    tf.tidy(() => {
+      s.accBeta1.assign(tf.scalar(product(this.beta1)));
+      s.accBeta2.assign(tf.scalar(product(this.beta2)));
+    });
+  }
 }
 
 /** tf.train.adam's signature and defaults (epsilon: the backend's), as an EngineAdam. */

@@ -23,6 +23,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { FACE_FEATURE_SCALES, type FaceFeatures } from "./features.ts";
+import { batchNormReLU } from "../models/fused_bn.ts";
 
 /** What the discriminator looks at: the pixels (its own conv net) or frozen pretrained face features. */
 export const GAN_DISCRIMINATORS = ["image", "projected"] as const;
@@ -174,7 +175,6 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
   const init = (gain = 1) => tfl.initializers.varianceScaling({ scale: gain, mode: "fanIn", distribution: "normal", seed: seed++ });
   const lrelu = (h: T, name: string) => tfl.layers.leakyReLU({ alpha: 0.2, name }).apply(h) as T;
   // The generator uses ReLU (DCGAN): its kernel and gradient run on oneDNN; leaky ReLU stays in the discriminator.
-  const act = (h: T, name: string) => tfl.layers.reLU({ name }).apply(h) as T;
   const conv = (h: T, filters: number, strides: number, name: string, gain = 2, useBias = true) =>
     tfl.layers.conv2d({ filters, kernelSize: 3, strides, padding: "same", useBias, kernelInitializer: init(gain), name }).apply(h) as T;
   const cond = config.numClasses > 0;
@@ -201,7 +201,7 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
   // samples of a batch apart, where pixel norm let every sample collapse to one flat image within ~60 steps
   // (measured). Sampling uses the running statistics.
   const [c0, c1, c2, c3] = config.gWidths;
-  const bnRelu = (h: T, name: string) => act(tfl.layers.batchNormalization({ momentum: 0.9, name: `${name}_bn` }).apply(h) as T, `${name}_act`);
+  const bnRelu = (h: T, name: string) => batchNormReLU({ momentum: 0.9, name: `${name}_bn` }).apply(h) as T; // one engine kernel in training
   const w = tfl.input({ shape: [config.wDim], name: "w" });
   let g = tfl.layers.dense({ units: BASE_H * BASE_W * c0, useBias: false, kernelInitializer: init(2), name: "const_dense" }).apply(w) as T;
   g = tfl.layers.reshape({ targetShape: [BASE_H, BASE_W, c0], name: "const_reshape" }).apply(g) as T;

@@ -6,6 +6,7 @@
  */
 import * as tfl from "@tensorflow/tfjs-layers";
 import { IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
+import { batchNormalization, batchNormReLU } from "./fused_bn.ts";
 
 export interface CompactCnnConfig {
   inputHeight: number;
@@ -48,8 +49,8 @@ export function buildCompactCnn(config: CompactCnnConfig = DEFAULT_COMPACT_CNN_C
       kernelRegularizer: reg,
       name: `${name}_conv`,
     }).apply(h) as T;
-    h = tfl.layers.batchNormalization({ name: `${name}_bn` }).apply(h) as T;
-    return relu ? tfl.layers.reLU({ name: `${name}_relu` }).apply(h) as T : h;
+    // batch norm and ReLU as one layer (one engine kernel in training; lib/models/fused_bn.ts)
+    return (relu ? batchNormReLU : batchNormalization)({ name: `${name}_bn` }).apply(h) as T;
   };
   const input = tfl.input({ shape: [config.inputHeight, config.inputWidth, IMAGE_CHANNELS], name: "image" });
   let h = conv(input, config.widths[0], 2, "stem"); // 54×42

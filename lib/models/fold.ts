@@ -2,7 +2,8 @@
  * An inference copy of a model with its batch norms folded into the convolutions before them (what
  * PyTorch's `fuse_conv_bn_eval` and TensorRT do): a Conv2D whose only consumer is a BatchNormalization gets
  *   kernel · γ/√(σ² + ε)   and   (bias − μ) · γ/√(σ² + ε) + β
- * and the batch norm goes; a ReLU that alone follows that batch norm becomes the convolution's activation.
+ * and the batch norm goes; a ReLU that alone follows that batch norm becomes the convolution's activation (as does
+ * the ReLU of a BatchNormReLU layer, lib/models/fused_bn.ts).
  * tfjs then runs the three as one FusedConv2D (bias + relu), which the oneDNN backend executes as one
  * primitive with a post-op instead of three passes over the activations.
  *
@@ -60,8 +61,13 @@ function findFolds(layers: LayerJson[], outputs: [string, number, number][]): Ma
     if (conv.class_name !== "Conv2D" || conv.inbound_nodes.length !== 1 || conv.config.activation !== "linear") continue;
     if (conv.config.data_format !== "channels_last") continue;
     const bn = only(conv.name);
-    if (!bn || bn.class_name !== "BatchNormalization" || bn.inbound_nodes.length !== 1) continue;
+    if (!bn || (bn.class_name !== "BatchNormalization" && bn.class_name !== "TpBatchNormReLU") || bn.inbound_nodes.length !== 1) continue;
     if (bn.config.axis !== -1 && bn.config.axis !== 3) continue;
+    // BatchNormReLU (lib/models/fused_bn.ts): a batch norm and its ReLU in one layer
+    if (bn.class_name === "TpBatchNormReLU") {
+      folds.set(conv.name, { bn: bn.name, relu: bn.name });
+      continue;
+    }
     const next = only(bn.name);
     const relu = next && next.inbound_nodes.length === 1 &&
         ((next.class_name === "ReLU" && next.config.max_value == null) || (next.class_name === "Activation" && next.config.activation === "relu"))

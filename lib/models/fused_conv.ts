@@ -52,6 +52,11 @@ export function setConvFusion(on: boolean): boolean {
   return was;
 }
 
+/** Whether the fusions are on (setConvFusion; lib/models/fused_bn.ts follows the same switch). */
+export function convFusion(): boolean {
+  return fuse;
+}
+
 /** dy · step(y) from a ReLU's output y: the engine's one-pass kernel where registered. */
 function reluGradFromOutput(dy: tf.Tensor, y: tf.Tensor4D): tf.Tensor4D {
   return (tf.getKernel(RELU_GRAD, tf.getBackend()) !== undefined ? tf.engine().runKernel(RELU_GRAD, { dy, y }, {}) : tf.mul(dy, tf.step(y))) as tf.Tensor4D;

@@ -17,6 +17,7 @@ import { type Normalization, REFERENCE_NORMALIZATION } from "../data/batches.ts"
 import { UserError } from "../util/errors.ts";
 import { mergeDefined } from "../util/merge.ts";
 import { registerFusedConv2D } from "./fused_conv.ts";
+import { registerFusedBatchNorm } from "./fused_bn.ts";
 export { mergeDefined };
 
 export interface ModelEntry<C extends object> {
@@ -76,6 +77,7 @@ export const MODEL_NAMES = Object.keys(MODELS) as ModelName[];
 /** Registers every custom layer of the project's nets with tfjs, so saved models deserialise. Idempotent. */
 export function registerCustomLayers(): void {
   registerFusedConv2D();
+  registerFusedBatchNorm();
   registerFaceResnetLayers();
   registerGanLayers();
 }

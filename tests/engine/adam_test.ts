@@ -105,3 +105,24 @@ if (onednn) {
     theirs.dispose();
   });
 }
+
+Deno.test("adam() restored from its saved weights after 5 steps takes the next 3 steps bit-equal to the uninterrupted optimizer (β^t restored as the running product)", async () => {
+  await tf.setBackend("cpu");
+  const { vars, loss } = problem(31);
+  const opt = adam(0.01);
+  for (let s = 0; s < 5; s++) tf.tidy(() => void opt.minimize(loss));
+  const saved = await opt.getWeights();
+  const start = vars.map((v) => v.clone());
+  const restored = adam(0.01);
+  await restored.setWeights(saved);
+  const run = (o: tf.Optimizer) => {
+    vars.forEach((v, i) => v.assign(start[i]));
+    for (let s = 0; s < 3; s++) tf.tidy(() => void o.minimize(loss));
+    return vars.map((v) => v.dataSync().slice());
+  };
+  const a = run(opt), b = run(restored);
+  a.forEach((x, i) => assert.deepEqual(x, b[i], `variable ${i} differs`));
+  tf.dispose([...saved.map((t) => t.tensor), ...start, ...vars]);
+  opt.dispose();
+  restored.dispose();
+});

@@ -23,7 +23,7 @@ function randomiseBatchNorms(model: tfl.LayersModel, seed: number): void {
   }
 }
 
-Deno.test("foldBatchNorms on compact_cnn: no BatchNormalization or ReLU layer is left, each conv gains a bias (and relu where one followed), each residual end is one ConvAddReLU, the logits match the unfolded model's within 1e-4, and disposing the copy frees every tensor it made", async () => {
+Deno.test("foldBatchNorms on compact_cnn: no BatchNormalization, BatchNormReLU or ReLU layer is left, each conv gains a bias (and relu where one followed), each residual end is one ConvAddReLU, the logits match the unfolded model's within 1e-4, and disposing the copy frees every tensor it made", async () => {
   const { model } = await createClassifier("compact_cnn", ["gender", "hair_color"]);
   randomiseBatchNorms(model, 11);
   const x = tf.randomNormal([4, 108, 84, 3], 0, 1, "float32", 5);
@@ -38,9 +38,11 @@ Deno.test("foldBatchNorms on compact_cnn: no BatchNormalization or ReLU layer is
   const before = tf.memory().numTensors;
   const { folded, diffs } = await foldAndCompare();
   assert.ok(folded.copy);
-  const bns = model.layers.filter((l) => l.getClassName() === "BatchNormalization").length;
+  const isBn = (l: tfl.layers.Layer) => ["BatchNormalization", "TpBatchNormReLU"].includes(l.getClassName());
+  const bns = model.layers.filter(isBn).length;
+  assert.ok(model.layers.some((l) => l.getClassName() === "TpBatchNormReLU"), "compact_cnn builds BatchNormReLU layers");
   assert.equal(folded.folds.size, bns, "every conv → batch norm chain folds in compact_cnn");
-  assert.equal(folded.model.layers.filter((l) => l.getClassName() === "BatchNormalization").length, 0);
+  assert.equal(folded.model.layers.filter(isBn).length, 0);
   // Every conv → bn → relu became one conv with relu, every residual end (conv → bn → add → relu) one ConvAddReLU.
   const relus = folded.model.layers.filter((l) => l.getClassName() === "ReLU").map((l) => l.name);
   assert.deepEqual(relus, [], `ReLU layers left: ${relus}`);

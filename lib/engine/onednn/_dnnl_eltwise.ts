@@ -14,12 +14,15 @@ import {
   ARG_SRC_1,
   ARG_VARIANCE,
   ARG_WEIGHTS,
+  ARG_WORKSPACE,
+  BN_FUSE_NORM_RELU,
   BN_USE_GLOBAL_STATS,
   BN_USE_SCALE,
   BN_USE_SHIFT,
   cachedPlan,
   check,
   createPd,
+  INTERNAL_SLOT,
   lib,
   makeAttr,
   type Md,
@@ -31,6 +34,8 @@ import {
   PROP_BACKWARD,
   PROP_FWD_INFERENCE,
   PROP_FWD_TRAINING,
+  queryMd,
+  Q_WORKSPACE_MD,
   TAG_NHWC,
 } from "./_ffi.ts";
 import { postKey } from "./_backend.ts";
@@ -204,6 +209,61 @@ export function dnnlBatchNormInference(
   if (scale) bufs.push(scale);
   if (shift) bufs.push(shift);
   bufs.push(out);
+  plan.run(bufs);
+  return true;
+}
+
+/**
+ * Batch-norm forward in training over x viewed as [rows, c] (channels last): the biased batch moments of x
+ * (written to `mean` / `variance`) and y = (x - mean) / sqrt(variance + eps) * scale + shift, then max(y, 0)
+ * when `relu`, all in one oneDNN primitive (prop_kind forward_training; fuse_norm_relu's workspace, which only
+ * oneDNN's own backward would read, goes to a scratch slot). `scale` / `shift` may be null. False when oneDNN
+ * offers only its reference implementation (nothing written).
+ */
+export function dnnlBatchNormTraining(
+  x: Float32Array<ArrayBuffer>,
+  c: number,
+  scale: Float32Array<ArrayBuffer> | null,
+  shift: Float32Array<ArrayBuffer> | null,
+  eps: number,
+  relu: boolean,
+  y: Float32Array<ArrayBuffer>,
+  mean: Float32Array<ArrayBuffer>,
+  variance: Float32Array<ArrayBuffer>,
+): boolean {
+  const rows = x.length / c;
+  const flags = (scale ? BN_USE_SCALE : 0) | (shift ? BN_USE_SHIFT : 0) | (relu ? BN_FUSE_NORM_RELU : 0);
+  const key = `bnorm_train|${rows},${c}|${flags}|${eps}`;
+  const plan = cachedPlan(key, () => {
+    // the channels-last 4-D view of the inference kernel (jit implementations for nhwc)
+    const md = mdTag([1, c, rows, 1], TAG_NHWC), vec = dense([c]);
+    const op = opDesc();
+    check(
+      lib().fn.dnnl_batch_normalization_forward_desc_init(op, PROP_FWD_TRAINING, md, eps, flags),
+      "batch_normalization_forward_desc_init",
+    );
+    const pd = createPd(op);
+    const ws = relu ? queryMd(pd, Q_WORKSPACE_MD) : null;
+    return fast(
+      new Plan(
+        pd,
+        [
+          { arg: ARG_SRC, user: md, prim: md },
+          ...(scale ? [{ arg: ARG_SCALE, user: vec, prim: vec }] : []),
+          ...(shift ? [{ arg: ARG_SHIFT, user: vec, prim: vec }] : []),
+          { arg: ARG_DST, user: md, prim: md, out: true },
+          { arg: ARG_MEAN, user: vec, prim: vec, out: true },
+          { arg: ARG_VARIANCE, user: vec, prim: vec, out: true },
+        ],
+        ws !== null ? [{ arg: ARG_WORKSPACE, md: ws, slot: INTERNAL_SLOT + 2 }] : [],
+      ),
+    );
+  });
+  if (plan === null) return false;
+  const bufs: Float32Array<ArrayBuffer>[] = [x];
+  if (scale) bufs.push(scale);
+  if (shift) bufs.push(shift);
+  bufs.push(y, mean, variance);
   plan.run(bufs);
   return true;
 }

@@ -57,6 +57,7 @@ export const ARG_DIFF_SCALE = 255;
 export const ARG_DIFF_SHIFT = 256;
 
 export const BN_USE_GLOBAL_STATS = 1;
+export const BN_FUSE_NORM_RELU = 4;
 export const BN_USE_SCALE = 8;
 export const BN_USE_SHIFT = 16;
 

@@ -3,12 +3,15 @@
 //   oneDNN batch_normalization backward primitive (JS loops with float64 sums for small tensors);
 // - OnednnReluGrad: dy * step(y) from the ReLU *output* y (step(relu(x)) = step(x)), one branch-free pass;
 // - OnednnLeakyReluGrad: the same for leakyRelu (dy, or alpha · dy where y ≤ 0), one pass;
+// and the forward kernel whose gradient is OnednnBatchNormGrad (registered in lib/models/fused_bn.ts):
+// - OnednnBatchNormTrain: training-mode batch normalization (the batch moments and the normalised output, ReLU
+//   optionally fused) in one oneDNN batch_normalization forward_training primitive;
 // and, not gradients, OnednnConvAddRelu (_kernels_conv.ts): a residual block's convolution + shortcut sum + ReLU,
 // and OnednnAdam (_adam.ts): Adam's update of one variable.
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import { f32, output, type Override } from "./_backend.ts";
 import { alloc } from "./_memory.ts";
-import { ALG_ELTWISE_RELU_USE_DST_FOR_BWD, dnnlBatchNormBackward, dnnlEltwiseBackwardFromDst } from "./_dnnl_eltwise.ts";
+import { ALG_ELTWISE_RELU_USE_DST_FOR_BWD, dnnlBatchNormBackward, dnnlBatchNormTraining, dnnlEltwiseBackwardFromDst } from "./_dnnl_eltwise.ts";
 import { DNNL_MIN_ELEMENTS } from "./_elementwise.ts";
 import { DnnlError } from "./_ffi.ts";
 import { env } from "./_env.ts";
@@ -16,6 +19,7 @@ import { CONV_ADD_RELU, convAddRelu } from "./_kernels_conv.ts";
 import { ADAM_UPDATE, adamUpdate } from "./_adam.ts";
 
 export const BATCH_NORM_GRAD = "OnednnBatchNormGrad";
+export const BATCH_NORM_TRAIN = "OnednnBatchNormTrain";
 export const RELU_GRAD = "OnednnReluGrad";
 export const LEAKY_RELU_GRAD = "OnednnLeakyReluGrad";
 
@@ -52,6 +56,70 @@ export const batchNormGrad: Override = ({ inputs, backend, attrs }) => {
   ];
   return out;
 };
+
+/**
+ * inputs {x, scale?, offset?} (scale / offset of length C = the last dim of x); attrs {varianceEpsilon, relu}.
+ * Outputs [y, mean, variance]: the biased batch moments of x over all axes but the last, and
+ * y = (x - mean) / sqrt(variance + eps) * scale + offset, then max(y, 0) when `relu`. The moments as float64
+ * sums in JS where oneDNN does not run (small tensors).
+ */
+export const batchNormTrain: Override = ({ inputs, backend, attrs }) => {
+  const { x, scale, offset } = inputs;
+  const xv = f32(backend, x);
+  if (xv === null || x.shape.length === 0) return null;
+  const c = x.shape[x.shape.length - 1];
+  const sv = scale != null ? f32(backend, scale) : null, ov = offset != null ? f32(backend, offset) : null;
+  if ((scale != null && sv?.length !== c) || (offset != null && ov?.length !== c)) return null;
+  if (xv.length % c !== 0 || xv.length === 0) return null;
+  const a = attrs as { varianceEpsilon?: number; relu?: boolean } | undefined;
+  const eps = a?.varianceEpsilon ?? 0.001, relu = a?.relu === true;
+  const y = alloc(xv.length), mean = new Float32Array(c), variance = new Float32Array(c);
+  let done = false;
+  if (xv.length >= DNNL_MIN_ELEMENTS) {
+    try {
+      done = dnnlBatchNormTraining(xv, c, sv, ov, eps, relu, y, mean, variance);
+    } catch (e) {
+      if (!(e instanceof DnnlError)) throw e;
+      if (env("ONEDNN_DEBUG")) console.error(`onednn: ${BATCH_NORM_TRAIN}: ${e.message}; using JS`);
+    }
+  }
+  if (!done) batchNormTrainJs(xv, c, sv, ov, eps, relu, y, mean, variance);
+  return [output(backend, x.shape.slice(), y), output(backend, [c], mean), output(backend, [c], variance)];
+};
+
+function batchNormTrainJs(
+  x: Float32Array,
+  c: number,
+  scale: Float32Array | null,
+  shift: Float32Array | null,
+  eps: number,
+  relu: boolean,
+  y: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
+): void {
+  const rows = x.length / c;
+  const sum = new Float64Array(c), sq = new Float64Array(c);
+  for (let r = 0, i = 0; r < rows; r++) for (let k = 0; k < c; k++, i++) sum[k] += x[i];
+  for (let k = 0; k < c; k++) mean[k] = sum[k] / rows;
+  for (let r = 0, i = 0; r < rows; r++) {
+    for (let k = 0; k < c; k++, i++) {
+      const d = x[i] - mean[k];
+      sq[k] += d * d;
+    }
+  }
+  const mul = new Float64Array(c);
+  for (let k = 0; k < c; k++) {
+    variance[k] = sq[k] / rows;
+    mul[k] = (scale ? scale[k] : 1) / Math.sqrt(variance[k] + eps);
+  }
+  for (let r = 0, i = 0; r < rows; r++) {
+    for (let k = 0; k < c; k++, i++) {
+      const v = (x[i] - mean[k]) * mul[k] + (shift ? shift[k] : 0);
+      y[i] = relu && v < 0 ? 0 : v;
+    }
+  }
+}
 
 function batchNormGradJs(
   x: Float32Array,
@@ -144,6 +212,7 @@ export const leakyReluGrad: Override = ({ inputs, backend, attrs }) => {
 export const EXTRA_KERNELS: Record<string, Override> = {
   [CONV_ADD_RELU]: convAddRelu,
   [BATCH_NORM_GRAD]: batchNormGrad,
+  [BATCH_NORM_TRAIN]: batchNormTrain,
   [RELU_GRAD]: reluGrad,
   [LEAKY_RELU_GRAD]: leakyReluGrad,
   [ADAM_UPDATE]: adamUpdate,

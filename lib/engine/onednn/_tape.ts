@@ -22,7 +22,7 @@
 // Every rewritten gradient computes the same values as tfjs' formula (up to float rounding for BatchNorm).
 import * as tf from "@tensorflow/tfjs-core";
 import { backend_util, util } from "@tensorflow/tfjs-core";
-import { BATCH_NORM_GRAD, LEAKY_RELU_GRAD, RELU_GRAD } from "./_grad_kernels.ts";
+import { BATCH_NORM_GRAD, BATCH_NORM_TRAIN, LEAKY_RELU_GRAD, RELU_GRAD } from "./_grad_kernels.ts";
 import { env } from "./_env.ts";
 
 type Tensor = tf.Tensor;
@@ -324,34 +324,73 @@ function batchNorm(engine: Engine, tape: TapeNode[], node: TapeNode, attrs: Reco
   node.gradient = (dys) => {
     const dy = dys[0]!;
     const [xs, ms, vs, ss] = node.saved!;
-    let outs: Tensor[] | null = null;
-    const take = (i: number): Tensor => {
-      if (outs === null) {
-        outs = onBackend(engine)
-          ? engine.runKernel(
-            BATCH_NORM_GRAD,
-            ss != null ? { x: xs, mean: ms, variance: vs, scale: ss, dy } : { x: xs, mean: ms, variance: vs, dy },
-            { varianceEpsilon: eps },
-          ) as Tensor[]
-          : batchNormGradOps(xs, ms, vs, ss ?? null, dy, eps);
-        if (scale == null) outs[1].dispose();
-        if (offset == null) outs[2].dispose();
-        // Each input's gradient runs in its own tidy: keep the others until taken (as clones: a kept tensor
-        // returned from a tidy would never be disposed).
-        for (let j = 0; j < outs.length; j++) if (j !== i && !outs[j].isDisposed) engine.keep(outs[j]);
-        return outs[i];
-      }
-      const t = outs[i];
-      const r = t.clone();
-      t.dispose();
-      return r;
-    };
-    const g: GradMap = { x: () => take(0) };
-    if (scale != null) g.scale = () => take(1);
-    if (offset != null) g.offset = () => take(2);
-    return g;
+    const names = ["x", scale != null ? "scale" : null, offset != null ? "offset" : null];
+    return lazyGradients(engine, names, () =>
+      onBackend(engine)
+        ? engine.runKernel(
+          BATCH_NORM_GRAD,
+          ss != null ? { x: xs, mean: ms, variance: vs, scale: ss, dy } : { x: xs, mean: ms, variance: vs, dy },
+          { varianceEpsilon: eps },
+        ) as Tensor[]
+        : batchNormGradOps(xs, ms, vs, ss ?? null, dy, eps));
   };
   tapeStats.batchNorm++;
+}
+
+/**
+ * A gradient map whose entries share one computation: `compute()` runs when the first entry is asked for (each
+ * entry runs in its own tidy), the outputs of the other named entries are kept for theirs, the unnamed (null)
+ * ones disposed at once.
+ */
+function lazyGradients(engine: Engine, names: (string | null)[], compute: () => Tensor[]): GradMap {
+  let outs: Tensor[] | null = null;
+  const take = (i: number): Tensor => {
+    if (outs === null) {
+      outs = compute();
+      for (let j = 0; j < outs.length; j++) if (names[j] === null) outs[j].dispose();
+      // Each input's gradient runs in its own tidy: keep the others until taken (as clones: a kept tensor
+      // returned from a tidy would never be disposed).
+      for (let j = 0; j < outs.length; j++) if (j !== i && !outs[j].isDisposed) engine.keep(outs[j]);
+      return outs[i];
+    }
+    const t = outs[i];
+    const r = t.clone();
+    t.dispose();
+    return r;
+  };
+  const g: GradMap = {};
+  names.forEach((name, i) => {
+    if (name !== null) g[name] = () => take(i);
+  });
+  return g;
+}
+
+/**
+ * The gradient of OnednnBatchNormTrain (inputs x, scale, offset; outputs y, mean, variance; attrs
+ * varianceEpsilon, relu): dy masked by the output's sign when the ReLU was fused (OnednnReluGrad), then
+ * OnednnBatchNormGrad, the total derivative through the batch moments (tf ops when the backend changed since).
+ * The moments' own gradients (their dys) are ignored: they are outputs for the moving averages, which do not
+ * lead to a loss.
+ */
+export function registerBatchNormTrainGradient(): void {
+  tf.registerGradient({
+    kernelName: BATCH_NORM_TRAIN,
+    inputsToSave: ["x", "scale"],
+    outputsToSave: [true, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const engine = tf.engine() as unknown as Engine;
+      const dy = (Array.isArray(dys) ? dys[0] : dys) as Tensor;
+      const [x, scale, y, mean, variance] = saved;
+      const { varianceEpsilon: eps, relu } = attrs as unknown as { varianceEpsilon: number; relu: boolean };
+      const on = onBackend(engine);
+      return lazyGradients(engine, ["x", "scale", "offset"], () => {
+        const dz = !relu ? dy : on ? engine.runKernel(RELU_GRAD, { dy, y }) as Tensor : tf.mul(dy, tf.step(y));
+        return on
+          ? engine.runKernel(BATCH_NORM_GRAD, { x, mean, variance, scale, dy: dz }, { varianceEpsilon: eps }) as Tensor[]
+          : batchNormGradOps(x, mean, variance, scale, dz, eps);
+      });
+    },
+  });
 }
 
 function reducesAllButLast(n: TapeNode): boolean {

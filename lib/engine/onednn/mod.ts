@@ -44,15 +44,15 @@ import { DnnlError, openOnednn } from "./_ffi.ts";
 import { type KernelArgs, OVERRIDES } from "./_kernels.ts";
 import { countFallback, countHit } from "./_stats.ts";
 import { env } from "./_env.ts";
-import { EXTRA_KERNELS } from "./_grad_kernels.ts";
-import { installTapeRewrites } from "./_tape.ts";
+import { BATCH_NORM_TRAIN, EXTRA_KERNELS } from "./_grad_kernels.ts";
+import { installTapeRewrites, registerBatchNormTrainGradient } from "./_tape.ts";
 import { convActivationLayout } from "./_conv.ts";
 
 /**
  * Kernels only this backend registers, by name, for ops that run them where present (lib/models/fused_conv.ts,
  * lib/engine/adam.ts).
  */
-export { RELU_GRAD } from "./_grad_kernels.ts";
+export { BATCH_NORM_TRAIN, RELU_GRAD } from "./_grad_kernels.ts";
 export { CONV_ADD_RELU } from "./_kernels_conv.ts";
 export { ADAM_UPDATE, type AdamAttrs } from "./_adam.ts";
 
@@ -123,6 +123,8 @@ function register(): OnednnStatus {
       },
     });
   }
+  // OnednnBatchNormTrain's gradient (tfjs keeps gradients by kernel name, for every backend).
+  if (tf.getGradient(BATCH_NORM_TRAIN) === undefined) registerBatchNormTrainGradient();
   // Leaner tape entries (BatchNorm gradient in one oneDNN primitive, fewer saved tensors) while onednn is active.
   try {
     installTapeRewrites(BACKEND);
