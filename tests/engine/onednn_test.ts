@@ -205,6 +205,39 @@ Deno.test({
   },
 });
 
+Deno.test("the output pool, when full (ONEDNN_POOL_MB=1, in a process of its own), drops the arrays freed longest ago: arrays of a new size are still reused, and the pool stays within its cap", async () => {
+  const dir = await Deno.makeTempDir();
+  const script = `${dir}/pool.ts`;
+  const mem = new URL("../../lib/engine/onednn/_memory.ts", import.meta.url).href;
+  await Deno.writeTextFile(
+    script,
+    `import { alloc, free, poolStats } from "${mem}";
+// fill the 1 MiB pool with four 256 KiB arrays of one size (one batch's), then work with another size
+const old = [0, 1, 2, 3].map(() => alloc(65536));
+old.forEach((a) => free(a));
+const full = poolStats().freeBytes;
+const a = alloc(50000);
+free(a);
+const before = poolStats().reused;
+const b = alloc(50000);
+console.log(JSON.stringify({ full, sameArray: a === b, reused: poolStats().reused - before, freeBytes: poolStats().freeBytes }));
+`,
+  );
+  const config = new URL("../../deno.json", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--config", config, "--allow-read", "--allow-env", "--no-prompt", script],
+    env: { ONEDNN_POOL_MB: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  await Deno.remove(dir, { recursive: true });
+  if (!out.success) throw new Error(`probe failed: ${new TextDecoder().decode(out.stderr)}`);
+  const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
+  if (r.full !== 2 ** 20) throw new Error(`the four arrays should fill the pool exactly: ${r.full} bytes`);
+  if (!r.sameArray || r.reused !== 1) throw new Error(`an array of the new size was not reused from the full pool: ${JSON.stringify(r)}`);
+  if (r.freeBytes !== 3 * 2 ** 18) throw new Error(`the pool should hold the 3 old arrays left after dropping one: ${r.freeBytes} bytes`);
+});
+
 // ---- convolutions ----
 
 Deno.test({
