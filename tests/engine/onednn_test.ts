@@ -800,6 +800,13 @@ Deno.test({
     });
     expectHandled("OnednnReluGrad");
     if (tapeStats.relu === relu0 || tapeStats.shapeOnly === shape0) throw new Error("tape nodes not rewritten");
+    // no NaN in x: the gradient takes oneDNN's pass (a NaN output sends it to the JS pass), infinite dy included
+    const x2 = data(shape);
+    x2.values.set([0, -0, Infinity, -Infinity, 1e-40, -1e-40, -1, 1, 0], 0);
+    await expectSame("relu grads without NaN (oneDNN), ±Infinity in dy", () => {
+      const f = (xx: tf.Tensor) => tf.sum(tf.mul(T(w), tf.relu(xx)));
+      return tf.grads(f)([T(x2)]);
+    });
     const leaky0 = tapeStats.leakyRelu;
     resetKernelStats();
     await expectSame("leaky relu grads (alpha 0.2), x used again after it", () => {
