@@ -217,14 +217,14 @@ export function dnnlBatchNormInference(
  * Batch-norm forward in training over x viewed as [rows, c] (channels last): the biased batch moments of x
  * (written to `mean` / `variance`) and y = (x - mean) / sqrt(variance + eps) * scale + shift, then max(y, 0)
  * when `relu`, all in one oneDNN primitive (prop_kind forward_training; fuse_norm_relu's workspace, which only
- * oneDNN's own backward would read, goes to a scratch slot). `scale` / `shift` may be null. False when oneDNN
- * offers only its reference implementation (nothing written).
+ * oneDNN's own backward would read, goes to a scratch slot). False when oneDNN offers only its reference
+ * implementation (nothing written).
  */
 export function dnnlBatchNormTraining(
   x: Float32Array<ArrayBuffer>,
   c: number,
-  scale: Float32Array<ArrayBuffer> | null,
-  shift: Float32Array<ArrayBuffer> | null,
+  scale: Float32Array<ArrayBuffer>,
+  shift: Float32Array<ArrayBuffer>,
   eps: number,
   relu: boolean,
   y: Float32Array<ArrayBuffer>,
@@ -232,7 +232,7 @@ export function dnnlBatchNormTraining(
   variance: Float32Array<ArrayBuffer>,
 ): boolean {
   const rows = x.length / c;
-  const flags = (scale ? BN_USE_SCALE : 0) | (shift ? BN_USE_SHIFT : 0) | (relu ? BN_FUSE_NORM_RELU : 0);
+  const flags = BN_USE_SCALE | BN_USE_SHIFT | (relu ? BN_FUSE_NORM_RELU : 0);
   const key = `bnorm_train|${rows},${c}|${flags}|${eps}`;
   const plan = cachedPlan(key, () => {
     // the channels-last 4-D view of the inference kernel (jit implementations for nhwc)
@@ -249,8 +249,8 @@ export function dnnlBatchNormTraining(
         pd,
         [
           { arg: ARG_SRC, user: md, prim: md },
-          ...(scale ? [{ arg: ARG_SCALE, user: vec, prim: vec }] : []),
-          ...(shift ? [{ arg: ARG_SHIFT, user: vec, prim: vec }] : []),
+          { arg: ARG_SCALE, user: vec, prim: vec },
+          { arg: ARG_SHIFT, user: vec, prim: vec },
           { arg: ARG_DST, user: md, prim: md, out: true },
           { arg: ARG_MEAN, user: vec, prim: vec, out: true },
           { arg: ARG_VARIANCE, user: vec, prim: vec, out: true },
@@ -260,11 +260,7 @@ export function dnnlBatchNormTraining(
     );
   });
   if (plan === null) return false;
-  const bufs: Float32Array<ArrayBuffer>[] = [x];
-  if (scale) bufs.push(scale);
-  if (shift) bufs.push(shift);
-  bufs.push(y, mean, variance);
-  plan.run(bufs);
+  plan.run([x, scale, shift, y, mean, variance]);
   return true;
 }
 

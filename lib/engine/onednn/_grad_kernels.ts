@@ -4,7 +4,8 @@
 // - OnednnReluGrad: dy * step(y) from the ReLU *output* y (step(relu(x)) = step(x)): oneDNN eltwise backward, or
 //   one branch-free JS pass;
 // - OnednnLeakyReluGrad: the same for leakyRelu (dy, or alpha · dy where y ≤ 0), one pass;
-// and the forward kernel whose gradient is OnednnBatchNormGrad (registered in lib/models/fused_bn.ts):
+// and the forward kernel whose gradient (registered by _tape.ts) ends in OnednnBatchNormGrad, run by
+// lib/models/fused_bn.ts:
 // - OnednnBatchNormTrain: training-mode batch normalization (the batch moments and the normalised output, ReLU
 //   optionally fused) in one oneDNN batch_normalization forward_training primitive;
 // and, not gradients, OnednnConvAddRelu (_kernels_conv.ts): a residual block's convolution + shortcut sum + ReLU,
@@ -59,19 +60,18 @@ export const batchNormGrad: Override = ({ inputs, backend, attrs }) => {
 };
 
 /**
- * inputs {x, scale?, offset?} (scale / offset of length C = the last dim of x); attrs {varianceEpsilon, relu}.
+ * inputs {x, scale, offset} (scale / offset of length C = the last dim of x); attrs {varianceEpsilon, relu}.
  * Outputs [y, mean, variance]: the biased batch moments of x over all axes but the last, and
  * y = (x - mean) / sqrt(variance + eps) * scale + offset, then max(y, 0) when `relu`. The moments as float64
  * sums in JS where oneDNN does not run (small tensors).
  */
 export const batchNormTrain: Override = ({ inputs, backend, attrs }) => {
   const { x, scale, offset } = inputs;
-  const xv = f32(backend, x);
-  if (xv === null || x.shape.length === 0) return null;
+  if (scale == null || offset == null) return null;
+  const xv = f32(backend, x), sv = f32(backend, scale), ov = f32(backend, offset);
+  if (xv === null || sv === null || ov === null || x.shape.length === 0) return null;
   const c = x.shape[x.shape.length - 1];
-  const sv = scale != null ? f32(backend, scale) : null, ov = offset != null ? f32(backend, offset) : null;
-  if ((scale != null && sv?.length !== c) || (offset != null && ov?.length !== c)) return null;
-  if (xv.length % c !== 0 || xv.length === 0) return null;
+  if (sv.length !== c || ov.length !== c || xv.length % c !== 0 || xv.length === 0) return null;
   const a = attrs as { varianceEpsilon?: number; relu?: boolean } | undefined;
   const eps = a?.varianceEpsilon ?? 0.001, relu = a?.relu === true;
   const y = alloc(xv.length), mean = new Float32Array(c), variance = new Float32Array(c);
@@ -91,8 +91,8 @@ export const batchNormTrain: Override = ({ inputs, backend, attrs }) => {
 function batchNormTrainJs(
   x: Float32Array,
   c: number,
-  scale: Float32Array | null,
-  shift: Float32Array | null,
+  scale: Float32Array,
+  shift: Float32Array,
   eps: number,
   relu: boolean,
   y: Float32Array,
@@ -112,11 +112,11 @@ function batchNormTrainJs(
   const mul = new Float64Array(c);
   for (let k = 0; k < c; k++) {
     variance[k] = sq[k] / rows;
-    mul[k] = (scale ? scale[k] : 1) / Math.sqrt(variance[k] + eps);
+    mul[k] = scale[k] / Math.sqrt(variance[k] + eps);
   }
   for (let r = 0, i = 0; r < rows; r++) {
     for (let k = 0; k < c; k++, i++) {
-      const v = (x[i] - mean[k]) * mul[k] + (shift ? shift[k] : 0);
+      const v = (x[i] - mean[k]) * mul[k] + shift[k];
       y[i] = relu && v < 0 ? 0 : v;
     }
   }
