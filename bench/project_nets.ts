@@ -12,7 +12,7 @@
  *   face_resnet  createClassifier("face_resnet", ["gender"]) (face-api's pretrained weights) with the gender
  *                recipe: heads' Adam at lr, backbone's at lr × 0.1, label smoothing 0.1, batch 32
  *
- * Data costs (sharp augmentation, the pixel cache) are left out on both sides: each step reuses one random batch.
+ * Data costs (augmentation, the pixel cache) are left out on both sides: each step reuses one random batch.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";

@@ -43,7 +43,7 @@ export async function runDataStage(ctx: DemoContext): Promise<Record<string, unk
   const rng = new Rng(ctx.seed);
   const tiles: { raw: Uint8Array; width: number; height: number; channels: 3; caption?: string }[] = [];
   for (let k = 0; k < 4; k++) {
-    const x = await makeTrainBatch(ds.cache.pixels, rows, { norm, augment: k === 0 ? undefined : DEFAULT_AUGMENT, rng });
+    const x = makeTrainBatch(ds.cache.pixels, rows, { norm, augment: k === 0 ? undefined : DEFAULT_AUGMENT, rng });
     const px = await denormalize(x, norm);
     x.dispose();
     for (let i = 0; i < rows.length; i++) {

@@ -1,14 +1,14 @@
 /**
  * Batches for tfjs from the pixel cache: seeded epoch plans (shuffled, or
- * class-weighted sampling with replacement), optional augmentation (lib/data/augment.ts: sharp, in this thread or
- * in an AugmentWorker), and normalisation by the dataset's per-channel mean/std.
+ * class-weighted sampling with replacement), optional augmentation (lib/data/augment.ts, on the engine), and
+ * normalisation by the dataset's per-channel mean/std.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { type AugmentOptions, augmentRows, type AugmentWorker } from "./augment.ts";
+import { augmentBatch, type AugmentOptions, drawAugments } from "./augment.ts";
 import { IMAGE_BYTES, IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH, MISSING_CODE } from "./schema.ts";
 import { Rng } from "../util/rng.ts";
 
-export { AUGMENT_MODES, type AugmentMode, type AugmentOptions, augmentFor, augmentRows, AugmentWorker, DEFAULT_AUGMENT } from "./augment.ts";
+export { AUGMENT_MODES, augmentBatch, type AugmentMode, type AugmentOptions, augmentFor, DEFAULT_AUGMENT, drawAugments } from "./augment.ts";
 
 /** Per-channel mean and std on the 0..1 scale. */
 export interface Normalization {
@@ -128,17 +128,20 @@ export interface BatchOptions {
 }
 
 /**
- * A training batch: augmented (when `augment` is given; in `worker` when given, else in this thread, the same pixels
- * either way) and normalised. The caller disposes it.
+ * A training batch: normalised, then augmented on the engine when `augment` is given (one draw per row from `rng`,
+ * in row order). The caller disposes it.
  */
-export async function makeTrainBatch(
+export function makeTrainBatch(
   pixels: Uint8Array,
   rows: ArrayLike<number>,
-  opts: { norm: Normalization; augment?: AugmentOptions; rng: Rng; worker?: AugmentWorker },
-): Promise<tf.Tensor4D> {
+  opts: { norm: Normalization; augment?: AugmentOptions; rng: Rng },
+): tf.Tensor4D {
   if (!opts.augment) return makeBatch(pixels, rows, { norm: opts.norm });
-  const aug = await (opts.worker ? opts.worker.augmentRows(pixels, rows, opts.augment, opts.rng) : augmentRows(pixels, rows, opts.augment, opts.rng));
-  return makeBatch(aug, Array.from({ length: rows.length }, (_, i) => i), { norm: opts.norm });
+  const draws = drawAugments(rows.length, opts.augment, opts.rng);
+  const x = makeBatch(pixels, rows, { norm: opts.norm });
+  const out = augmentBatch(x, draws, opts.norm);
+  x.dispose();
+  return out;
 }
 
 /** Copies the rows' pixels into one float32 [n,H,W,3] array on the 0..1 scale. */

@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
-import { type AugmentOptions, AugmentWorker, classBalanceWeights, type Sampling, labelTensor, makeTrainBatch, type Normalization, planEpoch } from "../data/batches.ts";
+import { type AugmentOptions, classBalanceWeights, type Sampling, labelTensor, makeTrainBatch, type Normalization, planEpoch } from "../data/batches.ts";
 import type { HeadName } from "../data/schema.ts";
 import { maskedSoftmaxCrossEntropy } from "./losses.ts";
 import { loadOptimizerState, resolveCheckpoint, saveCheckpoint } from "./checkpoint.ts";
@@ -28,9 +28,6 @@ import { adam } from "../engine/adam.ts";
 
 /** File stem of the backbone's optimizer state in a checkpoint (models/last/optimizer_backbone.{json,bin}). */
 export const BACKBONE_OPTIMIZER = "optimizer_backbone";
-
-/** Training batches prepared ahead of the step that uses them. */
-const PREFETCH = 2;
 
 export interface HeadSpec {
   name: HeadName;
@@ -97,7 +94,7 @@ export interface EpochMetrics {
   val_accuracy: number;
   val_macro_f1: number;
   img_per_s: number;
-  /** Share of the epoch's training time spent waiting for the next augmented batch (0: the input pipeline keeps up). */
+  /** Share of the epoch's training time spent making its batches (gather, augment, normalise), when no step runs. */
   data_wait: number;
   seconds: number;
   [key: string]: number;
@@ -239,8 +236,6 @@ export class Trainer {
     const mult = o.backboneLrMult ?? 1;
     const order = this.headOrder();
     let stoppedEarly = false;
-    // A portrait's sharp calls follow one another only when their thread is free: in a worker, while steps run.
-    const augmenter = o.augment ? new AugmentWorker() : undefined;
     try {
       for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
         const lr = learningRate(o, epoch);
@@ -256,7 +251,7 @@ export class Trainer {
         const progress = new Progress(`epoch ${epoch + 1}/${o.epochs}`, plan.reduce((a, b) => a + b.length, 0), { unit: "img", quiet: o.quiet, ...o.progress });
         let lossSum = 0, correct = 0, seen = 0, rowsDone = 0;
         const t0 = performance.now();
-        let waitMs = 0;
+        let dataMs = 0;
         // Each step's loss and first-head hits are read while the next step runs (lib/engine/read_behind.ts).
         const behind = new ReadBehind<number>(([l, hits, valid], rows) => {
           if (!Number.isFinite(l)) throw new UserError(`training diverged: loss ${l} at epoch ${epoch + 1}; lower --lr`);
@@ -265,49 +260,37 @@ export class Trainer {
           rowsDone += rows;
           progress.tick(rows, `loss ${(lossSum / rowsDone).toFixed(4)}`);
         });
-        // The next PREFETCH batches are augmented (sharp, in the worker thread) while this one trains.
-        const ahead: Promise<tf.Tensor4D>[] = [];
-        const prepare = (k: number) => {
-          if (k < plan.length) ahead.push(makeTrainBatch(this.pixels, plan[k], { norm: o.norm, augment: o.augment, rng, worker: augmenter }));
-        };
-        for (let k = 0; k < PREFETCH; k++) prepare(k);
-        try {
-          for (const [bi, rows] of plan.entries()) {
-            const waitStart = performance.now();
-            const x = await ahead.shift()!;
-            waitMs += performance.now() - waitStart;
-            prepare(bi + PREFETCH);
-            const labels = this.labelTensors(rows);
-            let firstLogits: tf.Tensor | null = null;
-            const lossFn = () => {
-              const out = this.model.apply(x, { training: true }) as tf.Tensor | tf.Tensor[];
-              const outs = Array.isArray(out) ? out : [out];
-              const ordered = order.map((i) => outs[i]);
-              firstLogits = tf.keep(tf.argMax(ordered[0], 1));
-              const reg = this.model.losses.length ? tf.addN(this.model.losses.map((f) => f())) : tf.scalar(0);
-              return tf.add(this.lossOf(ordered, labels, classWeights), reg) as tf.Scalar;
-            };
-            let loss: tf.Scalar;
-            if (!this.backboneOptimizer) loss = this.optimizer.minimize(lossFn, true, varList) as tf.Scalar;
-            else {
-              const { value, grads } = tf.variableGrads(lossFn, varList);
-              const pick = (vars: tf.Variable[]) => vars.map((v) => ({ name: v.name, tensor: grads[v.name] }));
-              this.optimizer.applyGradients(pick(groups.head));
-              if (!frozen) this.backboneOptimizer.applyGradients(pick(groups.backbone));
-              tf.dispose(Object.values(grads));
-              loss = value;
-            }
-            const stats = tf.tidy(() => {
-              const truth = labels[0], valid = tf.greaterEqual(truth, 0);
-              const hits = tf.logicalAnd(valid, tf.equal(firstLogits as unknown as tf.Tensor, truth));
-              return tf.stack([loss, tf.sum(tf.cast(hits, "float32")), tf.sum(tf.cast(valid, "float32"))]);
-            });
-            tf.dispose([x, loss, ...labels, firstLogits as unknown as tf.Tensor]);
-            await behind.push(stats, rows.length);
+        for (const rows of plan) {
+          const dataStart = performance.now();
+          const x = makeTrainBatch(this.pixels, rows, { norm: o.norm, augment: o.augment, rng });
+          dataMs += performance.now() - dataStart;
+          const labels = this.labelTensors(rows);
+          let firstLogits: tf.Tensor | null = null;
+          const lossFn = () => {
+            const out = this.model.apply(x, { training: true }) as tf.Tensor | tf.Tensor[];
+            const outs = Array.isArray(out) ? out : [out];
+            const ordered = order.map((i) => outs[i]);
+            firstLogits = tf.keep(tf.argMax(ordered[0], 1));
+            const reg = this.model.losses.length ? tf.addN(this.model.losses.map((f) => f())) : tf.scalar(0);
+            return tf.add(this.lossOf(ordered, labels, classWeights), reg) as tf.Scalar;
+          };
+          let loss: tf.Scalar;
+          if (!this.backboneOptimizer) loss = this.optimizer.minimize(lossFn, true, varList) as tf.Scalar;
+          else {
+            const { value, grads } = tf.variableGrads(lossFn, varList);
+            const pick = (vars: tf.Variable[]) => vars.map((v) => ({ name: v.name, tensor: grads[v.name] }));
+            this.optimizer.applyGradients(pick(groups.head));
+            if (!frozen) this.backboneOptimizer.applyGradients(pick(groups.backbone));
+            tf.dispose(Object.values(grads));
+            loss = value;
           }
-        } finally {
-          // Batches made ahead of a step that never ran (an error): freed, and their errors not left unhandled.
-          for (const p of ahead.splice(0)) p.then((t) => t.dispose(), () => {});
+          const stats = tf.tidy(() => {
+            const truth = labels[0], valid = tf.greaterEqual(truth, 0);
+            const hits = tf.logicalAnd(valid, tf.equal(firstLogits as unknown as tf.Tensor, truth));
+            return tf.stack([loss, tf.sum(tf.cast(hits, "float32")), tf.sum(tf.cast(valid, "float32"))]);
+          });
+          tf.dispose([x, loss, ...labels, firstLogits as unknown as tf.Tensor]);
+          await behind.push(stats, rows.length);
         }
         await behind.flush();
         const trainSeconds = (performance.now() - t0) / 1000;
@@ -322,7 +305,7 @@ export class Trainer {
           val_accuracy: 0,
           val_macro_f1: 0,
           img_per_s: progress.done / trainSeconds,
-          data_wait: waitMs / 1000 / trainSeconds,
+          data_wait: dataMs / 1000 / trainSeconds,
           seconds: (performance.now() - t0) / 1000,
         };
         const f1s: number[] = [];
@@ -354,7 +337,7 @@ export class Trainer {
         await this.writeMetrics(state.history);
         this.log(`epoch ${epoch + 1}/${o.epochs}: lr ${lr.toExponential(2)} train loss ${m.train_loss.toFixed(4)} acc ${m.train_accuracy.toFixed(4)} | ` +
           `val loss ${m.val_loss.toFixed(4)} acc ${m.val_accuracy.toFixed(4)} macro-F1 ${m.val_macro_f1.toFixed(4)}${improved ? " (best)" : ""} | ` +
-          `${m.img_per_s.toFixed(1)} img/s, ${(100 * m.data_wait).toFixed(0)}% waiting for data`);
+          `${m.img_per_s.toFixed(1)} img/s, ${(100 * m.data_wait).toFixed(0)}% making batches`);
         await this.flushLog();
         if (state.badEpochs >= o.patience && epoch + 1 < o.epochs) {
           this.log(`early stop: no better validation macro-F1 for ${o.patience} epochs (best ${state.bestScore.toFixed(4)} at epoch ${state.bestEpoch})`);
@@ -364,7 +347,6 @@ export class Trainer {
         }
       }
     } finally {
-      augmenter?.close();
       tf.dispose(classWeights.filter((w): w is tf.Tensor1D => !!w));
     }
     return { history: state.history, bestEpoch: state.bestEpoch, bestScore: state.bestScore, stoppedEarly, resumedFrom };

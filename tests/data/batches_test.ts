@@ -8,9 +8,10 @@ import {
   denormalize,
   gatherPixels,
   labelTensor,
+  augmentBatch,
   augmentFor,
-  augmentRows,
-  AugmentWorker,
+  type AugmentOptions,
+  drawAugments,
   makeBatch,
   makeTrainBatch,
   planEpoch,
@@ -95,7 +96,7 @@ Deno.test("makeBatch() normalises by mean/std and leaks no tensors, with or with
   assert.equal(back[7], px[3 * IMAGE_BYTES + 7]);
   x.dispose();
   const rng = new Rng(5);
-  for (let k = 0; k < 3; k++) (await makeTrainBatch(px, [0, 1, 2, 3], { norm, augment: DEFAULT_AUGMENT, rng })).dispose();
+  for (let k = 0; k < 3; k++) makeTrainBatch(px, [0, 1, 2, 3], { norm, augment: DEFAULT_AUGMENT, rng }).dispose();
   assert.equal(tf.memory().numTensors, before);
 });
 
@@ -115,66 +116,112 @@ function smoothPixels(n: number): Uint8Array {
   return px;
 }
 
-Deno.test("augmentation is seeded, changes every image, keeps the size, and a flip-only augmentation mirrors the image", async () => {
+/** The rows' portraits augmented with draws from `rng`, as 0..1 values. */
+function augmentRows(px: Uint8Array, rows: number[], aug: AugmentOptions, rng: Rng): Float32Array {
+  const x = tf.tensor4d(gatherPixels(px, rows), [rows.length, IMAGE_HEIGHT, IMAGE_WIDTH, 3]);
+  const y = augmentBatch(x, drawAugments(rows.length, aug, rng));
+  const out = y.dataSync() as Float32Array;
+  tf.dispose([x, y]);
+  return out;
+}
+
+const NO_AUGMENT: AugmentOptions = { flip: 0, shift: 0, scale: 0, rotate: 0, brightness: 0, contrast: 0, saturation: 0 };
+
+Deno.test("augmentation is seeded, changes every image, keeps its content on the 0..1 scale, and leaks no tensors", () => {
   const px = smoothPixels(3);
-  const a = await augmentRows(px, [0, 1, 2], DEFAULT_AUGMENT, new Rng(11));
-  const b = await augmentRows(px, [0, 1, 2], DEFAULT_AUGMENT, new Rng(11));
+  const before = tf.memory().numTensors;
+  const a = augmentRows(px, [0, 1, 2], DEFAULT_AUGMENT, new Rng(11));
+  const b = augmentRows(px, [0, 1, 2], DEFAULT_AUGMENT, new Rng(11));
+  assert.equal(tf.memory().numTensors, before);
   assert.equal(a.length, 3 * IMAGE_BYTES);
   assert.deepEqual(a, b);
+  assert.ok(a.every((v) => v >= 0 && v <= 1), "clipped to 0..1");
   for (let k = 0; k < 3; k++) {
     const src = px.subarray(k * IMAGE_BYTES, (k + 1) * IMAGE_BYTES), dst = a.subarray(k * IMAGE_BYTES, (k + 1) * IMAGE_BYTES);
     let diff = 0, sum = 0;
-    for (let i = 0; i < IMAGE_BYTES; i++) diff += Math.abs(src[i] - dst[i]), sum += dst[i];
-    assert.ok(diff / IMAGE_BYTES > 1, `image ${k} changed`);
-    assert.ok(sum / IMAGE_BYTES > 40, `image ${k} kept its content (mean ${sum / IMAGE_BYTES})`);
-  }
-  const flipOnly = { flip: 1, shift: 0, scale: 0, rotate: 0, brightness: 0, contrast: 0, saturation: 0 };
-  const f = await augmentRows(px, [0], flipOnly, new Rng(1));
-  for (const y of [0, 50, 107]) {
-    for (let c = 0; c < 3; c++) assert.equal(f[(y * IMAGE_WIDTH + 0) * 3 + c], px[(y * IMAGE_WIDTH + 83) * 3 + c]);
+    for (let i = 0; i < IMAGE_BYTES; i++) diff += Math.abs(src[i] / 255 - dst[i]), sum += dst[i];
+    assert.ok(diff / IMAGE_BYTES > 1 / 255, `image ${k} changed`);
+    assert.ok(sum / IMAGE_BYTES > 40 / 255, `image ${k} kept its content (mean ${sum / IMAGE_BYTES})`);
   }
 });
 
-Deno.test("--augment geometric leaves a one-colour portrait's every pixel at its colour (no jitter), --augment full changes it, --augment none is no augmentation", async () => {
+Deno.test("a flip-only augmentation mirrors every image of the batch, and no augmentation leaves it as it was", () => {
+  const px = smoothPixels(3);
+  const f = augmentRows(px, [0, 1, 2], { ...NO_AUGMENT, flip: 1 }, new Rng(1));
+  const same = augmentRows(px, [0, 1, 2], NO_AUGMENT, new Rng(1));
+  for (let k = 0; k < 3; k++) {
+    for (const y of [0, 50, 107]) {
+      for (const x of [0, 20, 83]) {
+        for (let c = 0; c < 3; c++) {
+          const at = k * IMAGE_BYTES + (y * IMAGE_WIDTH + x) * 3 + c;
+          assert.ok(Math.abs(f[at] - px[k * IMAGE_BYTES + (y * IMAGE_WIDTH + (IMAGE_WIDTH - 1 - x)) * 3 + c] / 255) < 1e-6, `image ${k} (${x}, ${y}) mirrored`);
+          assert.ok(Math.abs(same[at] - px[at] / 255) < 1e-6, `image ${k} (${x}, ${y}) unchanged`);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("a drawn shift of (dx, dy) pixels moves the content right by dx and down by dy, edges replicated", () => {
+  const px = smoothPixels(1);
+  const draw = { flip: false, scale: 1, dx: 5, dy: -3, angle: 0, brightness: 1, contrast: 1, saturation: 1 };
+  const x = tf.tensor4d(gatherPixels(px, [0]), [1, IMAGE_HEIGHT, IMAGE_WIDTH, 3]);
+  const y = augmentBatch(x, [draw]);
+  const v = y.dataSync();
+  const src = (yy: number, xx: number, c: number) => px[(Math.min(Math.max(yy, 0), IMAGE_HEIGHT - 1) * IMAGE_WIDTH + Math.min(Math.max(xx, 0), IMAGE_WIDTH - 1)) * 3 + c] / 255;
+  for (const [yy, xx] of [[10, 10], [50, 40], [107, 83], [0, 0], [104, 2]]) {
+    for (let c = 0; c < 3; c++) assert.ok(Math.abs(v[(yy * IMAGE_WIDTH + xx) * 3 + c] - src(yy + 3, xx - 5, c)) < 1e-5, `(${xx}, ${yy}) channel ${c}`);
+  }
+  tf.dispose([x, y]);
+});
+
+Deno.test("--augment geometric leaves a one-colour portrait's every pixel at its colour (no jitter), --augment full changes it, --augment none is no augmentation", () => {
   const px = new Uint8Array(4 * IMAGE_BYTES);
   for (let i = 0; i < px.length; i += 3) px.set([200, 120, 40], i);
-  const geo = await augmentRows(px, [0, 1, 2, 3], augmentFor("geometric")!, new Rng(3));
-  assert.ok(geo.every((v, i) => v === [200, 120, 40][i % 3]), "geometric keeps the colour");
-  const full = await augmentRows(px, [0, 1, 2, 3], augmentFor("full")!, new Rng(3));
-  for (let r = 0; r < 4; r++) assert.ok(full.subarray(r * IMAGE_BYTES, (r + 1) * IMAGE_BYTES).some((v, i) => v !== [200, 120, 40][i % 3]), `full jitters row ${r}`);
+  const geo = augmentRows(px, [0, 1, 2, 3], augmentFor("geometric")!, new Rng(3));
+  assert.ok(geo.every((v, i) => Math.abs(v - [200, 120, 40][i % 3] / 255) < 1e-6), "geometric keeps the colour");
+  const full = augmentRows(px, [0, 1, 2, 3], augmentFor("full")!, new Rng(3));
+  for (let r = 0; r < 4; r++) assert.ok(full.subarray(r * IMAGE_BYTES, (r + 1) * IMAGE_BYTES).some((v, i) => Math.abs(v - [200, 120, 40][i % 3] / 255) > 1 / 255), `full jitters row ${r}`);
   assert.equal(augmentFor("none"), undefined);
 });
 
-Deno.test("AugmentWorker makes the same pixels as augmentRows() in this thread for the same seed and rows, and training batches from it equal the in-thread ones", async () => {
-  const px = smoothPixels(5);
-  const worker = new AugmentWorker();
-  try {
-    const rows = [4, 0, 2, 2];
-    const here = await augmentRows(px, rows, DEFAULT_AUGMENT, new Rng(21));
-    const rng = new Rng(21);
-    const [there, second] = await Promise.all([worker.augmentRows(px, rows, DEFAULT_AUGMENT, rng), worker.augmentRows(px, [1], DEFAULT_AUGMENT, rng)]);
-    assert.deepEqual(there, here);
-    // The second call drew after the first, as one in-thread stream would.
-    const stream = new Rng(21);
-    await augmentRows(px, rows, DEFAULT_AUGMENT, stream);
-    assert.deepEqual(second, await augmentRows(px, [1], DEFAULT_AUGMENT, stream));
-    const norm = { mean: [0.5, 0.4, 0.3] as [number, number, number], std: [0.25, 0.25, 0.25] as [number, number, number] };
-    const a = await makeTrainBatch(px, rows, { norm, augment: DEFAULT_AUGMENT, rng: new Rng(5), worker });
-    const b = await makeTrainBatch(px, rows, { norm, augment: DEFAULT_AUGMENT, rng: new Rng(5) });
-    assert.deepEqual(a.dataSync(), b.dataSync());
-    tf.dispose([a, b]);
-  } finally {
-    worker.close();
+Deno.test("the colour jitter is brightness ×b, then a blend with the luma grey by s, then a blend with mid-grey by c, clipped to 0..1, on the 0..1 scale and on a normalised batch alike", () => {
+  const colours = [[200, 120, 40], [250, 250, 240], [10, 60, 30]];
+  const px = new Uint8Array(colours.length * IMAGE_BYTES);
+  colours.forEach((rgb, k) => { for (let i = 0; i < IMAGE_BYTES; i += 3) px.set(rgb, k * IMAGE_BYTES + i); });
+  const rows = colours.map((_, k) => k);
+  const draws = [1.1, 1.12, 0.9].map((b, k) => ({ flip: false, scale: 1, dx: 0, dy: 0, angle: 0, brightness: b, saturation: [0.9, 1.15, 1][k], contrast: [1.15, 1.1, 0.85][k] }));
+  const expected = colours.map((rgb, k) => {
+    const d = draws[k], v = rgb.map((c) => (c / 255) * d.brightness);
+    const grey = 0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2];
+    return v.map((c) => Math.min(1, Math.max(0, d.contrast * (grey + d.saturation * (c - grey) - 0.5) + 0.5)));
+  });
+  assert.ok(expected[1].some((v) => v === 1), "the second colour is clipped");
+  const norm = { mean: [0.5, 0.4, 0.3] as [number, number, number], std: [0.25, 0.2, 0.1] as [number, number, number] };
+  const unit = tf.tensor4d(gatherPixels(px, rows), [3, IMAGE_HEIGHT, IMAGE_WIDTH, 3]), normalised = makeBatch(px, rows, { norm });
+  const a = augmentBatch(unit, draws), b = augmentBatch(normalised, draws, norm);
+  const av = a.dataSync(), bv = b.dataSync();
+  for (let k = 0; k < 3; k++) {
+    for (const p of [0, 4000, IMAGE_HEIGHT * IMAGE_WIDTH - 1]) {
+      for (let c = 0; c < 3; c++) {
+        const at = k * IMAGE_BYTES + p * 3 + c;
+        assert.ok(Math.abs(av[at] - expected[k][c]) < 1e-5, `colour ${k} channel ${c}: ${av[at]} vs ${expected[k][c]}`);
+        assert.ok(Math.abs(bv[at] * norm.std[c] + norm.mean[c] - expected[k][c]) < 1e-5, `normalised, colour ${k} channel ${c}`);
+      }
+    }
   }
+  tf.dispose([unit, normalised, a, b]);
 });
 
-Deno.test("AugmentWorker.close() rejects an augmentation still in flight and any call after it", async () => {
-  const px = smoothPixels(2);
-  const worker = new AugmentWorker();
-  const inFlight = worker.augmentRows(px, [0, 1], DEFAULT_AUGMENT, new Rng(1));
-  worker.close();
-  await assert.rejects(inFlight, /closed with augmentations in flight/);
-  await assert.rejects(worker.augmentRows(px, [0], DEFAULT_AUGMENT, new Rng(1)), /used after close/);
+Deno.test("makeTrainBatch() with augmentation is the augmented pixels normalised, from the same draws in row order", () => {
+  const px = smoothPixels(5);
+  const rows = [4, 0, 2, 2];
+  const norm = { mean: [0.5, 0.4, 0.3] as [number, number, number], std: [0.25, 0.2, 0.1] as [number, number, number] };
+  const batch = makeTrainBatch(px, rows, { norm, augment: DEFAULT_AUGMENT, rng: new Rng(5) });
+  const v = batch.dataSync();
+  const aug = augmentRows(px, rows, DEFAULT_AUGMENT, new Rng(5));
+  for (let i = 0; i < aug.length; i += 997) assert.ok(Math.abs(v[i] - (aug[i] - norm.mean[i % 3]) / norm.std[i % 3]) < 1e-5, `value ${i}`);
+  batch.dispose();
 });
 
 Deno.test("labelTensor() keeps label codes and -1 for missing", () => {

@@ -9,7 +9,9 @@
  *   reordered inputs; input gradients are computed only if something reads them (the first layer's never is);
  * - BatchMatMul / _FusedMatMul, MaxPool / AvgPool and their gradients;
  * - FusedBatchNorm, Sum / Mean, element-wise binary ops with broadcasting (oneDNN binary above 64K elements),
- *   unary ops (Relu, Step, Square, Sqrt, ...), Tile.
+ *   unary ops (Relu, Step, Square, Sqrt, ...), Tile;
+ * - Transform (tf.image.transform, JS): lib/engine/transform.ts, put in place of tfjs' cpu kernel (which transforms
+ *   only a batch's first image) before the cpu kernels are copied.
  * Output arrays are recycled through a pool (a fresh 18 MB array costs more in page faults than the op).
  * Training: while "onednn" is the active backend, the gradient tape is made leaner (_tape.ts): the gradient of
  * tfjs-layers' training-mode BatchNormalization (tf.moments + FusedBatchNorm, verified on the tape) is one oneDNN
@@ -45,6 +47,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import { type Backend, escapeInputs, OnednnBackend } from "./_backend.ts";
 import { DnnlError, openOnednn } from "./_ffi.ts";
 import { type KernelArgs, OVERRIDES } from "./_kernels.ts";
+import { registerTransformKernel } from "../transform.ts";
 import { countFallback, countHit } from "./_stats.ts";
 import { env } from "./_env.ts";
 import { BATCH_NORM_TRAIN, EXTRA_KERNELS } from "./_grad_kernels.ts";
@@ -98,6 +101,7 @@ function register(): OnednnStatus {
     // Priority 0: never picked as the default backend implicitly; callers opt in with tf.setBackend("onednn").
     tf.registerBackend(BACKEND, () => new OnednnBackend(), 0);
   }
+  registerTransformKernel(); // tfjs' cpu "Transform" transforms only the first image; the copy below takes ours
   const cpuKernels = tf.getKernelsForBackend("cpu");
   if (cpuKernels.length === 0) return { available: false, reason: "onednn: the tfjs cpu backend has no kernels" };
   const have = new Set(tf.getKernelsForBackend(BACKEND).map((k) => k.kernelName));
@@ -141,7 +145,7 @@ function register(): OnednnStatus {
  * cpu kernels known not to keep references to their inputs' arrays (they copy, or share the dataId with
  * reference counting). Every other cpu kernel marks its inputs' arrays as escaped (never recycled).
  */
-const SHARES_NO_VALUES = new Set(["Reshape", "Identity", "Cast", "ExpandDims"]);
+const SHARES_NO_VALUES = new Set(["Reshape", "Identity", "Cast", "ExpandDims", "Transform"]);
 
 function escaping(cpu: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
