@@ -74,7 +74,7 @@ export function drawAugments(n: number, a: AugmentOptions, rng: Rng): AugmentDra
  * tf.image.transform's maps [n × 8] (output pixel → source pixel) for the draws on an h×w image: the portrait
  * is flipped, zoomed and rotated about its centre, then shifted by (dx, dy).
  */
-export function augmentMaps(draws: readonly AugmentDraw[], h = IMAGE_HEIGHT, w = IMAGE_WIDTH): Float32Array {
+function augmentMaps(draws: readonly AugmentDraw[], h = IMAGE_HEIGHT, w = IMAGE_WIDTH): Float32Array {
   const cx = (w - 1) / 2, cy = (h - 1) / 2;
   const out = new Float32Array(draws.length * 8);
   draws.forEach((d, i) => {
@@ -105,7 +105,7 @@ export const UNIT_SCALE: PixelScale = { mean: [0, 0, 0], std: [1, 1, 1] };
  * (x = (pixels − mean) / std) and multiplied by 6, for the relu6 that clips: Mᵀ as [n × 3 × 3] (M·diag(std),
  * transposed, ×6) and t as [n × 3] ((M·mean + t) × 6).
  */
-export function colourMaps(draws: readonly AugmentDraw[], scale: PixelScale = UNIT_SCALE): { mt: Float32Array; t: Float32Array } {
+function colourMaps(draws: readonly AugmentDraw[], scale: PixelScale = UNIT_SCALE): { mt: Float32Array; t: Float32Array } {
   const mt = new Float32Array(draws.length * 9), t = new Float32Array(draws.length * 3);
   draws.forEach((d, k) => {
     const g = d.contrast * d.brightness;

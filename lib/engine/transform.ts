@@ -47,7 +47,7 @@ function mapCoord(c: number, len: number, mode: FillMode): number {
  * The transform of float32 NHWC `image` by per-image (or one shared) 8-parameter maps into `out`
  * ([batch, outH, outW, channels]).
  */
-export function transformPixels(
+function transformPixels(
   image: Float32Array,
   shape: readonly [number, number, number, number],
   transforms: Float32Array,
@@ -57,50 +57,34 @@ export function transformPixels(
   const [batch, H, W, C] = shape;
   const { outH, outW, fillValue, fillMode } = opts;
   const bilinear = opts.interpolation === "bilinear";
-  const shared = transforms.length === 8;
-  const rowStride = W * C, imageStride = H * rowStride;
-  // The fill value where a position lies outside the image, else the pixel's channel value.
-  const read = (base: number, y: number, x: number, ch: number) => (y >= 0 && y < H && x >= 0 && x < W ? image[base + y * rowStride + x * C + ch] : fillValue);
   if (fillMode === "nearest" && bilinear && C === 3 && transforms.every((v, i) => i % 8 < 6 || v === 0)) {
     affineEdgeBilinear3(image, shape, transforms, out, outH, outW);
     return;
   }
-  // Nearest fill clamps inline; the other modes go through mapCoord.
-  const clampOnly = fillMode === "nearest";
+  const shared = transforms.length === 8;
+  const rowStride = W * C, imageStride = H * rowStride;
+  // The fill value where a position lies outside the image, else the pixel's channel value.
+  const read = (base: number, y: number, x: number, ch: number) => (y >= 0 && y < H && x >= 0 && x < W ? image[base + y * rowStride + x * C + ch] : fillValue);
   let o = 0;
   for (let b = 0; b < batch; b++) {
     const t = shared ? 0 : b * 8;
     const [a0, a1, a2, b0, b1, b2, c0, c1] = transforms.subarray(t, t + 8);
     const base = b * imageStride;
     for (let y = 0; y < outH; y++) {
-      const rowX = a1 * y + a2, rowY = b1 * y + b2, rowK = c1 * y + 1;
       for (let x = 0; x < outW; x++, o += C) {
-        const k = c0 * x + rowK;
+        const k = c0 * x + c1 * y + 1;
         if (k === 0) {
           out.fill(fillValue, o, o + C);
           continue;
         }
-        let inX = (a0 * x + rowX) / k, inY = (b0 * x + rowY) / k;
-        if (clampOnly) {
-          inX = inX < 0 ? 0 : inX > W - 1 ? W - 1 : inX;
-          inY = inY < 0 ? 0 : inY > H - 1 ? H - 1 : inY;
-        } else {
-          inX = mapCoord(inX, W, fillMode);
-          inY = mapCoord(inY, H, fillMode);
-        }
+        // the source position once per pixel (tfjs' kernel recomputes it per channel)
+        const inX = mapCoord((a0 * x + a1 * y + a2) / k, W, fillMode), inY = mapCoord((b0 * x + b1 * y + b2) / k, H, fillMode);
         if (!bilinear) {
           const rx = Math.round(inX), ry = Math.round(inY);
           for (let ch = 0; ch < C; ch++) out[o + ch] = read(base, ry, rx, ch);
           continue;
         }
         const x0 = Math.floor(inX), y0 = Math.floor(inY), fx = inX - x0, fy = inY - y0;
-        if (x0 >= 0 && y0 >= 0 && x0 + 1 < W && y0 + 1 < H) {
-          // All four neighbours inside (most pixels): no bounds checks.
-          const p = base + y0 * rowStride + x0 * C, q = p + rowStride;
-          const w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
-          for (let ch = 0; ch < C; ch++) out[o + ch] = w00 * image[p + ch] + w01 * image[p + C + ch] + w10 * image[q + ch] + w11 * image[q + C + ch];
-          continue;
-        }
         for (let ch = 0; ch < C; ch++) {
           const top = (1 - fx) * read(base, y0, x0, ch) + fx * read(base, y0, x0 + 1, ch);
           const bottom = (1 - fx) * read(base, y0 + 1, x0, ch) + fx * read(base, y0 + 1, x0 + 1, ch);
@@ -156,7 +140,8 @@ export const transformKernel: tf.KernelFunc = ({ inputs, attrs, backend }) => {
   const [outH, outW] = outputShape ?? [shape[1], shape[2]];
   const out = new Float32Array(shape[0] * outH * outW * shape[3]);
   const px = cpu.data.get(image.dataId).values as Float32Array;
-  const maps = Float32Array.from(cpu.data.get(transforms.dataId).values as Float32Array);
+  // tf.image.transform has made both inputs float32
+  const maps = cpu.data.get(transforms.dataId).values as Float32Array;
   transformPixels(px, shape, maps, { interpolation, fillMode, fillValue, outH, outW }, out);
   return cpu.makeTensorInfo([shape[0], outH, outW, shape[3]], "float32", out);
 };
