@@ -4,7 +4,7 @@
  * normalisation by the dataset's per-channel mean/std.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { augmentBatch, type AugmentOptions, drawAugments } from "./augment.ts";
+import { augmentBatch, type AugmentOptions, drawAugments, UNIT_SCALE } from "./augment.ts";
 import { IMAGE_BYTES, IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH, MISSING_CODE } from "./schema.ts";
 import { Rng } from "../util/rng.ts";
 
@@ -128,8 +128,9 @@ export interface BatchOptions {
 }
 
 /**
- * A training batch: normalised, then augmented on the engine when `augment` is given (one draw per row from `rng`,
- * in row order). The caller disposes it.
+ * A training batch, normalised; augmented on the engine when `augment` is given (one draw per row from `rng`, in
+ * row order): the pixels are gathered on the 0..1 scale, moved, and jittered and normalised in one pass (with
+ * colour jitter), or normalised, then moved (geometry only). The caller disposes it.
  */
 export function makeTrainBatch(
   pixels: Uint8Array,
@@ -138,33 +139,37 @@ export function makeTrainBatch(
 ): tf.Tensor4D {
   if (!opts.augment) return makeBatch(pixels, rows, { norm: opts.norm });
   const draws = drawAugments(rows.length, opts.augment, opts.rng);
-  const x = makeBatch(pixels, rows, { norm: opts.norm });
-  const out = augmentBatch(x, draws, opts.norm);
+  const colour = opts.augment.brightness > 0 || opts.augment.contrast > 0 || opts.augment.saturation > 0;
+  const x = colour ? tf.tensor4d(gatherPixels(pixels, rows), [rows.length, IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS]) : makeBatch(pixels, rows, { norm: opts.norm });
+  const out = colour ? augmentBatch(x, draws, UNIT_SCALE, opts.norm) : augmentBatch(x, draws, opts.norm);
   x.dispose();
   return out;
 }
 
 /** Copies the rows' pixels into one float32 [n,H,W,3] array on the 0..1 scale. */
 export function gatherPixels(pixels: Uint8Array, rows: ArrayLike<number>): Float32Array {
+  return gatherScaled(pixels, rows, [1 / 255, 1 / 255, 1 / 255], [0, 0, 0]);
+}
+
+/** The rows' pixels as float32 [n,H,W,3], channel c as byte·a[c] + b[c], in one pass. */
+function gatherScaled(pixels: Uint8Array, rows: ArrayLike<number>, a: readonly number[], b: readonly number[]): Float32Array {
   const out = new Float32Array(rows.length * IMAGE_BYTES);
-  const k = 1 / 255;
+  const [a0, a1, a2] = a, [b0, b1, b2] = b;
   for (let i = 0; i < rows.length; i++) {
-    const src = pixels.subarray(rows[i] * IMAGE_BYTES, (rows[i] + 1) * IMAGE_BYTES);
-    const o = i * IMAGE_BYTES;
-    for (let j = 0; j < IMAGE_BYTES; j++) out[o + j] = src[j] * k;
+    const s = rows[i] * IMAGE_BYTES, o = i * IMAGE_BYTES;
+    for (let j = 0; j < IMAGE_BYTES; j += 3) {
+      out[o + j] = pixels[s + j] * a0 + b0;
+      out[o + j + 1] = pixels[s + j + 1] * a1 + b1;
+      out[o + j + 2] = pixels[s + j + 2] * a2 + b2;
+    }
   }
   return out;
 }
 
 /** The input tensor [n,108,84,3] for the given rows: gathered and normalised. The caller owns (and disposes) it. */
 export function makeBatch(pixels: Uint8Array, rows: ArrayLike<number>, opts: BatchOptions): tf.Tensor4D {
-  const data = gatherPixels(pixels, rows);
   const { mean, std } = opts.norm;
-  for (let i = 0; i < data.length; i += 3) {
-    data[i] = (data[i] - mean[0]) / std[0];
-    data[i + 1] = (data[i + 1] - mean[1]) / std[1];
-    data[i + 2] = (data[i + 2] - mean[2]) / std[2];
-  }
+  const data = gatherScaled(pixels, rows, std.map((s) => 1 / (255 * s)), mean.map((m, c) => -m / std[c]));
   return tf.tensor4d(data, [rows.length, IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS]);
 }
 
