@@ -108,7 +108,7 @@ function geometry(info: ConvInfo, depthwise: boolean): Geometry | null {
     wdims = [c, m, 1, kh, kw];
     wUser = () => mdStrides(wdims, [m, 1, 1, kw * c * m, c * m]);
   }
-  const actPrim = actTag === TAG_NHWC && c > 4 && convActivationLayout() === "nhwc" ? TAG_NHWC : TAG_ANY;
+  const actPrim = actTag === TAG_NHWC && (c > 4 || !avx512()) && convActivationLayout() === "nhwc" ? TAG_NHWC : TAG_ANY;
   const key = `${n},${c},${h},${w}>${o},${oh},${ow}|k${kh},${kw}|s${sh},${sw}|d${dh},${dw}|p${pt},${pl},${pb},${pr}|` +
     `${actTag}>${actPrim}|${depthwise ? "dw" : "c"}`;
   return {
@@ -129,14 +129,17 @@ function geometry(info: ConvInfo, depthwise: boolean): Geometry | null {
 /**
  * Activation layout of convolutions: "nhwc" asks oneDNN for tfjs's own channels-last layout (no reorder before or
  * after a call), "any" lets it pick its blocked layouts (a reorder from and to NHWC around every call; reorders were
- * 18 % of a GAN step's CPU time). With AVX-512, NHWC was faster on every network, training and inference: 1.06–1.19×
- * the img/s of blocked (`deno run -A bench/onednn_profile.ts --model NAME --ab-layout --infer --steps 15`, steps
- * interleaved in one process). With oneDNN capped at AVX2 (DNNL_MAX_CPU_ISA=AVX2) they were even (0.98–1.05×), and
- * an earlier measurement on an AVX2 machine found NHWC 2–3× slower, so the default is "nhwc" with AVX-512 and "any"
- * without; ONEDNN_CONV_ACT=nhwc|any overrides. Convolutions of ≤ 4 input channels (an RGB input layer) stay blocked
- * either way: oneDNN's only NHWC kernel for them is the reference one (~50× slower).
+ * 18 % of a GAN step's CPU time). NHWC is the default: with AVX-512 it was faster on every network, training and
+ * inference, 1.06–1.19× the img/s of blocked (`deno run -A bench/onednn_profile.ts --model NAME --ab-layout --infer
+ * --steps 15`, steps interleaved in one process); with oneDNN capped at AVX2 (DNNL_MAX_CPU_ISA=AVX2; jit:avx2 kernels
+ * in NHWC for every pass) 1.03–1.14× training and 1.02–1.37× inference, once the RGB input layer ran in NHWC too.
+ * (The first AVX2 machine, with the weights' layout fixed as well, got gemm or reference kernels for NHWC: 2–3×
+ * slower.) ONEDNN_CONV_ACT=nhwc|any overrides. Convolutions of ≤ 4 input channels (an RGB input layer) stay blocked
+ * with AVX-512, where NHWC trained the reference CNN ~5 % slower (inference 4–11 % faster); with AVX2 they run NHWC.
  */
 let convAct: "nhwc" | "any" | null = null;
+let hasAvx512: boolean | null = null;
+const avx512 = () => (hasAvx512 ??= hasAvx512Core());
 /** Sets the layout for the convolutions that follow (plans are keyed by it); for bench/onednn_profile.ts --ab-layout. */
 export function setConvActivationLayout(layout: "nhwc" | "any"): void {
   convAct = layout;
@@ -145,7 +148,7 @@ export function convActivationLayout(): "nhwc" | "any" {
   if (convAct === null) {
     const set = env("ONEDNN_CONV_ACT");
     if (set !== undefined && set !== "nhwc" && set !== "any") throw new DnnlError(`onednn: expected ONEDNN_CONV_ACT to be nhwc or any, got '${set}'`);
-    convAct = set ?? (hasAvx512Core() ? "nhwc" : "any");
+    convAct = set ?? "nhwc";
   }
   return convAct;
 }

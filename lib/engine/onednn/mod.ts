@@ -37,8 +37,8 @@
  *   ONEDNN_ELTWISE=js         element-wise ops and sums in JS only
  *   ONEDNN_POOL_MB=1024, ONEDNN_REORDER_CACHE_MB=256   caps of the output pool and of the reordered-input cache
  *   ONEDNN_TAPE=0             keep tfjs' own tape entries and gradients (no _tape.ts rewrites)
- *   ONEDNN_CONV_ACT=nhwc|any  convolution activations in tfjs's NHWC (default with AVX-512) or oneDNN's blocked
- *                             layouts with reorders around each call (default without)
+ *   ONEDNN_CONV_ACT=nhwc|any  convolution activations in tfjs's NHWC (default) or oneDNN's blocked layouts with
+ *                             reorders around each call
  * Tests: `deno test -A tests/engine/onednn_test.ts`; speed: `deno run -A bench/onednn_profile.ts --infer`;
  * rewrites on/off interleaved and peak memory: `deno run -A bench/onednn_profile.ts --ab --memory`.
  */
