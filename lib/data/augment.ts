@@ -110,7 +110,7 @@ function keepsColour(d: AugmentDraw): boolean {
  * grey: s·I + (1 − s)·1·Lᵀ) and contrast c (a blend with mid-grey: c·(v − ½) + ½), in this order:
  * M = c·b·(s·I + (1 − s)·1·Lᵀ), t = ½·(1 − c). A draw that keeps colours is only rescaled, unclipped.
  * (Four tensor ops did this before: a batched [hw × 3]·[3 × 3] matMul, the offset, relu6 as the clip and a fused
- * matMul back to the normalised scale, a pass over the batch each: 8 ms a batch of 64 where this takes ~2.)
+ * matMul back to the normalised scale, a pass over the batch each: 8 ms a batch of 64 where this takes 3–4.)
  */
 function colourPass(src: Float32Array, out: Float32Array, draws: readonly AugmentDraw[], from: PixelScale, to: PixelScale): void {
   const px = src.length / draws.length;

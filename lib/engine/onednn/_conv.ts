@@ -133,8 +133,8 @@ function geometry(info: ConvInfo, depthwise: boolean): Geometry | null {
  * inference, 1.06–1.19× the img/s of blocked (`deno run -A bench/onednn_profile.ts --model NAME --ab-layout --infer
  * --steps 15`, steps interleaved in one process); with oneDNN capped at AVX2 (DNNL_MAX_CPU_ISA=AVX2; jit:avx2 kernels
  * in NHWC for every pass) 1.03–1.14× training and 1.02–1.37× inference, once the RGB input layer ran in NHWC too.
- * (The first AVX2 machine, with the weights' layout fixed as well, got gemm or reference kernels for NHWC: 2–3×
- * slower.) ONEDNN_CONV_ACT=nhwc|any overrides. Convolutions of ≤ 4 input channels (an RGB input layer) stay blocked
+ * (The first AVX2 machine, under the engine's code of then, got gemm or reference kernels for NHWC: 2–3× slower;
+ * not re-measured on an AVX2 CPU.) ONEDNN_CONV_ACT=nhwc|any overrides. Convolutions of ≤ 4 input channels (an RGB input layer) stay blocked
  * with AVX-512, where NHWC trained the reference CNN ~5 % slower (inference 4–11 % faster); with AVX2 they run NHWC.
  */
 let convAct: "nhwc" | "any" | null = null;
