@@ -2,7 +2,8 @@
  * deno task gan:copies --network PATH --dataroot DIR [--images 500] [--real-images 10000] [--json FILE]
  *   [--backend NAME]
  * Does the generator copy its training portraits? Nearest-neighbour descriptor distances of generated portraits to
- * the training set, beside the training set's own (lib/gan/copies.ts).
+ * the training set, beside the training set's own; and do its samples repeat one another? Near-duplicates per set
+ * of 64 generated portraits, beside the same count on sets of 64 training portraits (lib/gan/copies.ts).
  */
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";

@@ -104,3 +104,29 @@ export async function medianNearest(features: Float32Array, dim: number): Promis
 export async function nearDuplicates(features: Float32Array, dim: number, below: number): Promise<number> {
   return (await nearestDistances(features, dim)).filter((d) => d < below).length;
 }
+
+/**
+ * nearDuplicates on each whole set of `size` consecutive rows (a trailing partial set is left out): one count per
+ * set. A single set's count moves a lot with which samples it holds; the spread over sets is the figure to trust.
+ */
+export async function setDuplicates(features: Float32Array, dim: number, size: number, below: number): Promise<number[]> {
+  if (!(Number.isInteger(size) && size >= 2)) throw new Error(`setDuplicates: expected a set size ≥ 2, got ${size}`);
+  const counts: number[] = [];
+  for (let s = 0; (s + size) * dim <= features.length; s += size) counts.push(await nearDuplicates(features.subarray(s * dim, (s + size) * dim), dim, below));
+  return counts;
+}
+
+/** Median (the lower middle for an even count), mean and range of per-set counts. */
+export interface CountSummary {
+  sets: number;
+  median: number;
+  mean: number;
+  min: number;
+  max: number;
+}
+
+export function summariseCounts(counts: number[]): CountSummary {
+  if (!counts.length) throw new Error("summariseCounts: no counts");
+  const s = [...counts].sort((a, b) => a - b);
+  return { sets: s.length, median: s[(s.length - 1) >> 1], mean: s.reduce((a, b) => a + b, 0) / s.length, min: s[0], max: s[s.length - 1] };
+}

@@ -46,7 +46,7 @@ export interface GanCompareResult {
 }
 
 /** Reads one run's fdd.csv (written by gan:train) and its discriminator kind from config.json. */
-async function readRun(checkpointsDir: string, name: string): Promise<{ rows: GanCompareRow[]; floor: number | null; nnRatio: number | null; gridDuplicates: number | null }> {
+async function readRun(checkpointsDir: string, name: string): Promise<{ rows: GanCompareRow[]; floor: number | null; nnRatio: number | null; gridDuplicates: number | null; setDuplicates: number | null }> {
   const dir = runDirPath(checkpointsDir, name, "gan:compare");
   const csv = join(dir, "fdd.csv");
   if (!(await exists(csv))) throw new UserError(`gan:compare: ${csv} not found; is '${name}' a gan:train run with at least one snapshot?`);
@@ -63,7 +63,8 @@ async function readRun(checkpointsDir: string, name: string): Promise<{ rows: Ga
   }
   if (!rows.length) throw new UserError(`gan:compare: ${csv} has no FDD values (trained with --metric-images 0?)`);
   const last = records.at(-1)!;
-  return { rows, floor, nnRatio: num(last.nn_ratio), gridDuplicates: num(last.grid_duplicates) };
+  // set_duplicates: null for runs made before it was measured.
+  return { rows, floor, nnRatio: num(last.nn_ratio), gridDuplicates: num(last.grid_duplicates), setDuplicates: num(last.set_duplicates) };
 }
 
 export async function compareGanRuns(o: GanCompareOptions): Promise<GanCompareResult> {
@@ -80,7 +81,7 @@ export async function compareGanRuns(o: GanCompareOptions): Promise<GanCompareRe
     const last = r.rows.at(-1)!;
     for (const m of marks) row[`fdd_at_${m}_min`] = last.minutes < m - MARK_SLACK ? null : r.rows.findLast((p) => p.minutes <= m + MARK_SLACK)?.fdd ?? null;
     const best = r.rows.reduce((a, b) => (b.fdd < a.fdd ? b : a));
-    Object.assign(row, { best_fdd: best.fdd, best_at_min: Number(best.minutes.toFixed(1)), minutes: Number(last.minutes.toFixed(1)), kimg: last.kimg, fdd_floor: r.floor, nn_ratio: r.nnRatio, grid_duplicates: r.gridDuplicates });
+    Object.assign(row, { best_fdd: best.fdd, best_at_min: Number(best.minutes.toFixed(1)), minutes: Number(last.minutes.toFixed(1)), kimg: last.kimg, fdd_floor: r.floor, nn_ratio: r.nnRatio, grid_duplicates: r.gridDuplicates, set_duplicates: r.setDuplicates });
     return row;
   });
   await Deno.mkdir(o.out, { recursive: true });

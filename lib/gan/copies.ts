@@ -6,11 +6,17 @@
  * each training portrait's distance to its nearest other one in the same reference set. A generator that copies puts
  * its samples far closer to training portraits than real portraits are to each other; `copies` counts the samples
  * closer than the real distances' 5th percentile (about 5 % of a set of real portraits that are not in the reference).
+ *
+ * The same run also asks the opposite question, whether the samples repeat one another (partial collapse): on each
+ * set of 64 generated portraits, the samples whose nearest other sample of the set is closer than a threshold (the
+ * median, over the reference's sets of 64 in a seeded order, of each set's closest pair), beside the same count on
+ * the reference's sets. Over several sets, not one: a single grid's count moves with which samples it holds.
  */
 import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
 import { cachedDescriptors } from "../explore/descriptor_cache.ts";
 import { knnScoresAgainst } from "../explore/knn.ts";
+import { type CountSummary, nearestDistances, setDuplicates, summariseCounts } from "../eval/frechet.ts";
 import { portraitDescriptors } from "../models/descriptors.ts";
 import { UserError } from "../util/errors.ts";
 import { Progress } from "../util/progress.ts";
@@ -46,6 +52,42 @@ export interface CopyCheck {
   copies: number;
   /** generated.median / real.median: below 1, samples sit nearer the training portraits than these do to each other. */
   medianRatio: number;
+  /** Near-duplicates among the generated portraits per set of 64, beside the reference's (null: fewer than 64 of either). */
+  duplicates: DuplicateSets | null;
+}
+
+/** Portraits per set in the near-duplicate count (the training grid's 8×8). */
+export const DUPLICATE_SET_SIZE = 64;
+
+export interface DuplicateSets {
+  setSize: number;
+  /** The threshold: the median over the reference's sets of each set's closest-pair distance. */
+  below: number;
+  real: CountSummary;
+  generated: CountSummary;
+}
+
+/**
+ * Near-duplicates per set of `setSize`: the real rows in a seeded random order cut into sets, the threshold the
+ * median of their closest-pair distances, then per set (real, and generated in their order) the rows whose nearest
+ * other row of the set is closer than it. Null when either side has fewer than `setSize` rows.
+ */
+export async function duplicateSets(generated: Float32Array, real: Float32Array, setSize = DUPLICATE_SET_SIZE, dim = DIM, seed = 1): Promise<DuplicateSets | null> {
+  const nReal = real.length / dim, nGen = generated.length / dim;
+  if (nReal < setSize || nGen < setSize) return null;
+  const order = new Rng(seed).shuffle(Int32Array.from({ length: nReal }, (_, i) => i));
+  const shuffled = new Float32Array(Math.floor(nReal / setSize) * setSize * dim);
+  for (let i = 0; i * dim < shuffled.length; i++) shuffled.set(real.subarray(order[i] * dim, (order[i] + 1) * dim), i * dim);
+  const closest: number[] = [];
+  for (let s = 0; s * dim < shuffled.length; s += setSize) closest.push(Math.min(...await nearestDistances(shuffled.subarray(s * dim, (s + setSize) * dim), dim)));
+  closest.sort((a, b) => a - b);
+  const below = closest[(closest.length - 1) >> 1];
+  return {
+    setSize,
+    below,
+    real: summariseCounts(await setDuplicates(shuffled, dim, setSize, below)),
+    generated: summariseCounts(await setDuplicates(generated, dim, setSize, below)),
+  };
 }
 
 /** Nearest-neighbour distances of both sets against the real reference (rows of `dim` floats each). */
@@ -115,7 +157,8 @@ export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
     const gen = new Float32Array(images * DIM);
     generated.reduce((at, part) => (gen.set(part, at), at + part.length), 0);
     const summary = summariseCopies(await copyDistances(gen, real));
-    return { network: g.dir, trainedOn: g.meta.dataset, dataset: datasetName(ds.layout), generatedImages: images, realImages: rows.length, ...summary };
+    const duplicates = await duplicateSets(gen, real);
+    return { network: g.dir, trainedOn: g.meta.dataset, dataset: datasetName(ds.layout), generatedImages: images, realImages: rows.length, ...summary, duplicates };
   } finally {
     g.dispose();
   }
@@ -131,5 +174,12 @@ export function formatCopyCheck(c: CopyCheck): string {
     `nearest-neighbour descriptor distance, generated → real (${c.generatedImages}): ${q(c.generated)}`,
     `copies (generated closer to a real portrait than the real p5): ${c.copies} of ${c.generatedImages} ` +
     `(${(100 * c.copies / c.generatedImages).toFixed(1)} %; about 5 % for real portraits outside the reference); median ratio ${c.medianRatio.toFixed(2)}`,
+    ...(c.duplicates ? [formatDuplicates(c.duplicates)] : []),
   ].join("\n");
+}
+
+function formatDuplicates(d: DuplicateSets): string {
+  const f = (c: CountSummary) => `median ${c.median}, mean ${c.mean.toFixed(1)}, ${c.min}–${c.max} over ${c.sets} sets`;
+  return `near-duplicates per set of ${d.setSize} (nearest other in the set closer than ${d.below.toFixed(3)}, the reference sets' median closest pair): ` +
+    `generated ${f(d.generated)}; real ${f(d.real)}`;
 }

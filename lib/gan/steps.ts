@@ -221,34 +221,54 @@ export function discriminatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: S
   }, true, dVarsOf(nets)) as tf.Scalar;
 }
 
+/** How the mode-seeking term averages: over the batch (MSGAN's form) or over each pair (see modeSeekingTerm). */
+export const MODE_SEEKING_FORMS = ["batch", "pairs"] as const;
+export type ModeSeekingForm = typeof MODE_SEEKING_FORMS[number];
+
 /**
  * The mode-seeking term of MSGAN (Mao et al. 2019) on a generated batch: the batch's first half is paired with its
  * second, d = mean|G(z₁) − G(z₂)| / mean|z₁ − z₂| (pixels over latents), and the term is 1 / (d + 1e-5): small
- * when different latents give different images, large when they collapse onto the same one. Batch of at least 2.
+ * when different latents give different images, large when they collapse onto the same one. `form` "batch" (MSGAN's
+ * code) takes both means over all pairs at once, so a few collapsed pairs barely move it; "pairs" takes d per pair
+ * and averages 1 / (dᵢ + 1e-5) over the pairs, so each close pair adds its own large term (1/d is convex: its
+ * gradient grows as 1/dᵢ² where the batch form's is shared). Batch of at least 2.
  */
-export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D): tf.Scalar {
+export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D, form: ModeSeekingForm = "batch"): tf.Scalar {
   return tf.tidy(() => {
     const half = Math.floor(fake.shape[0] / 2);
     if (half < 1) throw new Error(`modeSeekingTerm: needs a batch of at least 2, got ${fake.shape[0]}`);
     const pair = <T extends tf.Tensor>(t: T): [T, T] => [tf.slice(t, 0, half) as T, tf.slice(t, half, half) as T];
     const [f1, f2] = pair(fake), [z1, z2] = pair(z);
-    const d = tf.div(tf.mean(tf.abs(tf.sub(f1, f2))), tf.mean(tf.abs(tf.sub(z1, z2))));
-    return tf.div(1, tf.add(d, 1e-5)) as tf.Scalar;
+    if (form === "batch") {
+      const d = tf.div(tf.mean(tf.abs(tf.sub(f1, f2))), tf.mean(tf.abs(tf.sub(z1, z2))));
+      return tf.div(1, tf.add(d, 1e-5)) as tf.Scalar;
+    }
+    const perPair = (a: tf.Tensor, b: tf.Tensor) => tf.mean(tf.reshape(tf.abs(tf.sub(a, b)), [half, -1]), 1);
+    const d = tf.div(perPair(f1, f2), perPair(z1, z2)); // [half]
+    return tf.mean(tf.div(1, tf.add(d, 1e-5))) as tf.Scalar;
   });
 }
 
 /**
- * One generator step (−D(G(z)), plus `modeSeeking` × modeSeekingTerm when above 0); only the generator's weights
+ * One generator step (−D(G(z)), plus `modeSeeking` × modeSeekingTerm (of `modeSeekingForm`) when above 0); only the generator's weights
  * change. Returns the adversarial loss tensor (without the mode-seeking term), not read.
  */
-export function generatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">, augment: string, rng: Rng, modeSeeking = 0): tf.Scalar {
+export function generatorStepLoss(
+  nets: GanModels,
+  opt: tf.Optimizer,
+  inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">,
+  augment: string,
+  rng: Rng,
+  modeSeeking = 0,
+  modeSeekingForm: ModeSeekingForm = "batch",
+): tf.Scalar {
   const kept: { adversarial?: tf.Scalar } = {};
   const total = opt.minimize(() => {
     const fake = generate(nets, inp.z, inp.fakeClass, true);
     const lossG = tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng, inp.augmentP), inp.fakeClass, nets.features))) as tf.Scalar;
     if (!(modeSeeking > 0)) return lossG;
     kept.adversarial = tf.keep(tf.clone(lossG));
-    return tf.add(lossG, tf.mul(modeSeeking, modeSeekingTerm(fake, inp.z))) as tf.Scalar;
+    return tf.add(lossG, tf.mul(modeSeeking, modeSeekingTerm(fake, inp.z, modeSeekingForm))) as tf.Scalar;
   }, true, gVarsOf(nets)) as tf.Scalar;
   if (kept.adversarial === undefined) return total;
   total.dispose();
@@ -267,8 +287,16 @@ export function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp: StepI
 }
 
 /** generatorStepLoss, then its loss read. */
-export function generatorStep(nets: GanModels, opt: tf.Optimizer, inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">, augment: string, rng: Rng, modeSeeking = 0): Promise<number> {
-  return readLoss(generatorStepLoss(nets, opt, inp, augment, rng, modeSeeking));
+export function generatorStep(
+  nets: GanModels,
+  opt: tf.Optimizer,
+  inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">,
+  augment: string,
+  rng: Rng,
+  modeSeeking = 0,
+  modeSeekingForm: ModeSeekingForm = "batch",
+): Promise<number> {
+  return readLoss(generatorStepLoss(nets, opt, inp, augment, rng, modeSeeking, modeSeekingForm));
 }
 
 /** ema ← β·ema + (1−β)·current for every weight of the generator. */

@@ -15,7 +15,8 @@
  * portraits, logged to fdd.csv with the training time so far, and two diversity checks in the same
  * descriptor space: `nn_ratio` (median nearest-neighbour distance among the generated portraits over the same
  * among as many real ones: 1 = as spread out as real faces, near 0 = collapsed) and `grid_duplicates` (grid
- * samples whose nearest other grid sample is closer than the closest pair among as many real portraits).
+ * samples whose nearest other grid sample is closer than the closest pair among as many real portraits), with
+ * `set_duplicates`, the median of the same count over the sets of grid-size among the metric samples.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
@@ -32,7 +33,7 @@ import { portraitDescriptors } from "../models/descriptors.ts";
 import { loadSavedModel } from "../models/mod.ts";
 import { mergeDefined } from "../util/merge.ts";
 import { fileIO } from "../models/io.ts";
-import { frechetDistance, type GaussianStats, gaussianStats, medianNearest, nearDuplicates, nearestDistances } from "../eval/frechet.ts";
+import { type CountSummary, frechetDistance, type GaussianStats, gaussianStats, medianNearest, nearDuplicates, nearestDistances, setDuplicates, summariseCounts } from "../eval/frechet.ts";
 import { loadOptimizerState, saveOptimizer, writeDirAtomic } from "../train/checkpoint.ts";
 import { mosaic } from "../viz/mosaic.ts";
 import { saveChart } from "../viz/vega.ts";
@@ -82,6 +83,8 @@ export interface GanTrainConfig {
    * how far apart two latents' images are, pixels over latents); 0 = off (runs saved before it existed resume so).
    */
   modeSeeking: number;
+  /** "batch" (MSGAN's form) or "pairs" (the inverse ratio per pair, averaged): lib/gan/steps.ts modeSeekingTerm. */
+  modeSeekingForm: ModeSeekingForm;
   condition: GanCondition;
   snapshotKimg: number;
   /** Stop (with a snapshot) after this many minutes of training, whatever kimg says. */
@@ -119,6 +122,7 @@ export const GAN_FIELDS = {
   adaTarget: { flag: "ada-target", type: "number", nonNegative: true, below: 1, help: "adaptive augmentation: each transform applied with a probability that steers E[sign D(real)] to this target (0.6 in StyleGAN2-ADA; 0 = off, always applied)" },
   adaKimg: { flag: "ada-kimg", type: "number", positive: true, help: "adaptive augmentation: thousands of images for its probability to move from 0 to 1" },
   modeSeeking: { flag: "mode-seeking", type: "number", nonNegative: true, help: "weight of MSGAN's mode-seeking term in the generator's loss (default 1, as in the paper; 0 = off)" },
+  modeSeekingForm: { flag: "mode-seeking-form", type: "string", choices: MODE_SEEKING_FORMS, help: "the term over the batch (MSGAN's form) or averaged over each pair's own term (pairs: close pairs weigh more)" },
   snapshotKimg: { flag: "snapshot-kimg", type: "number", positive: true, help: "kimg between snapshots (grid, metric, checkpoint)" },
   maxMinutes: { flag: "max-minutes", type: "number", positive: true, help: "stop after this much training time (a CPU budget)" },
   metricImages: { flag: "metric-images", type: "int", nonNegative: true, help: "images per side for the Fréchet descriptor distance (0 = off, else ≥ 16)" },
@@ -181,6 +185,7 @@ export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   adaKimg: 20,
   // Measured on tp_real (README): FDD 0.12–0.17 from 40 minutes on, 0.139 at 60; the best run without it ended at 0.174.
   modeSeeking: 1,
+  modeSeekingForm: "batch",
   condition: "none",
   snapshotKimg: 2,
   maxMinutes: null,
@@ -255,13 +260,30 @@ export {
   type GanNets,
   generatorStep,
   latentsForSeeds,
+  MODE_SEEKING_FORMS,
+  type ModeSeekingForm,
   modeSeekingTerm,
   shiftImages,
   SpectralNorm,
   type StepInput,
   updateEma,
 } from "./steps.ts";
-import { AdaController, AUGMENTS, type Augment, buildGanNets, classTensor, discriminatorStepLoss, disposeGanNets, type GanNets, generatorStepLoss, latentsForSeeds, SpectralNorm, updateEma } from "./steps.ts";
+import {
+  AdaController,
+  AUGMENTS,
+  type Augment,
+  buildGanNets,
+  classTensor,
+  discriminatorStepLoss,
+  disposeGanNets,
+  type GanNets,
+  generatorStepLoss,
+  latentsForSeeds,
+  MODE_SEEKING_FORMS,
+  type ModeSeekingForm,
+  SpectralNorm,
+  updateEma,
+} from "./steps.ts";
 import { UserError } from "../util/errors.ts";
 import { checkValue, type FlagSpec } from "../config.ts";
 import { writeCsvAtomic } from "../util/csv.ts";
@@ -340,6 +362,11 @@ export interface GanSnapshotRecord {
   grid_duplicates?: number | null;
   /** The adaptive augmentation's probability at the snapshot (1 when it is off). */
   augment_p?: number;
+  /**
+   * The grid_duplicates count on each whole set of grid-size among the metric samples, its median (the run's log
+   * gives the range); null without the metric or with fewer metric images than the grid holds.
+   */
+  set_duplicates?: number | null;
 }
 
 interface GanState {
@@ -445,26 +472,16 @@ export async function resumeGanConfig(base: { expName: string; checkpointsDir?: 
   return resolveGanConfig({ dataroot: merged.dataroot, expName: merged.expName }, undefined, merged);
 }
 
-/** nearDuplicates below `below` on each whole set of `size` consecutive rows of each descriptor block. */
-async function realGridDuplicates(blocks: Float32Array[], size: number, below: number): Promise<number[]> {
-  const counts: number[] = [];
-  if (!(size >= 2) || !Number.isFinite(below)) return counts;
-  for (const b of blocks) {
-    for (let s = 0; (s + size) * 128 <= b.length; s += size) counts.push(await nearDuplicates(b.subarray(s * 128, (s + size) * 128), 128, below));
-  }
-  return counts;
-}
-
 /** Model fields added after runs were saved, with the value that reproduces such a run (its config.json lacks them). */
 const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0 };
-/** The same for training settings: off for runs saved before adaptive augmentation and the mode-seeking term. */
-const TRAIN_SAVED_BEFORE: Partial<GanTrainConfig> = { adaTarget: 0, adaKimg: DEFAULT_GAN_TRAIN.adaKimg, modeSeeking: 0 };
+/** The same for training settings: off for runs saved before adaptive augmentation and the mode-seeking term, its batch form before --mode-seeking-form. */
+const TRAIN_SAVED_BEFORE: Partial<GanTrainConfig> = { adaTarget: 0, adaKimg: DEFAULT_GAN_TRAIN.adaKimg, modeSeeking: 0, modeSeekingForm: "batch" };
 
 /** Model fields a resumed run must keep (they shape the saved weights). */
 const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "latentDim", "wDim", "mappingLayers", "gExtraLowRes"] as const;
 
 /** Settings a resumed GAN run must keep (kimg, snapshot interval, time limit may change). */
-export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "modeSeeking", "condition", "seed"] as const;
+export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "condition", "seed"] as const;
 
 /**
  * Trains (or resumes) a GAN run under checkpoints/<exp>/, holding the folder's lock: a fresh run
@@ -559,11 +576,12 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     } else await log(`FDD floor: not measured (needs ${2 * cfg.metricImages} images, the dataset has ${shuffled.length})`);
     // The grid-duplicate count's own scale: the same count on other sets of gridN real portraits (0 for the set that
     // set the threshold, by its definition; a few for others).
-    const realSets = await realGridDuplicates([realDesc.subarray(gridReal * 128), otherDesc], gridReal, duplicateBelow);
+    const realSets = gridReal >= 2 && Number.isFinite(duplicateBelow)
+      ? [...await setDuplicates(realDesc.subarray(gridReal * 128), 128, gridReal, duplicateBelow), ...await setDuplicates(otherDesc, 128, gridReal, duplicateBelow)]
+      : [];
     if (realSets.length) {
-      const sorted = [...realSets].sort((a, b) => a - b);
-      await log(`grid duplicates among ${gridReal} real portraits (the same count on ${sorted.length} other real sets): median ` +
-        `${sorted[(sorted.length - 1) >> 1]}, ${sorted[0]}–${sorted[sorted.length - 1]}`);
+      const c = summariseCounts(realSets);
+      await log(`grid duplicates among ${gridReal} real portraits (the same count on ${c.sets} other real sets): median ${c.median}, mean ${c.mean.toFixed(1)}, ${c.min}–${c.max}`);
     }
   }
 
@@ -573,7 +591,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const params = ganParams(nets);
   const dKind = nets.features ? ` (projected: heads on frozen age/gender features, ${nets.features.countParams()} weights not trained)` : "";
   await log(`GAN ${cfg.expName}: ${rows.length} images, condition ${cfg.condition}, params G ${params.mapping + params.synthesis} D ${params.discriminator}${dKind}, ` +
-    `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}'${ada ? ` (adaptive: target ${cfg.adaTarget}, p from ${ada.p.toFixed(3)})` : ""}${cfg.modeSeeking > 0 ? `, mode-seeking ${cfg.modeSeeking}` : ""}, backend ${tf.getBackend()}`);
+    `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}'${ada ? ` (adaptive: target ${cfg.adaTarget}, p from ${ada.p.toFixed(3)})` : ""}${cfg.modeSeeking > 0 ? `, mode-seeking ${cfg.modeSeeking} (${cfg.modeSeekingForm})` : ""}, backend ${tf.getBackend()}`);
 
   const snapshot = async (lossD: number, lossG: number, rate: number) => {
     const kimg = state.imagesShown / 1000;
@@ -587,7 +605,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     });
     await writeFileAtomic(join(runDir, "samples", `grid-${tag}.png`), png);
     await writeFileAtomic(join(runDir, "samples", "grid-latest.png"), png);
-    let fdd: number | null = null, nnRatio: number | null = null, gridDuplicates: number | null = null;
+    let fdd: number | null = null, nnRatio: number | null = null, gridDuplicates: number | null = null, setDups: CountSummary | null = null;
     if (metricZ && realStats) {
       const fake = await renderLatents(nets.mappingEma, nets.synthesisEma, metricZ, metricCls);
       const fakeDesc = await portraitDescriptors(fake, Int32Array.from({ length: cfg.metricImages }, (_, i) => i));
@@ -595,11 +613,13 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
       nnRatio = (await medianNearest(fakeDesc, 128)) / realNearest;
       if (Number.isFinite(duplicateBelow) && gridN >= 2) {
         gridDuplicates = await nearDuplicates(await portraitDescriptors(grid, Int32Array.from({ length: gridN }, (_, i) => i)), 128, duplicateBelow);
+        // The same count on each set of gridN metric samples: one grid's count is one draw of it.
+        if (cfg.metricImages >= gridN) setDups = summariseCounts(await setDuplicates(fakeDesc, 128, gridN, duplicateBelow));
       }
     }
     const rec: GanSnapshotRecord = {
       kimg, step: state.step, train_seconds: state.trainSeconds, loss_d: lossD, loss_g: lossG, fdd, fdd_floor: fddFloor, img_per_s: rate,
-      nn_ratio: nnRatio, grid_duplicates: gridDuplicates, augment_p: ada ? ada.p : 1,
+      nn_ratio: nnRatio, grid_duplicates: gridDuplicates, augment_p: ada ? ada.p : 1, set_duplicates: setDups?.median ?? null,
     };
     state.snapshots.push(rec);
     meta.kimg = kimg;
@@ -611,7 +631,8 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     if (state.snapshots.some((r) => r.fdd !== null)) await saveChart(fddChart(state.snapshots), join(runDir, "fdd"));
     await log(`snapshot ${kimg.toFixed(3)} kimg, ${(state.trainSeconds / 60).toFixed(1)} min: loss D ${lossD.toFixed(3)} G ${lossG.toFixed(3)}` +
       `${fdd !== null ? `, FDD ${fdd.toFixed(4)}, nearest-neighbour ratio ${nnRatio!.toFixed(2)}` : ""}` +
-      `${gridDuplicates !== null ? `, ${gridDuplicates}/${gridN} grid samples near-duplicates` : ""}${ada ? `, augment p ${ada.p.toFixed(3)}` : ""}, ${rate.toFixed(1)} img/s → ${join(runDir, "samples", `grid-${tag}.png`)}`);
+      `${gridDuplicates !== null ? `, ${gridDuplicates}/${gridN} grid samples near-duplicates` : ""}` +
+      `${setDups ? ` (median ${setDups.median}, ${setDups.min}–${setDups.max} over ${setDups.sets} sets of ${gridN} metric samples)` : ""}${ada ? `, augment p ${ada.p.toFixed(3)}` : ""}, ${rate.toFixed(1)} img/s → ${join(runDir, "samples", `grid-${tag}.png`)}`);
   };
 
   // Counts this session's images only (a resumed run's rate and ETA would otherwise include the earlier ones).
@@ -639,7 +660,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
         const augmentP = ada ? ada.p : 1;
         const ldT = discriminatorStepLoss(nets, optD, { real, realClass, z: z1, fakeClass, augmentP }, cfg.augment, rng, ada ? (s) => (realSign = s) : undefined);
         if (cfg.spectralNorm) await sn.project();
-        const lgT = generatorStepLoss(nets, optG, { z: z2, fakeClass, augmentP }, cfg.augment, rng, cfg.modeSeeking);
+        const lgT = generatorStepLoss(nets, optG, { z: z2, fakeClass, augmentP }, cfg.augment, rng, cfg.modeSeeking, cfg.modeSeekingForm);
         const losses = tf.stack(realSign ? [ldT, lgT, realSign] : [ldT, lgT]);
         tf.dispose([ldT, lgT]);
         state.imagesShown += cfg.batchSize;

@@ -29,13 +29,13 @@ import { ageGenderPredict, readWeightMap } from "../../lib/faces/mod.ts";
 import { openDataset } from "../../lib/data/dataset.ts";
 import { IMAGE_BYTES } from "../../lib/data/schema.ts";
 import { UserError } from "../../lib/util/errors.ts";
-import { frechetDistance, gaussianStats, medianNearest, nearDuplicates, nearestDistances } from "../../lib/eval/frechet.ts";
+import { frechetDistance, gaussianStats, medianNearest, nearDuplicates, nearestDistances, summariseCounts } from "../../lib/eval/frechet.ts";
 import { generateImages, parseSeeds } from "../../lib/gan/generate.ts";
 import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { withTempDir } from "../_fixtures.ts";
 import { compareGanRuns } from "../../lib/gan/compare.ts";
-import { copyCheck, copyDistances, formatCopyCheck, quantiles, summariseCopies } from "../../lib/gan/copies.ts";
+import { copyCheck, copyDistances, duplicateSets, formatCopyCheck, quantiles, summariseCopies } from "../../lib/gan/copies.ts";
 
 await initEngine({ verbose: false });
 
@@ -273,6 +273,18 @@ Deno.test("mode-seeking term: 1 / (mean|G(z₁)−G(z₂)| / mean|z₁−z₂| +
   tf.dispose([fake, z, t, same, collapsed]);
 });
 
+Deno.test("mode-seeking term, pairs form: the mean over pairs of 1 / (dᵢ + 1e-5); equals the batch form when every pair is as far apart, and one collapsed pair of two makes it ~1e5 / 2 where the batch form stays small", () => {
+  const z = tf.tensor2d([0, 0, 0, 0, 1, 1, 1, 1], [4, 2]); // both pairs |Δz| = 1
+  const even = tf.tensor4d([0, 0, 1, 1, 2, 2, 3, 3], [4, 1, 2, 1]); // pair distances 2 and 2
+  const [be, pe] = [modeSeekingTerm(even, z, "batch"), modeSeekingTerm(even, z, "pairs")];
+  assert.ok(Math.abs(be.dataSync()[0] - pe.dataSync()[0]) < 1e-6 && Math.abs(pe.dataSync()[0] - 1 / (2 + 1e-5)) < 1e-6, `${be.dataSync()[0]} vs ${pe.dataSync()[0]}`);
+  const oneCollapsed = tf.tensor4d([0, 0, 1, 1, 0, 0, 5, 5], [4, 1, 2, 1]); // pair 1 identical, pair 2 at distance 4
+  const [bc, pc] = [modeSeekingTerm(oneCollapsed, z, "batch"), modeSeekingTerm(oneCollapsed, z, "pairs")];
+  assert.ok(Math.abs(bc.dataSync()[0] - 1 / (2 + 1e-5)) < 1e-6, `batch ${bc.dataSync()[0]}`);
+  assert.ok(Math.abs(pc.dataSync()[0] - (1e5 + 1 / (4 + 1e-5)) / 2) < 1, `pairs ${pc.dataSync()[0]}`);
+  tf.dispose([z, even, be, pe, oneCollapsed, bc, pc]);
+});
+
 Deno.test("generator step with --mode-seeking: returns the adversarial loss of the step without it, moves the generator's weights elsewhere, and leaks no tensors after a burn-in step", async () => {
   const run = async (lambda: number) => {
     const nets = buildGanNets(TINY);
@@ -293,7 +305,7 @@ Deno.test("generator step with --mode-seeking: returns the adversarial loss of t
   assert.ok(seeking.w.some((v, i) => v !== plain.w[i]), "the mode-seeking term changed no weight");
 });
 
-Deno.test("gan:train --resume of a run saved before --ada-target and --mode-seeking existed (its config.json lacks them) continues with both off; giving one is refused", async () => {
+Deno.test("gan:train --resume of a run saved before --ada-target, --mode-seeking and --mode-seeking-form existed (its config.json lacks them) continues with the first two off and the batch form; giving another value is refused", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 24, seed: 7 });
@@ -302,15 +314,17 @@ Deno.test("gan:train --resume of a run saved before --ada-target and --mode-seek
     await ganTrainRun(cfg(0.016));
     const path = join(dir, "ck", "old", "config.json");
     const saved = JSON.parse(await Deno.readTextFile(path));
-    for (const k of ["adaTarget", "adaKimg", "modeSeeking"]) delete saved[k];
+    for (const k of ["adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm"]) delete saved[k];
     await Deno.writeTextFile(path, JSON.stringify(saved));
     // As the CLI resumes: the saved settings, the missing ones as the run had them (off), whatever today's defaults.
     const resumeCfg = await resumeGanConfig({ expName: "old", checkpointsDir: join(dir, "ck") }, { kimg: 0.032, quiet: true });
     assert.equal(resumeCfg.modeSeeking, 0);
     assert.equal(resumeCfg.adaTarget, 0);
+    assert.equal(resumeCfg.modeSeekingForm, "batch");
     const resumed = await ganTrainRun(resumeCfg);
     assert.equal(resumed.resumedFrom, 0.016);
     await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeeking: 2 }), /modeSeeking 0 → 2/);
+    await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeekingForm: "pairs" }), /modeSeekingForm "batch" → "pairs"/);
   });
 });
 
@@ -360,11 +374,14 @@ Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, belo
     assert.ok(straight.state.snapshots.every((s) => s.fdd !== null && s.fdd > 0));
     const floor = straight.state.snapshots[0].fdd_floor!;
     assert.ok(floor > 0 && straight.state.snapshots.every((s) => s.fdd_floor === floor && s.fdd! > floor), `floor ${floor}`);
-    assert.match((await Deno.readTextFile(join(straight.runDir, "fdd.csv"))).split("\n")[0], /fdd_floor.*nn_ratio,grid_duplicates/);
+    assert.match((await Deno.readTextFile(join(straight.runDir, "fdd.csv"))).split("\n")[0], /fdd_floor.*nn_ratio,grid_duplicates,augment_p,set_duplicates/);
     // The duplicate count's scale on real portraits: one line at the start, from the other real sets of the grid's size.
     assert.match(await Deno.readTextFile(join(straight.runDir, "run.log")), /grid duplicates among \d+ real portraits \(the same count on [1-9]\d* other real sets\): median \d+, \d+–\d+/);
     // Diversity: a ratio of nearest-neighbour distances (positive) and a count of the grid's 8 samples.
     assert.ok(straight.state.snapshots.every((s) => s.nn_ratio! > 0 && Number.isInteger(s.grid_duplicates) && s.grid_duplicates! >= 0 && s.grid_duplicates! <= 8));
+    // The same count over the 16 metric samples' two sets of 8: a median of two counts, each 0..8.
+    assert.ok(straight.state.snapshots.every((s) => Number.isInteger(s.set_duplicates) && s.set_duplicates! >= 0 && s.set_duplicates! <= 8), JSON.stringify(straight.state.snapshots.map((s) => s.set_duplicates)));
+    assert.match(await Deno.readTextFile(join(straight.runDir, "run.log")), /grid samples near-duplicates \(median \d+, \d+–\d+ over 2 sets of 8 metric samples\)/);
     for (const f of ["fdd.csv", "fdd.png", "samples/grid-latest.png", "snapshots/latest/state.json", "snapshots/network-kimg00000_032/generator.json"]) {
       assert.ok((await Deno.stat(join(straight.runDir, f))).isFile, f);
     }
@@ -420,6 +437,7 @@ Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, belo
     for (const q of [c.real, c.generated]) assert.ok(0 < q.p5 && q.p5 <= q.p25 && q.p25 <= q.median && q.median <= q.p75, JSON.stringify(q));
     assert.ok(Number.isInteger(c.copies) && c.copies >= 0 && c.copies <= 12);
     assert.match(formatCopyCheck(c), /copies \(generated closer to a real portrait than the real p5\): \d+ of 12/);
+    assert.equal(c.duplicates, null, "12 generated portraits make no set of 64");
     await assert.rejects(() => copyCheck({ network: join(dir, "nowhere"), dataroot: data }), /no generator in/);
   });
 });
@@ -438,6 +456,26 @@ Deno.test("copy check: generated rows that are training rows (plus 1e-4 noise) a
   assert.ok(b.medianRatio > 0.9 && b.medianRatio < 1.1, `ratio ${b.medianRatio}`);
   assert.deepEqual(quantiles(Float32Array.from([4, 1, 3, 2, 5])), { p5: 1, p25: 2, median: 3, p75: 4 });
   await assert.rejects(() => copyDistances(new Float32Array(dim), new Float32Array(dim), dim), /at least 2 real rows/);
+});
+
+Deno.test("near-duplicate sets: generated rows where every row has a twin (1e-4 apart) count all 64 of each set, fresh draws of the real Gaussian count about what real sets do; fewer than 64 rows gives null", async () => {
+  const rng = new Rng(13);
+  const dim = 16;
+  const real = Float32Array.from({ length: 640 * dim }, () => rng.normal());
+  const base = Float32Array.from({ length: 64 * dim }, () => rng.normal());
+  const twins = Float32Array.from({ length: 128 * dim }, (_, i) => base[i % (64 * dim)] + 1e-4 * rng.normal()); // rows i and i + 64 are twins
+  // Twins land in different sets of 64 (rows 0–63, 64–127): reorder so that each set holds 32 twin pairs.
+  const paired = new Float32Array(twins.length);
+  for (let k = 0; k < 128; k++) paired.set(twins.subarray(((k % 2) * 64 + (k >> 1)) * dim, ((k % 2) * 64 + (k >> 1) + 1) * dim), k * dim);
+  const a = (await duplicateSets(paired, real, 64, dim))!;
+  assert.equal(a.real.sets, 10);
+  assert.deepEqual([a.generated.sets, a.generated.min, a.generated.max], [2, 64, 64]);
+  assert.ok(a.below > 0 && a.real.median <= 4, JSON.stringify(a));
+  const fresh = Float32Array.from({ length: 640 * dim }, () => rng.normal());
+  const b = (await duplicateSets(fresh, real, 64, dim))!;
+  assert.ok(Math.abs(b.generated.mean - b.real.mean) <= 2, JSON.stringify(b));
+  assert.equal(await duplicateSets(real.subarray(0, 63 * dim), real, 64, dim), null);
+  assert.deepEqual(summariseCounts([3, 0, 5, 1]), { sets: 4, median: 1, mean: 2.25, min: 0, max: 5 });
 });
 
 // ------------------------------------------------------------ projected discriminator
