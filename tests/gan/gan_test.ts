@@ -363,7 +363,7 @@ Deno.test("diversity: nearest-neighbour distances exact on a hand-made set; two 
   await assert.rejects(() => nearestDistances(new Float32Array(16), 16), /at least 2 rows/);
 });
 
-Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, below the untrained generator's FDD, the diversity columns in fdd.csv, and the grid-duplicate count of real sets in run.log), resumes exactly where a fresh run would be (also after its --max-minutes budget stopped it, with a larger one), gan:generate is deterministic per seed, and gan:copies measures the generator against its training set", async () => {
+Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, below the untrained generator's FDD, the diversity columns in fdd.csv with the near-duplicate count over the metric samples' sets, and the grid-duplicate count of real sets in run.log), resumes exactly where a fresh run would be (also after its --max-minutes budget stopped it, with a larger one), gan:generate is deterministic per seed, and gan:copies measures the generator against its training set", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 40, seed: 5 });
@@ -376,7 +376,7 @@ Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, belo
     assert.ok(floor > 0 && straight.state.snapshots.every((s) => s.fdd_floor === floor && s.fdd! > floor), `floor ${floor}`);
     assert.match((await Deno.readTextFile(join(straight.runDir, "fdd.csv"))).split("\n")[0], /fdd_floor.*nn_ratio,grid_duplicates,augment_p,set_duplicates/);
     // The duplicate count's scale on real portraits: one line at the start, from the other real sets of the grid's size.
-    assert.match(await Deno.readTextFile(join(straight.runDir, "run.log")), /grid duplicates among \d+ real portraits \(the same count on [1-9]\d* other real sets\): median \d+, \d+–\d+/);
+    assert.match(await Deno.readTextFile(join(straight.runDir, "run.log")), /grid duplicates among \d+ real portraits \(the same count on [1-9]\d* other real sets\): median \d+, mean \d+\.\d, \d+–\d+/);
     // Diversity: a ratio of nearest-neighbour distances (positive) and a count of the grid's 8 samples.
     assert.ok(straight.state.snapshots.every((s) => s.nn_ratio! > 0 && Number.isInteger(s.grid_duplicates) && s.grid_duplicates! >= 0 && s.grid_duplicates! <= 8));
     // The same count over the 16 metric samples' two sets of 8: a median of two counts, each 0..8.
