@@ -287,16 +287,8 @@ export function discriminatorStep(nets: GanModels, opt: tf.Optimizer, inp: StepI
 }
 
 /** generatorStepLoss, then its loss read. */
-export function generatorStep(
-  nets: GanModels,
-  opt: tf.Optimizer,
-  inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">,
-  augment: string,
-  rng: Rng,
-  modeSeeking = 0,
-  modeSeekingForm: ModeSeekingForm = "batch",
-): Promise<number> {
-  return readLoss(generatorStepLoss(nets, opt, inp, augment, rng, modeSeeking, modeSeekingForm));
+export function generatorStep(...args: Parameters<typeof generatorStepLoss>): Promise<number> {
+  return readLoss(generatorStepLoss(...args));
 }
 
 /** ema ← β·ema + (1−β)·current for every weight of the generator. */
