@@ -110,10 +110,15 @@ export async function nearDuplicates(features: Float32Array, dim: number, below:
  * set. A single set's count moves a lot with which samples it holds; the spread over sets is the figure to trust.
  */
 export async function setDuplicates(features: Float32Array, dim: number, size: number, below: number): Promise<number[]> {
-  if (!(Number.isInteger(size) && size >= 2)) throw new Error(`setDuplicates: expected a set size ≥ 2, got ${size}`);
-  const counts: number[] = [];
-  for (let s = 0; (s + size) * dim <= features.length; s += size) counts.push(await nearDuplicates(features.subarray(s * dim, (s + size) * dim), dim, below));
-  return counts;
+  return (await setNearestDistances(features, dim, size)).map((d) => d.filter((x) => x < below).length);
+}
+
+/** nearestDistances within each whole set of `size` consecutive rows (a trailing partial set is left out). */
+export async function setNearestDistances(features: Float32Array, dim: number, size: number): Promise<Float32Array[]> {
+  if (!(Number.isInteger(size) && size >= 2)) throw new Error(`setNearestDistances: expected a set size ≥ 2, got ${size}`);
+  const out: Float32Array[] = [];
+  for (let s = 0; (s + size) * dim <= features.length; s += size) out.push(await nearestDistances(features.subarray(s * dim, (s + size) * dim), dim));
+  return out;
 }
 
 /** Median (the lower middle for an even count), mean and range of per-set counts. */
