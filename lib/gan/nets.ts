@@ -4,7 +4,8 @@
  *   mapping      z (pixel-normalised) [+ class embedding] → MLP → w
  *   synthesis    w → dense 14×11×c0 → [4×4 transposed conv stride 2 → batch norm → relu] ×3
  *                → 112×88 → conv3×3 → tanh → centre crop 108×84
- *   discriminator  108×84×3 → conv3×3 → [conv3×3 stride 2 → lrelu (+ conv3×3)] ×4 → 7×6
+ *   discriminator  108×84×3·pack (PacGAN: `pack` samples stacked on the channels; 1 = one sample)
+ *                → conv3×3 → [conv3×3 stride 2 → lrelu (+ conv3×3)] ×4 → 7×6
  *                → flatten → dense [+ dense(minibatch standard deviation), when mbstdGroup > 0]
  *                → lrelu → score (+ projection ⟨embed(class), features⟩ when conditional)
  *   or, with discriminator "projected" (Projected GAN): heads on the frozen face features of
@@ -58,6 +59,13 @@ export interface GanConfig {
    * batch of near-identical samples (mode collapse) and punish it. 0 = off (runs made before it existed).
    */
   mbstdGroup: number;
+  /**
+   * PacGAN (Lin et al. 2018): the image discriminator judges packs of this many samples of one kind (all real or
+   * all generated), stacked on the channels, one score per pack. A pack of two near-identical samples is easy to
+   * tell from a pack of two different real portraits, so collapse costs the generator more. 1 = off (one sample
+   * per score; runs made before it existed). The batch must be a multiple of it; unconditional only.
+   */
+  pack: number;
   /** Channels of each projected head's hidden conv. */
   projectedWidth: number;
   /**
@@ -78,6 +86,7 @@ export const DEFAULT_GAN_CONFIG: GanConfig = {
   numClasses: 0,
   discriminator: "image",
   mbstdGroup: 0,
+  pack: 1,
   projectedWidth: 64,
   projectedView: "both",
   seed: 1,
@@ -163,6 +172,8 @@ function checkConfig(c: GanConfig): void {
   if (!Number.isInteger(c.numClasses) || c.numClasses < 0) throw new Error(`gan: expected numClasses ≥ 0, got ${c.numClasses}`);
   if (!GAN_DISCRIMINATORS.includes(c.discriminator)) throw new Error(`gan: expected discriminator to be one of ${GAN_DISCRIMINATORS.join(", ")}, got '${c.discriminator}'`);
   if (!Number.isInteger(c.mbstdGroup) || c.mbstdGroup < 0) throw new Error(`gan: expected mbstdGroup to be an integer ≥ 0, got ${c.mbstdGroup}`);
+  if (!pos(c.pack)) throw new Error(`gan: expected pack to be a positive integer, got ${c.pack}`);
+  if (c.pack > 1 && (c.discriminator !== "image" || c.numClasses > 0)) throw new Error(`gan: pack ${c.pack} needs the unconditional image discriminator`);
   if (!pos(c.projectedWidth)) throw new Error(`gan: expected projectedWidth to be a positive integer, got ${c.projectedWidth}`);
   if (!PROJECTED_VIEWS.includes(c.projectedView)) throw new Error(`gan: expected projectedView to be one of ${PROJECTED_VIEWS.join(", ")}, got '${c.projectedView}'`);
   if (c.discriminator === "projected" && c.numClasses > 0) throw new Error(`gan: the projected discriminator is unconditional; got numClasses ${c.numClasses}`);
@@ -224,7 +235,7 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
   if (config.discriminator === "projected") return { mapping, synthesis, discriminator: buildProjectedHeads(config, init, lrelu) };
 
   // Discriminator: image [+ class] → score.
-  const img = tfl.input({ shape: [IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS], name: "image" });
+  const img = tfl.input({ shape: [IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS * config.pack], name: "image" });
   const dInputs: T[] = [img];
   let d = lrelu(conv(img, config.dWidths[0], 1, "d_stem"), "d_stem_lrelu");
   config.dWidths.slice(1).forEach((ch, i) => {
@@ -296,13 +307,33 @@ export function generate(m: Pick<GanModels, "mapping" | "synthesis">, z: tf.Tens
 }
 
 /**
- * Discriminator forward pass: scores [b,1] (image) or [b,3] (projected: pass its frozen `features`, through
- * which the image reaches the heads; gradients flow through them to the image).
+ * PacGAN's packs of a batch [b, h, w, c] → [b / m, h, w, c·m]: pack j holds samples j, j + b/m, j + 2b/m, … on its
+ * channels, in that order (one concat; its gradient is the matching split). b must be a multiple of m.
+ */
+export function packSamples(x: tf.Tensor4D, m: number): tf.Tensor4D {
+  const b = x.shape[0];
+  if (!(Number.isInteger(m) && m >= 1) || b % m !== 0) throw new Error(`packSamples: a batch of ${b} does not split into packs of ${m}`);
+  if (m === 1) return x;
+  return tf.tidy(() => tf.concat(tf.split(x, m, 0), 3) as tf.Tensor4D);
+}
+
+/** Samples per score of an image discriminator: its input's channels over the image's (PacGAN's pack, 1 = off). */
+export function discriminatorPack(d: tfl.LayersModel): number {
+  return (d.inputs[0].shape[3] ?? IMAGE_CHANNELS) / IMAGE_CHANNELS;
+}
+
+/**
+ * Discriminator forward pass: scores [b,1] (image), [b/pack, 1] for an image discriminator on packs (PacGAN; the
+ * batch packed here), or [b,3] (projected: pass its frozen `features`, through which the image reaches the heads;
+ * gradients flow through them to the image).
  */
 export function discriminate(d: tfl.LayersModel, x: tf.Tensor4D, cls?: tf.Tensor2D, features?: FaceFeatures): tf.Tensor2D {
   if (features) {
     if (cls) throw new Error("discriminate: the projected discriminator is unconditional");
     return tf.tidy(() => d.apply(features.forward(x)) as tf.Tensor2D);
   }
-  return d.apply(cls ? [x, cls] : x) as tf.Tensor2D;
+  const pack = discriminatorPack(d);
+  if (pack === 1) return d.apply(cls ? [x, cls] : x) as tf.Tensor2D;
+  if (cls) throw new Error("discriminate: a discriminator on packs is unconditional");
+  return tf.tidy(() => d.apply(packSamples(x, pack)) as tf.Tensor2D);
 }

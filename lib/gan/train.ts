@@ -160,6 +160,12 @@ export const GAN_MODEL_FIELDS = {
     nonNegative: true,
     help: "image discriminator: minibatch standard deviation of its flattened 7×6 features over groups of N samples (0 = off)",
   },
+  pack: {
+    flag: "pack",
+    type: "int",
+    positive: true,
+    help: "image discriminator: PacGAN, one score per pack of N samples stacked on the channels (1 = off; the batch a multiple of N; --condition none)",
+  },
   projectedView: {
     flag: "projected-view",
     type: "string",
@@ -243,6 +249,11 @@ export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expNam
   for (const p of c.augment.split(",").filter(Boolean)) if (!AUGMENTS.includes(p as Augment)) throw bad(`--augment of ${AUGMENTS.join(", ")}`, p);
   if (!(Number.isInteger(c.metricImages) && (c.metricImages === 0 || c.metricImages >= 16))) throw bad("--metric-images 0 or ≥ 16", c.metricImages);
   if (c.adaTarget > 0 && c.augment === "") throw new UserError("gan:train: --ada-target adapts the probability of the --augment transforms; give them too (e.g. --augment color,translation,cutout)");
+  const pack = c.model.pack ?? 1;
+  if (pack > 1 && c.batchSize % pack !== 0) throw new UserError(`gan:train: --pack ${pack} needs a --batch-size that is a multiple of it, got ${c.batchSize}`);
+  if (pack > 1 && (c.condition !== "none" || c.model.discriminator === "projected")) {
+    throw new UserError(`gan:train: --pack ${pack} works with the unconditional image discriminator; got --condition ${c.condition}, --discriminator ${c.model.discriminator ?? "image"} (use --pack 1)`);
+  }
   if (c.model.discriminator === "projected" && c.condition !== "none") {
     throw new UserError(`gan:train: --discriminator projected is unconditional; got --condition ${c.condition} (use --condition none, or --discriminator image to condition)`);
   }
@@ -473,12 +484,12 @@ export async function resumeGanConfig(base: { expName: string; checkpointsDir?: 
 }
 
 /** Model fields added after runs were saved, with the value that reproduces such a run (its config.json lacks them). */
-const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0 };
+const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0, pack: 1 };
 /** The same for training settings: off for runs saved before adaptive augmentation and the mode-seeking term, its batch form before --mode-seeking-form. */
 const TRAIN_SAVED_BEFORE: Partial<GanTrainConfig> = { adaTarget: 0, adaKimg: DEFAULT_GAN_TRAIN.adaKimg, modeSeeking: 0, modeSeekingForm: "batch" };
 
 /** Model fields a resumed run must keep (they shape the saved weights). */
-const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "latentDim", "wDim", "mappingLayers", "gExtraLowRes"] as const;
+const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "pack", "latentDim", "wDim", "mappingLayers", "gExtraLowRes"] as const;
 
 /** Settings a resumed GAN run must keep (kimg, snapshot interval, time limit may change). */
 export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "condition", "seed"] as const;

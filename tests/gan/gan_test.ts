@@ -3,7 +3,7 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
 import { initEngine } from "../../lib/engine/mod.ts";
-import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, generate, MinibatchStd } from "../../lib/gan/nets.ts";
+import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, generate, MinibatchStd, packSamples } from "../../lib/gan/nets.ts";
 import { fileIO } from "../../lib/models/io.ts";
 import { loadSavedModel } from "../../lib/models/mod.ts";
 import {
@@ -81,6 +81,62 @@ Deno.test("minibatch std: each sample gets its group's mean feature std (groups 
   assert.throws(() => new MinibatchStd({ groupSize: 0 }), /groupSize to be a positive integer/);
   assert.throws(() => new MinibatchStd({ groupSize: 2 }).apply(tf.zeros([2, 3, 3, 1])), /expected flat features/);
   tf.dispose([x, out, same]);
+});
+
+Deno.test("packSamples: pack j of a batch holds samples j, j + b/m, … on its channels, in order; a batch not a multiple of m is an error", () => {
+  // 4 images of 1×1×3 whose values name the sample: sample i = [i, i + 0.1, i + 0.2].
+  const x = tf.tensor4d([0, 1, 2, 3].flatMap((i) => [i, i + 0.1, i + 0.2]), [4, 1, 1, 3]);
+  const p = packSamples(x, 2);
+  assert.deepEqual(p.shape, [2, 1, 1, 6]);
+  assert.deepEqual(Array.from(p.dataSync()).map((v) => Math.round(v * 10) / 10), [0, 0.1, 0.2, 2, 2.1, 2.2, 1, 1.1, 1.2, 3, 3.1, 3.2]);
+  assert.equal(packSamples(x, 1), x);
+  assert.throws(() => packSamples(x, 3), /a batch of 4 does not split into packs of 3/);
+  tf.dispose([x, p]);
+});
+
+Deno.test("PacGAN discriminator (pack 2): one score per pack of two, moved by its second sample and not by another pack's, saved and loaded with the same scores", async () => {
+  const m = buildGan({ ...TINY, pack: 2 });
+  const img = tf.randomUniform([8, 108, 84, 3], -1, 1, "float32", 3) as tf.Tensor4D;
+  const s1 = discriminate(m.discriminator, img);
+  assert.deepEqual(s1.shape, [4, 1]);
+  // Sample 4 is the second member of pack 0 (packs j, j + 4): zeroing it moves pack 0's score only.
+  const changed = tf.concat([tf.slice(img, 0, 4), tf.zeros([1, 108, 84, 3]), tf.slice(img, 5, 3)]) as tf.Tensor4D;
+  const s3 = discriminate(m.discriminator, changed);
+  const [a, b] = [s1.dataSync(), s3.dataSync()];
+  assert.ok(Math.abs(a[0] - b[0]) > 1e-6, "pack 0's score ignored its second sample");
+  for (const j of [1, 2, 3]) assert.equal(b[j], a[j], `pack ${j}'s score moved`);
+  await withTempDir(async (dir) => {
+    await m.discriminator.save(fileIO(dir));
+    const back = await loadSavedModel(dir);
+    const s2 = discriminate(back, img);
+    assert.deepEqual(Array.from(s2.dataSync()), Array.from(s1.dataSync()));
+    tf.dispose(s2);
+    back.dispose();
+  });
+  assert.throws(() => discriminate(m.discriminator, tf.slice(img, 0, 3) as tf.Tensor4D), /a batch of 3 does not split into packs of 2/);
+  assert.throws(() => buildGan({ ...TINY, pack: 2, numClasses: 2 }), /pack 2 needs the unconditional image discriminator/);
+  tf.dispose([img, s1, s3, changed]);
+  for (const k of ["mapping", "synthesis", "discriminator"] as const) m[k].dispose();
+});
+
+Deno.test("PacGAN discriminator with minibatch std (pack 2, mbstdGroup 2): D and G steps (mode-seeking pairs) leak no tensor after a burn-in step", async () => {
+  const cfg = { ...TINY, pack: 2, mbstdGroup: 2 };
+  const nets = buildGanNets(cfg);
+  const img = tf.randomUniform([8, 108, 84, 3], -1, 1, "float32", 3) as tf.Tensor4D;
+  const optD = tf.train.adam(1e-3, 0, 0.99), optG = tf.train.adam(1e-3, 0, 0.99);
+  const z = latentsForSeeds([1, 2, 3, 4, 5, 6, 7, 8], cfg.latentDim);
+  const rng = new Rng(1);
+  const step = async () => {
+    await discriminatorStep(nets, optD, { real: img, z }, "color,translation", rng);
+    await generatorStep(nets, optG, { z }, "color,translation", rng, 1, "pairs");
+  };
+  await step();
+  const before = tf.memory().numTensors;
+  await step();
+  assert.equal(tf.memory().numTensors, before, "tensors leaked across D and G steps");
+  optD.dispose(), optG.dispose();
+  tf.dispose([img, z]);
+  disposeGanNets(nets);
 });
 
 Deno.test("discriminator with minibatch std (mbstdGroup 2): one score per image, saved and loaded with the same scores, D steps leak no tensor", async () => {
@@ -624,7 +680,7 @@ Deno.test("gan:train --discriminator projected (debug preset): stopped after its
   });
 });
 
-Deno.test("--g-widths/--d-widths: comma lists become the model's channels (presets' arrays pass); a wrong count or a non-integer is a one-line error; a resume cannot change them or --mbstd-group", async () => {
+Deno.test("--g-widths/--d-widths: comma lists become the model's channels (presets' arrays pass); a wrong count or a non-integer is a one-line error; a resume cannot change them, --mbstd-group or --pack; --pack needs a batch that is a multiple of it and no condition", async () => {
   const c = resolveGanConfig({ dataroot: "x", expName: "y" }, undefined, { model: { gWidths: "64, 32,16,8", dWidths: "8,8,16,16,32" } as unknown as GanConfig });
   assert.deepEqual([c.model.gWidths, c.model.dWidths], [[64, 32, 16, 8], [8, 8, 16, 16, 32]]);
   assert.deepEqual(resolveGanConfig({ dataroot: "x", expName: "y" }, "debug", {}).model.gWidths, [32, 16, 8, 8]);
@@ -641,6 +697,11 @@ Deno.test("--g-widths/--d-widths: comma lists become the model's channels (prese
     await ganTrainRun(cfg(false, {}));
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { gWidths: [16, 16, 8, 8] }), kimg: 0.032 }), /--resume would change gWidths \[32,16,8,8\] → \[16,16,8,8\]/);
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { mbstdGroup: 2 }), kimg: 0.032 }), /--resume would change mbstdGroup 0 → 2/);
+    await assert.rejects(() => ganTrainRun({ ...cfg(true, { pack: 2 }), kimg: 0.032 }), /--resume would change pack 1 → 2/);
+    assert.throws(() => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", { batchSize: 9, model: { pack: 2 } as GanConfig }),
+      (e: Error) => e instanceof UserError && /--pack 2 needs a --batch-size that is a multiple of it, got 9/.test(e.message));
+    assert.throws(() => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", { condition: "gender", model: { pack: 2 } as GanConfig }),
+      (e: Error) => e instanceof UserError && /--pack 2 works with the unconditional image discriminator; got --condition gender/.test(e.message));
   });
 });
 
