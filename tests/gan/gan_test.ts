@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
+import type * as tfl from "@tensorflow/tfjs-layers";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
 import { initEngine } from "../../lib/engine/mod.ts";
 import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, generate, MinibatchStd, packSamples } from "../../lib/gan/nets.ts";
@@ -42,6 +43,18 @@ await initEngine({ verbose: false });
 const TINY: GanConfig = { ...DEFAULT_GAN_CONFIG, ...GAN_PRESETS.debug.model! };
 const snapshotOf = (vars: { read(): tf.Tensor }[]) => vars.map((v) => Float32Array.from(v.read().dataSync() as Float32Array));
 const same = (a: Float32Array[], b: Float32Array[]) => a.length === b.length && a.every((x, i) => x.length === b[i].length && x.every((v, j) => v === b[i][j]));
+
+/** The discriminator saved and loaded back gives `scores` on `img` exactly. */
+async function assertSavedScoresSame(d: tfl.LayersModel, img: tf.Tensor4D, scores: tf.Tensor): Promise<void> {
+  await withTempDir(async (dir) => {
+    await d.save(fileIO(dir));
+    const back = await loadSavedModel(dir);
+    const s2 = discriminate(back, img);
+    assert.deepEqual(Array.from(s2.dataSync()), Array.from(scores.dataSync()));
+    tf.dispose(s2);
+    back.dispose();
+  });
+}
 
 Deno.test("GAN nets: 108×84×3 images in [-1, 1] from z, one score per image, conditional inputs", () => {
   for (const numClasses of [0, 3]) {
@@ -105,14 +118,7 @@ Deno.test("PacGAN discriminator (pack 2): one score per pack of two, moved by it
   const [a, b] = [s1.dataSync(), s3.dataSync()];
   assert.ok(Math.abs(a[0] - b[0]) > 1e-6, "pack 0's score ignored its second sample");
   for (const j of [1, 2, 3]) assert.equal(b[j], a[j], `pack ${j}'s score moved`);
-  await withTempDir(async (dir) => {
-    await m.discriminator.save(fileIO(dir));
-    const back = await loadSavedModel(dir);
-    const s2 = discriminate(back, img);
-    assert.deepEqual(Array.from(s2.dataSync()), Array.from(s1.dataSync()));
-    tf.dispose(s2);
-    back.dispose();
-  });
+  await assertSavedScoresSame(m.discriminator, img, s1);
   assert.throws(() => discriminate(m.discriminator, tf.slice(img, 0, 3) as tf.Tensor4D), /a batch of 3 does not split into packs of 2/);
   assert.throws(() => buildGan({ ...TINY, pack: 2, numClasses: 2 }), /pack 2 needs the unconditional image discriminator/);
   tf.dispose([img, s1, s3, changed]);
@@ -145,14 +151,7 @@ Deno.test("discriminator with minibatch std (mbstdGroup 2): one score per image,
   const img = tf.randomUniform([4, 108, 84, 3], -1, 1, "float32", 2) as tf.Tensor4D;
   const s1 = discriminate(nets.discriminator, img);
   assert.deepEqual(s1.shape, [4, 1]);
-  await withTempDir(async (dir) => {
-    await nets.discriminator.save(fileIO(dir));
-    const back = await loadSavedModel(dir);
-    const s2 = discriminate(back, img);
-    assert.deepEqual(Array.from(s2.dataSync()), Array.from(s1.dataSync()));
-    tf.dispose(s2);
-    back.dispose();
-  });
+  await assertSavedScoresSame(nets.discriminator, img, s1);
   const optD = tf.train.adam(1e-3, 0, 0.99);
   const z = latentsForSeeds([1, 2, 3, 4], cfg.latentDim);
   const rng = new Rng(1);
