@@ -11,6 +11,12 @@ import { dnnlEltwise } from "./_dnnl_eltwise.ts";
 import { DNNL_MIN_ELEMENTS } from "./_elementwise.ts";
 import { ALG_ELTWISE_RELU } from "./_ffi.ts";
 
+/** Copies src[from, from + len) to dst[at…]: short runs element by element (a subarray per run costs more than the copy). */
+function copyRun(dst: Float32Array, at: number, src: Float32Array, from: number, len: number): void {
+  if (len >= 32) dst.set(src.subarray(from, from + len), at);
+  else for (let i = 0; i < len; i++) dst[at + i] = src[from + i];
+}
+
 /**
  * Calls `row(srcOffset, dstOffset)` for every innermost run of a box `size` placed at `begin` in `outer` (row-major),
  * where the box itself is laid out densely. Trailing dims that the box covers fully are merged into the run.
@@ -57,7 +63,7 @@ export const slice: Override = ({ inputs, backend, attrs }) => {
   const n = sizeOf(size);
   if (n === 0) return null;
   const out = alloc(n);
-  forEachRun(x.shape, begin, size, (big, dense, len) => out.set(xv.subarray(big, big + len), dense));
+  forEachRun(x.shape, begin, size, (big, dense, len) => copyRun(out, dense, xv, big, len));
   return output(backend, size, out);
 };
 
@@ -72,7 +78,7 @@ export const padV2: Override = ({ inputs, backend, attrs }) => {
   if (n === 0 || xv.length === 0) return null;
   const out = alloc(n);
   out.fill(a.constantValue ?? 0);
-  forEachRun(outShape, pads.map((p) => p[0]), x.shape, (big, dense, len) => out.set(xv.subarray(dense, dense + len), big));
+  forEachRun(outShape, pads.map((p) => p[0]), x.shape, (big, dense, len) => copyRun(out, big, xv, dense, len));
   return output(backend, outShape, out);
 };
 
@@ -126,7 +132,7 @@ export const splitV: Override = ({ inputs, backend, attrs }) => {
     const size = x.shape.map((d, i) => (i === axis ? s : d));
     const begin = x.shape.map((_, i) => (i === axis ? offset : 0));
     const out = alloc(sizeOf(size));
-    if (s > 0) forEachRun(x.shape, begin, size, (big, dense, len) => out.set(xv.subarray(big, big + len), dense));
+    if (s > 0) forEachRun(x.shape, begin, size, (big, dense, len) => copyRun(out, dense, xv, big, len));
     outs.push(output(backend, size, out));
     offset += s;
   }
@@ -150,7 +156,7 @@ export const concat: Override = ({ inputs, backend, attrs }) => {
     const xv = vals[k]!;
     if (xv.length > 0) {
       const begin = outShape.map((_, i) => (i === axis ? offset : 0));
-      forEachRun(outShape, begin, t.shape, (big, dense, len) => out.set(xv.subarray(dense, dense + len), big));
+      forEachRun(outShape, begin, t.shape, (big, dense, len) => copyRun(out, big, xv, dense, len));
     }
     offset += t.shape[axis];
   });
