@@ -24,7 +24,7 @@ import { DEFAULT_TRAIN_CONFIG, recipeFor } from "../lib/train/run.ts";
 import { mergeDefined } from "../lib/util/merge.ts";
 import { DEFAULT_GAN_CONFIG, ganParams, generate } from "../lib/gan/nets.ts";
 import { buildGanNets, discriminatorStep, disposeGanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "../lib/gan/steps.ts";
-import { DEFAULT_GAN_TRAIN } from "../lib/gan/train.ts";
+import { DEFAULT_GAN_TRAIN, modeSeekingRegionOf } from "../lib/gan/train.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { adam } from "../lib/engine/adam.ts";
 import { buildReferenceCnn } from "./reference_cnn.ts";
@@ -153,7 +153,7 @@ export const RATIO_NETS: Record<RatioModel, RatioNet> = {
     defaultBatch: DEFAULT_GAN_TRAIN.batchSize,
     build(batch) {
       const t = DEFAULT_GAN_TRAIN;
-      // GAN_MODEL='{"mbstdGroup":4}' profiles a variant (GanConfig fields over the default).
+      // GAN_MODEL='{"pack":2}' profiles a variant (GanConfig fields over the default).
       const variant = Deno.env.get("GAN_MODEL");
       const config = { ...DEFAULT_GAN_CONFIG, ...t.model, ...(variant ? JSON.parse(variant) : {}), seed: t.seed + 1 };
       const nets = buildGanNets(config);
@@ -173,7 +173,7 @@ export const RATIO_NETS: Record<RatioModel, RatioNet> = {
         async train() {
           await discriminatorStep(nets, optD, { real, z }, t.augment, rng);
           if (t.spectralNorm) await sn.project();
-          await generatorStep(nets, optG, { z }, t.augment, rng, t.modeSeeking);
+          await generatorStep(nets, optG, { z }, t.augment, rng, t.modeSeeking, t.modeSeekingForm, modeSeekingRegionOf(t.modeSeekingRegion));
           updateEma(nets, beta);
         },
         infer: () => readAndDispose(generate(nets, z, undefined, false)),

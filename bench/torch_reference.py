@@ -7,9 +7,10 @@
   ref          the reference CNN of FACTS.md (bench/reference_cnn.ts); Adam 1e-3, cross-entropy. Batch 64.
   compact_cnn  lib/models/compact_cnn.ts (default config) + a linear gender head (2 classes), as
                createClassifier builds it; Adam 1e-3, cross-entropy + the conv kernels' L2 term (1e-4). Batch 64.
-  gan_step     lib/gan/nets.ts (DEFAULT_GAN_CONFIG, unconditional) with lib/gan/steps.ts' step as gan:train runs
-               it: one discriminator step (hinge loss), one generator step (−D(G(z)) + the mode-seeking term of
-               gan:train's default weight, MODE_SEEKING), with gan:train's default augmentation, AUGMENT (none;
+  gan_step     lib/gan/nets.ts (DEFAULT_GAN_CONFIG, unconditional: the minibatch standard deviation over groups of
+               MBSTD_GROUP) with lib/gan/steps.ts' step as gan:train runs it: one discriminator step (hinge loss),
+               one generator step (−D(G(z)) + the mode-seeking term of gan:train's default weight, MODE_SEEKING, in
+               its default form and region, MODE_SEEKING_FORM and MODE_SEEKING_REGION), with gan:train's default augmentation, AUGMENT (none;
                True: DiffAugment color,translation,cutout on both), Adam 2e-4 (β 0.5, 0.999), then the generator's
                weight average.
                Batch 32. "Inference" is the generator's forward pass (running batch-norm statistics).
@@ -41,6 +42,9 @@ MODELS = ["ref", "compact_cnn", "gan_step", "face_resnet"]
 DEFAULT_BATCH = {"ref": 64, "compact_cnn": 64, "gan_step": 32, "face_resnet": 32}
 H, W = 108, 84
 MODE_SEEKING = 1.0  # gan:train's default --mode-seeking (lib/gan/train.ts DEFAULT_GAN_TRAIN.modeSeeking)
+MODE_SEEKING_FORM = "pairs"  # its default --mode-seeking-form (DEFAULT_GAN_TRAIN.modeSeekingForm)
+MODE_SEEKING_REGION = None  # its default --mode-seeking-region, image (face: lib/gan/train.ts MODE_SEEKING_FACE, (17, 35, 50, 50))
+MBSTD_GROUP = 4  # the discriminator's default --mbstd-group (lib/gan/nets.ts DEFAULT_GAN_CONFIG.mbstdGroup)
 AUGMENT = False  # gan:train's default --augment: none (DEFAULT_GAN_TRAIN.augment "")
 # tfjs batch norm: epsilon 1e-3; momentum m there is 1 − m here (tfjs default 0.99, the GAN's generator 0.9).
 BN_EPS = 1e-3
@@ -241,15 +245,47 @@ def mapping_net(latent=128, w_dim=128, layers=2):
     return nn.Sequential(*mods)
 
 
-def discriminator(widths=(16, 32, 64, 128, 256)):
-    lrelu = lambda: nn.LeakyReLU(0.2)
-    mods = [nn.Conv2d(3, widths[0], 3, padding=1), lrelu()]  # d_stem 108×84
-    for i, (cin, c) in enumerate(zip(widths[:-1], widths[1:])):
-        mods += [nn.Conv2d(cin, c, 3, stride=2, padding=1), lrelu()]  # 54×42, 27×21, 14×11, 7×6
-        if i in (1, 2):
-            mods += [nn.Conv2d(c, c, 3, padding=1), lrelu()]
-    mods += [nn.Flatten(), nn.Linear(7 * 6 * widths[-1], widths[-1]), lrelu(), nn.Linear(widths[-1], 1)]
-    return nn.Sequential(*mods)
+class MinibatchStd(nn.Module):
+    """lib/gan/nets.ts MinibatchStd on flat features [b, f]: groups of g (the largest divisor of b not above the
+    group size; sample i in group i mod b/g), the std of each feature across a group, averaged → [b, 1]."""
+
+    def __init__(self, group):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x):
+        b, f = x.shape
+        g = min(self.group, b)
+        while b % g:
+            g -= 1
+        y = x.view(g, b // g, f)
+        std = ((y - y.mean(0, keepdim=True)) ** 2).mean(0).add(1e-8).sqrt()  # [b/g, f]
+        return std.mean(1, keepdim=True).repeat(g, 1)
+
+
+class Discriminator(nn.Module):
+    """stem → strided convs to 7×6 → flatten → dense [+ dense(minibatch std), no bias] → leaky ReLU → score."""
+
+    def __init__(self, widths=(16, 32, 64, 128, 256), mbstd_group=MBSTD_GROUP):
+        super().__init__()
+        lrelu = lambda: nn.LeakyReLU(0.2)
+        mods = [nn.Conv2d(3, widths[0], 3, padding=1), lrelu()]  # d_stem 108×84
+        for i, (cin, c) in enumerate(zip(widths[:-1], widths[1:])):
+            mods += [nn.Conv2d(cin, c, 3, stride=2, padding=1), lrelu()]  # 54×42, 27×21, 14×11, 7×6
+            if i in (1, 2):
+                mods += [nn.Conv2d(c, c, 3, padding=1), lrelu()]
+        self.convs = nn.Sequential(*mods, nn.Flatten())
+        self.features = nn.Linear(7 * 6 * widths[-1], widths[-1])
+        self.mbstd = MinibatchStd(mbstd_group) if mbstd_group > 0 else None
+        self.from_std = nn.Linear(1, widths[-1], bias=False) if mbstd_group > 0 else None
+        self.score = nn.Linear(widths[-1], 1)
+
+    def forward(self, x):
+        flat = self.convs(x)
+        pre = self.features(flat)
+        if self.mbstd is not None:
+            pre = pre + self.from_std(self.mbstd(flat))
+        return self.score(F.leaky_relu(pre, 0.2))
 
 
 def diff_augment(x, rng):
@@ -274,6 +310,30 @@ def diff_augment(x, rng):
         y0, x0 = rng.randint(0, h - ch), rng.randint(0, w - cw)
         mask[i, :, y0:y0 + ch, x0:x0 + cw] = 0
     return x * mask  # cutout
+
+
+def mode_seeking_term(fake, z):
+    """lib/gan/steps.ts modeSeekingTerm of MODE_SEEKING_FORM in MODE_SEEKING_REGION (x, y, width, height; None =
+    the whole image) on an NCHW batch."""
+    if MODE_SEEKING_REGION is not None:
+        x, y, w, h = MODE_SEEKING_REGION
+        fake = fake[:, :, y:y + h, x:x + w]
+    n = fake.shape[0]
+    if MODE_SEEKING_FORM == "all":  # every pair i < j, root-mean-square distances from one Gram matrix per side
+        def rms(t):
+            flat = t.reshape(n, -1)
+            sq = (flat * flat).sum(1, keepdim=True)
+            d2 = F.relu(sq + sq.t() - 2 * flat @ flat.t())
+            return (d2 / flat.shape[1] + 1e-10).sqrt()
+        i, j = torch.triu_indices(n, n, 1)
+        d = rms(fake)[i, j] / rms(z)[i, j]
+        return (1 / (d + 1e-5)).mean()
+    h = n // 2  # the batch's halves paired
+    df, dz = (fake[:h] - fake[h:2 * h]).abs(), (z[:h] - z[h:2 * h]).abs()
+    if MODE_SEEKING_FORM == "batch":
+        return 1 / (df.mean() / dz.mean() + 1e-5)
+    d = df.reshape(h, -1).mean(1) / dz.reshape(h, -1).mean(1)  # "pairs": each pair's own ratio
+    return (1 / (d + 1e-5)).mean()
 
 
 # ------------------------------------------------------------------ timing
@@ -354,7 +414,7 @@ def build(a):
         groups = [{"params": head, "lr": 1e-3}, {"params": backbone, "lr": 1e-4}]  # backboneLrMult 0.1
         return (*classifier(a, net, groups, label_smoothing=0.1), total, trainable, None)
     # gan_step
-    mapping, synthesis, disc = mapping_net(), to_cl(Synthesis(), a.channels_last), to_cl(discriminator(), a.channels_last)
+    mapping, synthesis, disc = mapping_net(), to_cl(Synthesis(), a.channels_last), to_cl(Discriminator(), a.channels_last)
     gen = nn.Sequential(mapping, synthesis)
     ema = [t.detach().clone() for t in list(gen.parameters()) + list(gen.buffers()) if t.is_floating_point()]
     g_total, g_trainable = count_params(mapping, synthesis)
@@ -382,10 +442,8 @@ def build(a):
         disc.requires_grad_(False)
         fake = gen(z)
         loss_g = -disc(aug(fake)).mean()
-        if MODE_SEEKING > 0:  # MSGAN's term (lib/gan/steps.ts modeSeekingTerm): the batch's halves paired
-            h = fake.shape[0] // 2
-            d = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
-            loss_g = loss_g + MODE_SEEKING / (d + 1e-5)
+        if MODE_SEEKING > 0:
+            loss_g = loss_g + MODE_SEEKING * mode_seeking_term(fake, z)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

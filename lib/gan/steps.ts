@@ -221,22 +221,60 @@ export function discriminatorStepLoss(nets: GanModels, opt: tf.Optimizer, inp: S
   }, true, dVarsOf(nets)) as tf.Scalar;
 }
 
-/** How the mode-seeking term averages: over the batch (MSGAN's form) or over each pair (see modeSeekingTerm). */
-export const MODE_SEEKING_FORMS = ["batch", "pairs"] as const;
+/**
+ * How the mode-seeking term averages: over the batch (MSGAN's form), over each of the batch's fixed pairs, or over
+ * every pair of the batch (see modeSeekingTerm).
+ */
+export const MODE_SEEKING_FORMS = ["batch", "pairs", "all"] as const;
 export type ModeSeekingForm = typeof MODE_SEEKING_FORMS[number];
 
+/** A region of the image, in whole pixels, that the mode-seeking term measures in: rows y…y+height, columns x…x+width. */
+export interface PixelRegion {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
 /**
- * The mode-seeking term of MSGAN (Mao et al. 2019) on a generated batch: the batch's first half is paired with its
- * second, d = mean|G(z₁) − G(z₂)| / mean|z₁ − z₂| (pixels over latents), and the term is 1 / (d + 1e-5): small
- * when different latents give different images, large when they collapse onto the same one. `form` "batch" (MSGAN's
- * code) takes both means over all pairs at once, so a few collapsed pairs barely move it; "pairs" takes d per pair
- * and averages 1 / (dᵢ + 1e-5) over the pairs, so each close pair adds its own large term (1/d is convex: its
- * gradient grows as 1/dᵢ² where the batch form's is shared). Batch of at least 2.
+ * The mode-seeking term of MSGAN (Mao et al. 2019) on a generated batch: for a pair of latents, d = the images'
+ * distance over the latents' distance, and the term is 1 / (d + 1e-5): small when different latents give different
+ * images, large when they collapse onto the same one. `form`:
+ * - "batch" (MSGAN's code): the batch's first half paired with its second, d = mean|G(z₁) − G(z₂)| / mean|z₁ − z₂|
+ *   over all pairs at once, so a few collapsed pairs barely move it;
+ * - "pairs": the same pairs, d per pair (mean absolute differences), 1 / (dᵢ + 1e-5) averaged over the pairs, so each
+ *   close pair adds its own large term (1/d is convex: its gradient grows as 1/dᵢ², where the batch form's is shared);
+ * - "all": every pair of the batch (b(b − 1)/2 of them, where "pairs" sees b/2 fixed ones), d per pair with
+ *   root-mean-square distances (from one Gram matrix per side, so the cost does not grow with the pairs' pixels;
+ *   1e-10 under the root keeps a twin pair's gradient finite), the inverse averaged over the pairs: a sample with a near-twin anywhere in the batch adds a large term, as
+ *   Normalized Diversification (Liu et al. 2019) measures every pair.
+ * `region` (whole pixels inside the image) measures the images' distance there only, e.g. the face, so that two
+ * samples of one face on different backgrounds count as close. Batch of at least 2.
  */
-export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D, form: ModeSeekingForm = "batch"): tf.Scalar {
+export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D, form: ModeSeekingForm = "batch", region: PixelRegion | null = null): tf.Scalar {
   return tf.tidy(() => {
-    const half = Math.floor(fake.shape[0] / 2);
-    if (half < 1) throw new Error(`modeSeekingTerm: needs a batch of at least 2, got ${fake.shape[0]}`);
+    const n = fake.shape[0];
+    const half = Math.floor(n / 2);
+    if (half < 1) throw new Error(`modeSeekingTerm: needs a batch of at least 2, got ${n}`);
+    if (region) {
+      const [, h, w] = fake.shape;
+      const { x, y, width, height } = region;
+      if (![x, y, width, height].every(Number.isInteger) || x < 0 || y < 0 || width < 1 || height < 1 || x + width > w || y + height > h) {
+        throw new Error(`modeSeekingTerm: region ${JSON.stringify(region)} is not whole pixels inside a ${h}×${w} image`);
+      }
+      fake = tf.slice(fake, [0, y, x, 0], [n, height, width, -1]);
+    }
+    if (form === "all") {
+      const rms = (t: tf.Tensor) => {
+        const flat = tf.reshape(t, [n, -1]);
+        const sq = tf.sum(tf.square(flat), 1, true); // [n, 1]
+        const d2 = tf.relu(tf.sub(tf.add(sq, tf.transpose(sq)), tf.mul(2, tf.matMul(flat, flat, false, true))));
+        return tf.sqrt(tf.add(tf.div(d2, flat.shape[1]!), 1e-10)); // [n, n]
+      };
+      const upper = tf.tensor1d(Int32Array.from(pairIndices(n)), "int32"); // i < j of the flattened [n, n]
+      const d = tf.div(tf.gather(tf.reshape(rms(fake), [-1]), upper), tf.gather(tf.reshape(rms(z), [-1]), upper));
+      return tf.mean(tf.div(1, tf.add(d, 1e-5))) as tf.Scalar;
+    }
     const pair = <T extends tf.Tensor>(t: T): [T, T] => [tf.slice(t, 0, half) as T, tf.slice(t, half, half) as T];
     const [f1, f2] = pair(fake), [z1, z2] = pair(z);
     if (form === "batch") {
@@ -249,9 +287,16 @@ export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D, form: ModeSee
   });
 }
 
+/** The flat indices i·n + j of an n×n matrix's pairs i < j, row by row. */
+function pairIndices(n: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) out.push(i * n + j);
+  return out;
+}
+
 /**
- * One generator step (−D(G(z)), plus `modeSeeking` × modeSeekingTerm (of `modeSeekingForm`) when above 0); only the generator's weights
- * change. Returns the adversarial loss tensor (without the mode-seeking term), not read.
+ * One generator step (−D(G(z)), plus `modeSeeking` × modeSeekingTerm (of `modeSeekingForm`, in `modeSeekingRegion`)
+ * when above 0); only the generator's weights change. Returns the adversarial loss tensor (without the mode-seeking term), not read.
  */
 export function generatorStepLoss(
   nets: GanModels,
@@ -261,6 +306,7 @@ export function generatorStepLoss(
   rng: Rng,
   modeSeeking = 0,
   modeSeekingForm: ModeSeekingForm = "batch",
+  modeSeekingRegion: PixelRegion | null = null,
 ): tf.Scalar {
   const kept: { adversarial?: tf.Scalar } = {};
   const total = opt.minimize(() => {
@@ -268,7 +314,7 @@ export function generatorStepLoss(
     const lossG = tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng, inp.augmentP), inp.fakeClass, nets.features))) as tf.Scalar;
     if (!(modeSeeking > 0)) return lossG;
     kept.adversarial = tf.keep(tf.clone(lossG));
-    return tf.add(lossG, tf.mul(modeSeeking, modeSeekingTerm(fake, inp.z, modeSeekingForm))) as tf.Scalar;
+    return tf.add(lossG, tf.mul(modeSeeking, modeSeekingTerm(fake, inp.z, modeSeekingForm, modeSeekingRegion))) as tf.Scalar;
   }, true, gVarsOf(nets)) as tf.Scalar;
   if (kept.adversarial === undefined) return total;
   total.dispose();

@@ -48,6 +48,22 @@ import { adam } from "../engine/adam.ts";
 export const GAN_CONDITIONS = ["none", "gender", "hair_color"] as const;
 export type GanCondition = typeof GAN_CONDITIONS[number];
 
+/** Where the mode-seeking term measures the images' distance: the whole image, or the face square (MODE_SEEKING_FACE). */
+export const MODE_SEEKING_REGIONS = ["image", "face"] as const;
+export type ModeSeekingRegion = typeof MODE_SEEKING_REGIONS[number];
+/**
+ * The face square of a portrait (alignedCrop of PORTRAIT_FRAMING, the square face-api's age/gender net sees) in
+ * whole pixels: eyebrows to chin, with little hair or background.
+ */
+export const MODE_SEEKING_FACE: PixelRegion = (() => {
+  const c = alignedCrop(PORTRAIT_FRAMING), side = Math.round(c.side);
+  return { x: Math.round(c.x), y: Math.round(c.y), width: side, height: side };
+})();
+/** The pixels a run's mode-seeking term measures in (null: the whole image). */
+export function modeSeekingRegionOf(region: ModeSeekingRegion): PixelRegion | null {
+  return region === "face" ? MODE_SEEKING_FACE : null;
+}
+
 export interface GanTrainConfig {
   dataroot: string;
   attributes?: string;
@@ -83,8 +99,10 @@ export interface GanTrainConfig {
    * how far apart two latents' images are, pixels over latents); 0 = off (runs saved before it existed resume so).
    */
   modeSeeking: number;
-  /** "batch" (MSGAN's form) or "pairs" (the inverse ratio per pair, averaged): lib/gan/steps.ts modeSeekingTerm. */
+  /** "batch" (MSGAN's form), "pairs" (the inverse ratio per pair, averaged) or "all" (every pair of the batch): lib/gan/steps.ts modeSeekingTerm. */
   modeSeekingForm: ModeSeekingForm;
+  /** Where the term measures the images' distance: the whole image, or the face square (MODE_SEEKING_FACE). */
+  modeSeekingRegion: ModeSeekingRegion;
   condition: GanCondition;
   snapshotKimg: number;
   /** Stop (with a snapshot) after this many minutes of training, whatever kimg says. */
@@ -122,7 +140,8 @@ export const GAN_FIELDS = {
   adaTarget: { flag: "ada-target", type: "number", nonNegative: true, below: 1, help: "adaptive augmentation: each transform applied with a probability that steers E[sign D(real)] to this target (0.6 in StyleGAN2-ADA; 0 = off, always applied)" },
   adaKimg: { flag: "ada-kimg", type: "number", positive: true, help: "adaptive augmentation: thousands of images for its probability to move from 0 to 1" },
   modeSeeking: { flag: "mode-seeking", type: "number", nonNegative: true, help: "weight of MSGAN's mode-seeking term in the generator's loss (default 1, as in the paper; 0 = off)" },
-  modeSeekingForm: { flag: "mode-seeking-form", type: "string", choices: MODE_SEEKING_FORMS, help: "the term over the batch (MSGAN's form) or averaged over each pair's own term (pairs: close pairs weigh more)" },
+  modeSeekingForm: { flag: "mode-seeking-form", type: "string", choices: MODE_SEEKING_FORMS, help: "pairs (default): the mean of each pair's own term, so close pairs weigh more; batch: one ratio over the batch (MSGAN's form); all: every pair of the batch, not only its halves' (root-mean-square distances)" },
+  modeSeekingRegion: { flag: "mode-seeking-region", type: "string", choices: MODE_SEEKING_REGIONS, help: "where the mode-seeking term measures the images' distance: image (default) or face (the face square: one face on two backgrounds counts as close)" },
   snapshotKimg: { flag: "snapshot-kimg", type: "number", positive: true, help: "kimg between snapshots (grid, metric, checkpoint)" },
   maxMinutes: { flag: "max-minutes", type: "number", positive: true, help: "stop after this much training time (a CPU budget)" },
   metricImages: { flag: "metric-images", type: "int", nonNegative: true, help: "images per side for the Fréchet descriptor distance (0 = off, else ≥ 16)" },
@@ -158,7 +177,7 @@ export const GAN_MODEL_FIELDS = {
     flag: "mbstd-group",
     type: "int",
     nonNegative: true,
-    help: "image discriminator: minibatch standard deviation of its flattened 7×6 features over groups of N samples (0 = off)",
+    help: "image discriminator: minibatch standard deviation of its flattened 7×6 features over groups of N samples (default 4; 0 = off)",
   },
   pack: {
     flag: "pack",
@@ -191,7 +210,10 @@ export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   adaKimg: 20,
   // Measured on tp_real (README): FDD 0.12–0.17 from 40 minutes on, 0.139 at 60; the best run without it ended at 0.174.
   modeSeeking: 1,
-  modeSeekingForm: "batch",
+  // With the minibatch std (DEFAULT_GAN_CONFIG.mbstdGroup 4), measured on tp_real (README): near-duplicates per set of
+  // 64 means 7.8 and 12.0 over two seeds, where the batch form had 12.1 and 28.5; FDD 0.046 and 0.043 at 60 minutes.
+  modeSeekingForm: "pairs",
+  modeSeekingRegion: "image",
   condition: "none",
   snapshotKimg: 2,
   maxMinutes: null,
@@ -274,6 +296,7 @@ export {
   MODE_SEEKING_FORMS,
   type ModeSeekingForm,
   modeSeekingTerm,
+  type PixelRegion,
   shiftImages,
   SpectralNorm,
   type StepInput,
@@ -292,6 +315,7 @@ import {
   latentsForSeeds,
   MODE_SEEKING_FORMS,
   type ModeSeekingForm,
+  type PixelRegion,
   SpectralNorm,
   updateEma,
 } from "./steps.ts";
@@ -486,13 +510,13 @@ export async function resumeGanConfig(base: { expName: string; checkpointsDir?: 
 /** Model fields added after runs were saved, with the value that reproduces such a run (its config.json lacks them). */
 const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0, pack: 1 };
 /** The same for training settings: off for runs saved before adaptive augmentation and the mode-seeking term, its batch form before --mode-seeking-form. */
-const TRAIN_SAVED_BEFORE: Partial<GanTrainConfig> = { adaTarget: 0, adaKimg: DEFAULT_GAN_TRAIN.adaKimg, modeSeeking: 0, modeSeekingForm: "batch" };
+const TRAIN_SAVED_BEFORE: Partial<GanTrainConfig> = { adaTarget: 0, adaKimg: DEFAULT_GAN_TRAIN.adaKimg, modeSeeking: 0, modeSeekingForm: "batch", modeSeekingRegion: "image" };
 
 /** Model fields a resumed run must keep (they shape the saved weights). */
 const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "pack", "latentDim", "wDim", "mappingLayers", "gExtraLowRes"] as const;
 
 /** Settings a resumed GAN run must keep (kimg, snapshot interval, time limit may change). */
-export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "condition", "seed"] as const;
+export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion", "condition", "seed"] as const;
 
 /**
  * Trains (or resumes) a GAN run under checkpoints/<exp>/, holding the folder's lock: a fresh run
@@ -602,7 +626,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const params = ganParams(nets);
   const dKind = nets.features ? ` (projected: heads on frozen age/gender features, ${nets.features.countParams()} weights not trained)` : "";
   await log(`GAN ${cfg.expName}: ${rows.length} images, condition ${cfg.condition}, params G ${params.mapping + params.synthesis} D ${params.discriminator}${dKind}, ` +
-    `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}'${ada ? ` (adaptive: target ${cfg.adaTarget}, p from ${ada.p.toFixed(3)})` : ""}${cfg.modeSeeking > 0 ? `, mode-seeking ${cfg.modeSeeking} (${cfg.modeSeekingForm})` : ""}, backend ${tf.getBackend()}`);
+    `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}'${ada ? ` (adaptive: target ${cfg.adaTarget}, p from ${ada.p.toFixed(3)})` : ""}${cfg.modeSeeking > 0 ? `, mode-seeking ${cfg.modeSeeking} (${cfg.modeSeekingForm}, ${cfg.modeSeekingRegion})` : ""}, backend ${tf.getBackend()}`);
 
   const snapshot = async (lossD: number, lossG: number, rate: number) => {
     const kimg = state.imagesShown / 1000;
@@ -671,7 +695,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
         const augmentP = ada ? ada.p : 1;
         const ldT = discriminatorStepLoss(nets, optD, { real, realClass, z: z1, fakeClass, augmentP }, cfg.augment, rng, ada ? (s) => (realSign = s) : undefined);
         if (cfg.spectralNorm) await sn.project();
-        const lgT = generatorStepLoss(nets, optG, { z: z2, fakeClass, augmentP }, cfg.augment, rng, cfg.modeSeeking, cfg.modeSeekingForm);
+        const lgT = generatorStepLoss(nets, optG, { z: z2, fakeClass, augmentP }, cfg.augment, rng, cfg.modeSeeking, cfg.modeSeekingForm, modeSeekingRegionOf(cfg.modeSeekingRegion));
         const losses = tf.stack(realSign ? [ldT, lgT, realSign] : [ldT, lgT]);
         tf.dispose([ldT, lgT]);
         state.imagesShown += cfg.batchSize;

@@ -19,6 +19,7 @@ import {
   type GanTrainConfig,
   latentsForSeeds,
   loadFaceFeatures,
+  MODE_SEEKING_FACE,
   modeSeekingTerm,
   resolveGanConfig,
   resumeGanConfig,
@@ -107,8 +108,9 @@ Deno.test("packSamples: pack j of a batch holds samples j, j + b/m, … on its c
   tf.dispose([x, p]);
 });
 
-Deno.test("PacGAN discriminator (pack 2): one score per pack of two, moved by its second sample and not by another pack's, saved and loaded with the same scores", async () => {
-  const m = buildGan({ ...TINY, pack: 2 });
+Deno.test("PacGAN discriminator (pack 2, no minibatch std): one score per pack of two, moved by its second sample and not by another pack's, saved and loaded with the same scores", async () => {
+  // Without the minibatch std, whose group spread would carry one pack's change into every pack's score.
+  const m = buildGan({ ...TINY, pack: 2, mbstdGroup: 0 });
   const img = tf.randomUniform([8, 108, 84, 3], -1, 1, "float32", 3) as tf.Tensor4D;
   const s1 = discriminate(m.discriminator, img);
   assert.deepEqual(s1.shape, [4, 1]);
@@ -125,7 +127,7 @@ Deno.test("PacGAN discriminator (pack 2): one score per pack of two, moved by it
   for (const k of ["mapping", "synthesis", "discriminator"] as const) m[k].dispose();
 });
 
-Deno.test("PacGAN discriminator with minibatch std (pack 2, mbstdGroup 2): D and G steps (mode-seeking pairs) leak no tensor after a burn-in step", async () => {
+Deno.test("PacGAN discriminator with minibatch std (pack 2, mbstdGroup 2): D and G steps (mode-seeking pairs; then all, in the face square) leak no tensor after a burn-in step", async () => {
   const cfg = { ...TINY, pack: 2, mbstdGroup: 2 };
   const nets = buildGanNets(cfg);
   const img = tf.randomUniform([8, 108, 84, 3], -1, 1, "float32", 3) as tf.Tensor4D;
@@ -135,6 +137,7 @@ Deno.test("PacGAN discriminator with minibatch std (pack 2, mbstdGroup 2): D and
   const step = async () => {
     await discriminatorStep(nets, optD, { real: img, z }, "color,translation", rng);
     await generatorStep(nets, optG, { z }, "color,translation", rng, 1, "pairs");
+    await generatorStep(nets, optG, { z }, "color,translation", rng, 1, "all", MODE_SEEKING_FACE);
   };
   await step();
   const before = tf.memory().numTensors;
@@ -288,10 +291,11 @@ Deno.test("gan:train with --ada-target: augment p logged per snapshot moves off 
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 40, seed: 6 });
-    // 16 steps of 8 images; p may move by 1 every 4 steps (32 images), and this run's discriminator scores its real
-    // images above 0 from about its 8th step: p leaves 0 (at a target of 0.1) in the second half.
+    // 16 steps of 8 images; p may move by 1 every 4 steps (32 images), and this run's discriminator (without the
+    // minibatch std) scores its real images above 0 from about its 8th step: p leaves 0 (at a target of 0.1) in the
+    // second half.
     const cfg = (name: string, kimg: number, resume = false) =>
-      resolveGanConfig({ dataroot: data, expName: name }, "debug", { checkpointsDir: join(dir, "ck"), kimg, snapshotKimg: 0.072, metricImages: 0, augment: "color,translation,cutout", adaTarget: 0.1, adaKimg: 0.032, resume, quiet: true });
+      resolveGanConfig({ dataroot: data, expName: name }, "debug", { checkpointsDir: join(dir, "ck"), kimg, snapshotKimg: 0.072, metricImages: 0, augment: "color,translation,cutout", adaTarget: 0.1, adaKimg: 0.032, resume, quiet: true, model: { mbstdGroup: 0 } as GanConfig });
     const straight = await ganTrainRun(cfg("straight", 0.128));
     const ps = straight.state.snapshots.map((s) => s.augment_p!);
     assert.ok(ps.every((p) => p >= 0 && p <= 1) && ps.some((p) => p > 0), `p ${ps}`);
@@ -340,6 +344,39 @@ Deno.test("mode-seeking term, pairs form: the mean over pairs of 1 / (dᵢ + 1e-
   tf.dispose([z, even, be, pe, oneCollapsed, bc, pc]);
 });
 
+Deno.test("mode-seeking term, all form: the mean over every pair i < j of 1 / (rms image distance / rms latent distance + 1e-5), with 1e-10 under each root; a twin pair outside the fixed halves' pairing makes it large where the pairs form stays small", () => {
+  // Images of 2 pixels: 0 = [0, 0], 1 = [0, 0] (twin of 0), 2 = [3, 3], 3 = [6, 6]: rms distance |a − b|.
+  const fake = tf.tensor4d([0, 0, 0, 0, 3, 3, 6, 6], [4, 1, 2, 1]);
+  const z = tf.tensor2d([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], [4, 4]); // one-hot: every pair at rms √(2/4)
+  const img = [0, 0, 3, 6];
+  let expected = 0;
+  for (let i = 0; i < 4; i++) for (let j = i + 1; j < 4; j++) expected += 1 / (Math.sqrt((img[i] - img[j]) ** 2 + 1e-10) / Math.sqrt(0.5 + 1e-10) + 1e-5) / 6;
+  const all = modeSeekingTerm(fake, z, "all"), pairs = modeSeekingTerm(fake, z, "pairs");
+  assert.ok(Math.abs(all.dataSync()[0] - expected) / expected < 1e-2, `all ${all.dataSync()[0]} vs ${expected}`);
+  assert.ok(all.dataSync()[0] > 6e3, `the twins 0 and 1 (1 / (1.4e-5 + 1e-5) / 6 ≈ 6,900) should dominate: ${all.dataSync()[0]}`);
+  assert.ok(pairs.dataSync()[0] < 1, `pairs pairs 0–2 and 1–3 only: ${pairs.dataSync()[0]}`);
+  tf.dispose([fake, z, all, pairs]);
+});
+
+Deno.test("mode-seeking term in a region: images that differ only outside it count as collapsed there (every form), a region on their difference measures it; a region outside the image is an error", () => {
+  // 2 images of 3×3×1 that differ only in the top row; the region is the bottom-right 2×2.
+  const fake = tf.tensor4d([9, 9, 9, 1, 2, 3, 4, 5, 6, 0, 0, 0, 1, 2, 3, 4, 5, 6], [2, 3, 3, 1]);
+  const z = tf.tensor2d([0, 1], [2, 1]);
+  const region = { x: 1, y: 1, width: 2, height: 2 };
+  for (const form of ["batch", "pairs", "all"] as const) {
+    const [whole, inside] = [modeSeekingTerm(fake, z, form), modeSeekingTerm(fake, z, form, region)];
+    assert.ok(whole.dataSync()[0] < 1, `${form}: whole image ${whole.dataSync()[0]}`);
+    // Collapsed: d = 0, so 1 / 1e-5; the all form's root adds its 1e-10 (d = 1e-5 over a latent distance of 1).
+    const collapsed = form === "all" ? 1 / (1e-5 + 1e-5) : 1e5;
+    assert.ok(Math.abs(inside.dataSync()[0] - collapsed) / collapsed < 1e-3, `${form}: region ${inside.dataSync()[0]}`);
+    tf.dispose([whole, inside]);
+  }
+  const moved = modeSeekingTerm(fake, z, "pairs", { x: 0, y: 0, width: 3, height: 1 }); // the top row only: 9 vs 0
+  assert.ok(Math.abs(moved.dataSync()[0] - 1 / (9 + 1e-5)) < 1e-6, `top row ${moved.dataSync()[0]}`);
+  assert.throws(() => modeSeekingTerm(fake, z, "all", { x: 2, y: 1, width: 2, height: 2 }), /region .* is not whole pixels inside a 3×3 image/);
+  tf.dispose([fake, z, moved]);
+});
+
 Deno.test("generator step with --mode-seeking: returns the adversarial loss of the step without it, moves the generator's weights elsewhere, and leaks no tensors after a burn-in step", async () => {
   const run = async (lambda: number) => {
     const nets = buildGanNets(TINY);
@@ -360,7 +397,7 @@ Deno.test("generator step with --mode-seeking: returns the adversarial loss of t
   assert.ok(seeking.w.some((v, i) => v !== plain.w[i]), "the mode-seeking term changed no weight");
 });
 
-Deno.test("gan:train --resume of a run saved before --ada-target, --mode-seeking and --mode-seeking-form existed (its config.json lacks them) continues with the first two off and the batch form; giving another value is refused", async () => {
+Deno.test("gan:train --resume of a run saved before --ada-target, --mode-seeking, --mode-seeking-form and --mode-seeking-region existed (its config.json lacks them) continues with the first two off, the batch form and the whole image; giving another value is refused", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 24, seed: 7 });
@@ -369,17 +406,19 @@ Deno.test("gan:train --resume of a run saved before --ada-target, --mode-seeking
     await ganTrainRun(cfg(0.016));
     const path = join(dir, "ck", "old", "config.json");
     const saved = JSON.parse(await Deno.readTextFile(path));
-    for (const k of ["adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm"]) delete saved[k];
+    for (const k of ["adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion"]) delete saved[k];
     await Deno.writeTextFile(path, JSON.stringify(saved));
     // As the CLI resumes: the saved settings, the missing ones as the run had them (off), whatever today's defaults.
     const resumeCfg = await resumeGanConfig({ expName: "old", checkpointsDir: join(dir, "ck") }, { kimg: 0.032, quiet: true });
     assert.equal(resumeCfg.modeSeeking, 0);
     assert.equal(resumeCfg.adaTarget, 0);
     assert.equal(resumeCfg.modeSeekingForm, "batch");
+    assert.equal(resumeCfg.modeSeekingRegion, "image");
     const resumed = await ganTrainRun(resumeCfg);
     assert.equal(resumed.resumedFrom, 0.016);
     await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeeking: 2 }), /modeSeeking 0 → 2/);
     await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeekingForm: "pairs" }), /modeSeekingForm "batch" → "pairs"/);
+    await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeekingRegion: "face" }), /modeSeekingRegion "image" → "face"/);
   });
 });
 
@@ -695,7 +734,7 @@ Deno.test("--g-widths/--d-widths: comma lists become the model's channels (prese
       resolveGanConfig({ dataroot: data, expName: "w" }, "debug", { checkpointsDir: join(dir, "ck"), kimg: 0.016, snapshotKimg: 0.016, metricImages: 0, resume, quiet: true, model });
     await ganTrainRun(cfg(false, {}));
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { gWidths: [16, 16, 8, 8] }), kimg: 0.032 }), /--resume would change gWidths \[32,16,8,8\] → \[16,16,8,8\]/);
-    await assert.rejects(() => ganTrainRun({ ...cfg(true, { mbstdGroup: 2 }), kimg: 0.032 }), /--resume would change mbstdGroup 0 → 2/);
+    await assert.rejects(() => ganTrainRun({ ...cfg(true, { mbstdGroup: 2 }), kimg: 0.032 }), /--resume would change mbstdGroup 4 → 2/);
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { pack: 2 }), kimg: 0.032 }), /--resume would change pack 1 → 2/);
     assert.throws(() => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", { batchSize: 9, model: { pack: 2 } as GanConfig }),
       (e: Error) => e instanceof UserError && /--pack 2 needs a --batch-size that is a multiple of it, got 9/.test(e.message));
