@@ -246,8 +246,9 @@ export interface PixelRegion {
  *   close pair adds its own large term (1/d is convex: its gradient grows as 1/dᵢ², where the batch form's is shared);
  * - "all": every pair of the batch (b(b − 1)/2 of them, where "pairs" sees b/2 fixed ones), d per pair with
  *   root-mean-square distances (from one Gram matrix per side, so the cost does not grow with the pairs' pixels;
- *   1e-10 under the root keeps a twin pair's gradient finite), the inverse averaged over the pairs: a sample with a near-twin anywhere in the batch adds a large term, as
- *   Normalized Diversification (Liu et al. 2019) measures every pair.
+ *   1e-10 under the root keeps a twin pair's gradient finite), the inverse averaged over the pairs: a sample with a
+ *   near-twin anywhere in the batch adds a large term, as Normalized Diversification (Liu et al. 2019) measures
+ *   every pair.
  * `region` (whole pixels inside the image) measures the images' distance there only, e.g. the face, so that two
  * samples of one face on different backgrounds count as close. Batch of at least 2.
  */
