@@ -272,7 +272,7 @@ export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D, form: ModeSee
         const d2 = tf.relu(tf.sub(tf.add(sq, tf.transpose(sq)), tf.mul(2, tf.matMul(flat, flat, false, true))));
         return tf.sqrt(tf.add(tf.div(d2, flat.shape[1]!), 1e-10)); // [n, n]
       };
-      const upper = tf.tensor1d(Int32Array.from(pairIndices(n)), "int32"); // i < j of the flattened [n, n]
+      const upper = tf.tensor1d(pairIndices(n), "int32"); // i < j of the flattened [n, n]
       const d = tf.div(tf.gather(tf.reshape(rms(fake), [-1]), upper), tf.gather(tf.reshape(rms(z), [-1]), upper));
       return tf.mean(tf.div(1, tf.add(d, 1e-5))) as tf.Scalar;
     }
@@ -288,10 +288,15 @@ export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D, form: ModeSee
   });
 }
 
-/** The flat indices i·n + j of an n×n matrix's pairs i < j, row by row. */
-function pairIndices(n: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) out.push(i * n + j);
+/** The flat indices i·n + j of an n×n matrix's pairs i < j, row by row; built once per batch size (every G step asks). */
+const pairIndexCache = new Map<number, Int32Array>();
+function pairIndices(n: number): Int32Array {
+  let out = pairIndexCache.get(n);
+  if (!out) {
+    out = new Int32Array((n * (n - 1)) / 2);
+    for (let i = 0, k = 0; i < n; i++) for (let j = i + 1; j < n; j++) out[k++] = i * n + j;
+    pairIndexCache.set(n, out);
+  }
   return out;
 }
 
