@@ -24,7 +24,7 @@ import { DEFAULT_TRAIN_CONFIG, recipeFor } from "../lib/train/run.ts";
 import { mergeDefined } from "../lib/util/merge.ts";
 import { DEFAULT_GAN_CONFIG, ganParams, generate } from "../lib/gan/nets.ts";
 import { buildGanNets, discriminatorStep, disposeGanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "../lib/gan/steps.ts";
-import { DEFAULT_GAN_TRAIN, modeSeekingRegionOf } from "../lib/gan/train.ts";
+import { DEFAULT_GAN_TRAIN, modeSeekingOf } from "../lib/gan/train.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { adam } from "../lib/engine/adam.ts";
 import { buildReferenceCnn } from "./reference_cnn.ts";
@@ -173,7 +173,7 @@ export const RATIO_NETS: Record<RatioModel, RatioNet> = {
         async train() {
           await discriminatorStep(nets, optD, { real, z }, t.augment, rng);
           if (t.spectralNorm) await sn.project();
-          await generatorStep(nets, optG, { z }, t.augment, rng, t.modeSeeking, t.modeSeekingForm, modeSeekingRegionOf(t.modeSeekingRegion));
+          await generatorStep(nets, optG, { z }, t.augment, rng, modeSeekingOf(t));
           updateEma(nets, beta);
         },
         infer: () => readAndDispose(generate(nets, z, undefined, false)),

@@ -250,9 +250,11 @@ export interface PixelRegion {
  *   near-twin anywhere in the batch adds a large term, as Normalized Diversification (Liu et al. 2019) measures
  *   every pair.
  * `region` (whole pixels inside the image) measures the images' distance there only, e.g. the face, so that two
- * samples of one face on different backgrounds count as close. Batch of at least 2.
+ * samples of one face on different backgrounds count as close. `pool` averages the (region's) pixels over pool×pool
+ * squares first (the rows and columns left over are dropped), so that pixel noise, which averages out, cannot pass for
+ * a different image. Batch of at least 2.
  */
-export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D, form: ModeSeekingForm = "batch", region: PixelRegion | null = null): tf.Scalar {
+export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D, form: ModeSeekingForm = "batch", region: PixelRegion | null = null, pool = 1): tf.Scalar {
   return tf.tidy(() => {
     const n = fake.shape[0];
     const half = Math.floor(n / 2);
@@ -264,6 +266,11 @@ export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D, form: ModeSee
         throw new Error(`modeSeekingTerm: region ${JSON.stringify(region)} is not whole pixels inside a ${h}×${w} image`);
       }
       fake = tf.slice(fake, [0, y, x, 0], [n, height, width, -1]);
+    }
+    if (pool !== 1) {
+      const [, h, w] = fake.shape;
+      if (!Number.isInteger(pool) || pool < 1 || pool > Math.min(h, w)) throw new Error(`modeSeekingTerm: pool ${pool} is not a whole number from 1 to ${Math.min(h, w)} (the measured ${h}×${w})`);
+      fake = tf.avgPool(fake, pool, pool, "valid");
     }
     if (form === "all") {
       const rms = (t: tf.Tensor) => {
@@ -288,6 +295,19 @@ export function modeSeekingTerm(fake: tf.Tensor4D, z: tf.Tensor2D, form: ModeSee
   });
 }
 
+/**
+ * What the mode-seeking term compares in the "face-features" region: each sample's deepest map of `features` (face-api's
+ * age/gender net on the face square, [n,7,7,512]) scaled to unit root-mean-square, so that the RMS distance of two
+ * samples is √(2 − 2·cos) of their maps, whatever the maps' scale. Differentiable in `fake`.
+ */
+export function modeSeekingFeatureMaps(features: FaceFeatures, fake: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const maps = features.forward(fake);
+    const exit = maps[maps.length - 1];
+    return tf.mul(exit, tf.rsqrt(tf.add(tf.mean(tf.square(exit), [1, 2, 3], true), 1e-8))) as tf.Tensor4D;
+  });
+}
+
 /** The flat indices i·n + j of an n×n matrix's pairs i < j, row by row; built once per batch size (every G step asks). */
 const pairIndexCache = new Map<number, Int32Array>();
 function pairIndices(n: number): Int32Array {
@@ -300,9 +320,23 @@ function pairIndices(n: number): Int32Array {
   return out;
 }
 
+/** The generator's mode-seeking term as a step adds it (modeSeekingTerm). */
+export interface ModeSeeking {
+  /** Its weight λ in the generator's loss; 0 = off. */
+  weight: number;
+  /** Default "batch". */
+  form?: ModeSeekingForm;
+  /** Pixels the distance is measured in (default: the whole image). */
+  region?: PixelRegion | null;
+  /** Average over pool×pool pixels before the distance (default 1: none). */
+  pool?: number;
+  /** Measure on modeSeekingFeatureMaps of these features instead of pixels (no region, no pool). */
+  features?: FaceFeatures | null;
+}
+
 /**
- * One generator step (−D(G(z)), plus `modeSeeking` × modeSeekingTerm (of `modeSeekingForm`, in `modeSeekingRegion`)
- * when above 0); only the generator's weights change. Returns the adversarial loss tensor (without the mode-seeking term), not read.
+ * One generator step (−D(G(z)), plus `ms.weight` × modeSeekingTerm when above 0); only the generator's weights
+ * change. Returns the adversarial loss tensor (without the mode-seeking term), not read.
  */
 export function generatorStepLoss(
   nets: GanModels,
@@ -310,17 +344,18 @@ export function generatorStepLoss(
   inp: Pick<StepInput, "z" | "fakeClass" | "augmentP">,
   augment: string,
   rng: Rng,
-  modeSeeking = 0,
-  modeSeekingForm: ModeSeekingForm = "batch",
-  modeSeekingRegion: PixelRegion | null = null,
+  ms: ModeSeeking = { weight: 0 },
 ): tf.Scalar {
+  const pool = ms.pool ?? 1;
+  if (ms.features && (ms.region || pool !== 1)) throw new Error("generatorStepLoss: the mode-seeking term measures features or pixels (a region, a pool), not both");
   const kept: { adversarial?: tf.Scalar } = {};
   const total = opt.minimize(() => {
     const fake = generate(nets, inp.z, inp.fakeClass, true);
     const lossG = tf.neg(tf.mean(discriminate(nets.discriminator, diffAugment(fake, augment, rng, inp.augmentP), inp.fakeClass, nets.features))) as tf.Scalar;
-    if (!(modeSeeking > 0)) return lossG;
+    if (!(ms.weight > 0)) return lossG;
     kept.adversarial = tf.keep(tf.clone(lossG));
-    return tf.add(lossG, tf.mul(modeSeeking, modeSeekingTerm(fake, inp.z, modeSeekingForm, modeSeekingRegion))) as tf.Scalar;
+    const measured = ms.features ? modeSeekingFeatureMaps(ms.features, fake) : fake;
+    return tf.add(lossG, tf.mul(ms.weight, modeSeekingTerm(measured, inp.z, ms.form ?? "batch", ms.region ?? null, pool))) as tf.Scalar;
   }, true, gVarsOf(nets)) as tf.Scalar;
   if (kept.adversarial === undefined) return total;
   total.dispose();

@@ -48,8 +48,11 @@ import { adam } from "../engine/adam.ts";
 export const GAN_CONDITIONS = ["none", "gender", "hair_color"] as const;
 export type GanCondition = typeof GAN_CONDITIONS[number];
 
-/** Where the mode-seeking term measures the images' distance: the whole image, or the face square (MODE_SEEKING_FACE). */
-export const MODE_SEEKING_REGIONS = ["image", "face"] as const;
+/**
+ * Where the mode-seeking term measures the images' distance: the whole image, the face square's pixels
+ * (MODE_SEEKING_FACE), or face-api's age/gender features of the face square (lib/gan/steps.ts modeSeekingFeatureMaps).
+ */
+export const MODE_SEEKING_REGIONS = ["image", "face", "face-features"] as const;
 export type ModeSeekingRegion = typeof MODE_SEEKING_REGIONS[number];
 /**
  * The face square of a portrait (alignedCrop of PORTRAIT_FRAMING, the square face-api's age/gender net sees) in
@@ -59,9 +62,16 @@ export const MODE_SEEKING_FACE: PixelRegion = (() => {
   const c = alignedCrop(PORTRAIT_FRAMING), side = Math.round(c.side);
   return { x: Math.round(c.x), y: Math.round(c.y), width: side, height: side };
 })();
-/** The pixels a run's mode-seeking term measures in (null: the whole image). */
-export function modeSeekingRegionOf(region: ModeSeekingRegion): PixelRegion | null {
-  return region === "face" ? MODE_SEEKING_FACE : null;
+/** A run's mode-seeking term as its steps add it; `features`: the face-api net loaded for "face-features" (loadFaceFeatures("face")). */
+export function modeSeekingOf(
+  t: Pick<GanTrainConfig, "modeSeeking" | "modeSeekingForm" | "modeSeekingRegion" | "modeSeekingPool">,
+  features: FaceFeatures | null = null,
+): ModeSeeking {
+  if (t.modeSeekingRegion === "face-features") {
+    if (!features) throw new Error("modeSeekingOf: region face-features needs the face features loaded");
+    return { weight: t.modeSeeking, form: t.modeSeekingForm, features };
+  }
+  return { weight: t.modeSeeking, form: t.modeSeekingForm, region: t.modeSeekingRegion === "face" ? MODE_SEEKING_FACE : null, pool: t.modeSeekingPool };
 }
 
 export interface GanTrainConfig {
@@ -101,8 +111,10 @@ export interface GanTrainConfig {
   modeSeeking: number;
   /** "batch" (MSGAN's form), "pairs" (the inverse ratio per pair, averaged) or "all" (every pair of the batch): lib/gan/steps.ts modeSeekingTerm. */
   modeSeekingForm: ModeSeekingForm;
-  /** Where the term measures the images' distance: the whole image, or the face square (MODE_SEEKING_FACE). */
+  /** Where the term measures the images' distance: the whole image, the face square (MODE_SEEKING_FACE) or its features. */
   modeSeekingRegion: ModeSeekingRegion;
+  /** The term's pixels averaged over pool×pool squares before the distance (1: none; pixels only). */
+  modeSeekingPool: number;
   condition: GanCondition;
   snapshotKimg: number;
   /** Stop (with a snapshot) after this many minutes of training, whatever kimg says. */
@@ -141,7 +153,8 @@ export const GAN_FIELDS = {
   adaKimg: { flag: "ada-kimg", type: "number", positive: true, help: "adaptive augmentation: thousands of images for its probability to move from 0 to 1" },
   modeSeeking: { flag: "mode-seeking", type: "number", nonNegative: true, help: "weight of MSGAN's mode-seeking term in the generator's loss (default 1, as in the paper; 0 = off)" },
   modeSeekingForm: { flag: "mode-seeking-form", type: "string", choices: MODE_SEEKING_FORMS, help: "pairs (default): the mean of each pair's own term, so close pairs weigh more; batch: one ratio over the batch (MSGAN's form); all: every pair of the batch, not only its halves' (root-mean-square distances)" },
-  modeSeekingRegion: { flag: "mode-seeking-region", type: "string", choices: MODE_SEEKING_REGIONS, help: "where the mode-seeking term measures the images' distance: image (default) or face (the face square: one face on two backgrounds counts as close)" },
+  modeSeekingRegion: { flag: "mode-seeking-region", type: "string", choices: MODE_SEEKING_REGIONS, help: "where the mode-seeking term measures the images' distance: image (default), face (the face square's pixels: one face on two backgrounds counts as close) or face-features (face-api's age/gender features of the face square: one face in two colourings counts as close; collapsed in the README's run)" },
+  modeSeekingPool: { flag: "mode-seeking-pool", type: "int", positive: true, help: "average the mode-seeking term's pixels over N×N squares before the distance, so pixel noise cannot pass for a different image (default 1: none)" },
   snapshotKimg: { flag: "snapshot-kimg", type: "number", positive: true, help: "kimg between snapshots (grid, metric, checkpoint)" },
   maxMinutes: { flag: "max-minutes", type: "number", positive: true, help: "stop after this much training time (a CPU budget)" },
   metricImages: { flag: "metric-images", type: "int", nonNegative: true, help: "images per side for the Fréchet descriptor distance (0 = off, else ≥ 16)" },
@@ -214,6 +227,7 @@ export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   // 64 means 7.8 and 12.0 over two seeds, where the batch form had 12.1 and 28.5; FDD 0.046 and 0.043 at 60 minutes.
   modeSeekingForm: "pairs",
   modeSeekingRegion: "image",
+  modeSeekingPool: 1,
   condition: "none",
   snapshotKimg: 2,
   maxMinutes: null,
@@ -276,6 +290,11 @@ export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expNam
   if (pack > 1 && (c.condition !== "none" || c.model.discriminator === "projected")) {
     throw new UserError(`gan:train: --pack ${pack} works with the unconditional image discriminator; got --condition ${c.condition}, --discriminator ${c.model.discriminator ?? "image"} (use --pack 1)`);
   }
+  if (c.modeSeekingPool !== 1) {
+    if (c.modeSeekingRegion === "face-features") throw new UserError(`gan:train: --mode-seeking-pool ${c.modeSeekingPool} averages pixels; --mode-seeking-region face-features measures features (use --mode-seeking-pool 1, or region image or face)`);
+    const side = c.modeSeekingRegion === "face" ? Math.min(MODE_SEEKING_FACE.width, MODE_SEEKING_FACE.height) : Math.min(IMAGE_HEIGHT, IMAGE_WIDTH);
+    if (c.modeSeekingPool > side) throw new UserError(`gan:train: --mode-seeking-pool ${c.modeSeekingPool} is larger than the ${side}-pixel side it averages in (region ${c.modeSeekingRegion})`);
+  }
   if (c.model.discriminator === "projected" && c.condition !== "none") {
     throw new UserError(`gan:train: --discriminator projected is unconditional; got --condition ${c.condition} (use --condition none, or --discriminator image to condition)`);
   }
@@ -292,9 +311,12 @@ export {
   disposeGanNets,
   type GanNets,
   generatorStep,
+  generatorStepLoss,
   latentsForSeeds,
   MODE_SEEKING_FORMS,
+  type ModeSeeking,
   type ModeSeekingForm,
+  modeSeekingFeatureMaps,
   modeSeekingTerm,
   type PixelRegion,
   shiftImages,
@@ -314,6 +336,7 @@ import {
   generatorStepLoss,
   latentsForSeeds,
   MODE_SEEKING_FORMS,
+  type ModeSeeking,
   type ModeSeekingForm,
   type PixelRegion,
   SpectralNorm,
@@ -510,13 +533,13 @@ export async function resumeGanConfig(base: { expName: string; checkpointsDir?: 
 /** Model fields added after runs were saved, with the value that reproduces such a run (its config.json lacks them). */
 const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0, pack: 1 };
 /** The same for training settings: off for runs saved before adaptive augmentation and the mode-seeking term, its batch form before --mode-seeking-form. */
-const TRAIN_SAVED_BEFORE: Partial<GanTrainConfig> = { adaTarget: 0, adaKimg: DEFAULT_GAN_TRAIN.adaKimg, modeSeeking: 0, modeSeekingForm: "batch", modeSeekingRegion: "image" };
+const TRAIN_SAVED_BEFORE: Partial<GanTrainConfig> = { adaTarget: 0, adaKimg: DEFAULT_GAN_TRAIN.adaKimg, modeSeeking: 0, modeSeekingForm: "batch", modeSeekingRegion: "image", modeSeekingPool: 1 };
 
 /** Model fields a resumed run must keep (they shape the saved weights). */
 const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "pack", "latentDim", "wDim", "mappingLayers", "gExtraLowRes"] as const;
 
 /** Settings a resumed GAN run must keep (kimg, snapshot interval, time limit may change). */
-export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion", "condition", "seed"] as const;
+export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion", "modeSeekingPool", "condition", "seed"] as const;
 
 /**
  * Trains (or resumes) a GAN run under checkpoints/<exp>/, holding the folder's lock: a fresh run
@@ -556,6 +579,8 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const meta: GeneratorMeta = { model: modelConfig, condition: cfg.condition, classes, kimg: 0, dataset: name };
 
   const nets = buildGanNets(modelConfig, modelConfig.discriminator === "projected" ? await loadFaceFeatures(modelConfig.projectedView) : undefined);
+  const msFeatures = cfg.modeSeeking > 0 && cfg.modeSeekingRegion === "face-features" ? await loadFaceFeatures("face") : null;
+  const ms = cfg.modeSeeking > 0 ? modeSeekingOf(cfg, msFeatures) : { weight: 0 };
   const optG = adam(cfg.lrG, cfg.beta1, cfg.beta2, 1e-8);
   const optD = adam(cfg.lrD, cfg.beta1, cfg.beta2, 1e-8);
   const sn = new SpectralNorm(nets.discriminator, cfg.seed);
@@ -626,7 +651,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const params = ganParams(nets);
   const dKind = nets.features ? ` (projected: heads on frozen age/gender features, ${nets.features.countParams()} weights not trained)` : "";
   await log(`GAN ${cfg.expName}: ${rows.length} images, condition ${cfg.condition}, params G ${params.mapping + params.synthesis} D ${params.discriminator}${dKind}, ` +
-    `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}'${ada ? ` (adaptive: target ${cfg.adaTarget}, p from ${ada.p.toFixed(3)})` : ""}${cfg.modeSeeking > 0 ? `, mode-seeking ${cfg.modeSeeking} (${cfg.modeSeekingForm}, ${cfg.modeSeekingRegion})` : ""}, backend ${tf.getBackend()}`);
+    `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}'${ada ? ` (adaptive: target ${cfg.adaTarget}, p from ${ada.p.toFixed(3)})` : ""}${cfg.modeSeeking > 0 ? `, mode-seeking ${cfg.modeSeeking} (${cfg.modeSeekingForm}, ${cfg.modeSeekingRegion}${cfg.modeSeekingPool > 1 ? `, pool ${cfg.modeSeekingPool}` : ""})` : ""}, backend ${tf.getBackend()}`);
 
   const snapshot = async (lossD: number, lossG: number, rate: number) => {
     const kimg = state.imagesShown / 1000;
@@ -695,7 +720,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
         const augmentP = ada ? ada.p : 1;
         const ldT = discriminatorStepLoss(nets, optD, { real, realClass, z: z1, fakeClass, augmentP }, cfg.augment, rng, ada ? (s) => (realSign = s) : undefined);
         if (cfg.spectralNorm) await sn.project();
-        const lgT = generatorStepLoss(nets, optG, { z: z2, fakeClass, augmentP }, cfg.augment, rng, cfg.modeSeeking, cfg.modeSeekingForm, modeSeekingRegionOf(cfg.modeSeekingRegion));
+        const lgT = generatorStepLoss(nets, optG, { z: z2, fakeClass, augmentP }, cfg.augment, rng, ms);
         const losses = tf.stack(realSign ? [ldT, lgT, realSign] : [ldT, lgT]);
         tf.dispose([ldT, lgT]);
         state.imagesShown += cfg.batchSize;
@@ -727,6 +752,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     optG.dispose();
     optD.dispose();
     disposeGanNets(nets);
+    msFeatures?.dispose();
   }
   return { runDir, config: cfg, state, params, resumedFrom, classes };
 }

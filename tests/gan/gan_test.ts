@@ -16,10 +16,12 @@ import {
   GAN_PRESETS,
   ganTrainRun,
   generatorStep,
+  generatorStepLoss,
   type GanTrainConfig,
   latentsForSeeds,
   loadFaceFeatures,
   MODE_SEEKING_FACE,
+  modeSeekingFeatureMaps,
   modeSeekingTerm,
   resolveGanConfig,
   resumeGanConfig,
@@ -136,8 +138,8 @@ Deno.test("PacGAN discriminator with minibatch std (pack 2, mbstdGroup 2): D and
   const rng = new Rng(1);
   const step = async () => {
     await discriminatorStep(nets, optD, { real: img, z }, "color,translation", rng);
-    await generatorStep(nets, optG, { z }, "color,translation", rng, 1, "pairs");
-    await generatorStep(nets, optG, { z }, "color,translation", rng, 1, "all", MODE_SEEKING_FACE);
+    await generatorStep(nets, optG, { z }, "color,translation", rng, { weight: 1, form: "pairs" });
+    await generatorStep(nets, optG, { z }, "color,translation", rng, { weight: 1, form: "all", region: MODE_SEEKING_FACE });
   };
   await step();
   const before = tf.memory().numTensors;
@@ -377,14 +379,32 @@ Deno.test("mode-seeking term in a region: images that differ only outside it cou
   tf.dispose([fake, z, moved]);
 });
 
+Deno.test("mode-seeking term with a pool: a checkerboard of ±1 against a flat image counts as collapsed over 2×2 squares and as far apart without; the pool applies after the region; a pool larger than the measured side is an error, and gan:train refuses one with face-features or larger than the face square", () => {
+  // 2 images of 4×4×1: flat 0, and a checkerboard of ±1 (each 2×2 square averages to 0).
+  const board = Array.from({ length: 16 }, (_, k) => ((Math.floor(k / 4) + (k % 4)) % 2 ? 1 : -1));
+  const fake = tf.tensor4d([...new Array(16).fill(0), ...board], [2, 4, 4, 1]);
+  const z = tf.tensor2d([0, 1], [2, 1]);
+  const [plain, pooled, inRegion] = [modeSeekingTerm(fake, z, "pairs"), modeSeekingTerm(fake, z, "pairs", null, 2), modeSeekingTerm(fake, z, "pairs", { x: 1, y: 0, width: 3, height: 2 }, 2)];
+  assert.ok(Math.abs(plain.dataSync()[0] - 1 / (1 + 1e-5)) < 1e-6, `unpooled: mean |difference| 1, ${plain.dataSync()[0]}`);
+  assert.ok(Math.abs(pooled.dataSync()[0] - 1e5) / 1e5 < 1e-3, `pooled 2×2: collapsed, ${pooled.dataSync()[0]}`);
+  // The region's first 2×2 square (columns 1–2) averages to 0 as well; its third column is dropped.
+  assert.ok(Math.abs(inRegion.dataSync()[0] - 1e5) / 1e5 < 1e-3, `region then pool: collapsed, ${inRegion.dataSync()[0]}`);
+  assert.throws(() => modeSeekingTerm(fake, z, "all", null, 5), /pool 5 is not a whole number from 1 to 4 \(the measured 4×4\)/);
+  tf.dispose([fake, z, plain, pooled, inRegion]);
+  const resolve = (over: Partial<GanTrainConfig>) => resolveGanConfig({ dataroot: "d", expName: "x" }, undefined, over);
+  assert.throws(() => resolve({ modeSeekingRegion: "face-features", modeSeekingPool: 2 }), /--mode-seeking-pool 2 averages pixels; --mode-seeking-region face-features measures features/);
+  assert.throws(() => resolve({ modeSeekingRegion: "face", modeSeekingPool: 51 }), /--mode-seeking-pool 51 is larger than the 50-pixel side it averages in \(region face\)/);
+  assert.equal(resolve({ modeSeekingRegion: "face", modeSeekingPool: 5 }).modeSeekingPool, 5);
+});
+
 Deno.test("generator step with --mode-seeking: returns the adversarial loss of the step without it, moves the generator's weights elsewhere, and leaks no tensors after a burn-in step", async () => {
   const run = async (lambda: number) => {
     const nets = buildGanNets(TINY);
     const opt = tf.train.adam(1e-3, 0, 0.99);
     const z = latentsForSeeds([1, 2, 3, 4], TINY.latentDim);
-    const loss = await generatorStep(nets, opt, { z }, "", new Rng(1), lambda);
+    const loss = await generatorStep(nets, opt, { z }, "", new Rng(1), { weight: lambda });
     const before = tf.memory().numTensors;
-    await generatorStep(nets, opt, { z }, "", new Rng(2), lambda);
+    await generatorStep(nets, opt, { z }, "", new Rng(2), { weight: lambda });
     assert.equal(tf.memory().numTensors, before, `tensors leaked across G steps (mode-seeking ${lambda})`);
     const w = nets.synthesis.getWeights()[0].dataSync().slice();
     opt.dispose();
@@ -397,7 +417,7 @@ Deno.test("generator step with --mode-seeking: returns the adversarial loss of t
   assert.ok(seeking.w.some((v, i) => v !== plain.w[i]), "the mode-seeking term changed no weight");
 });
 
-Deno.test("gan:train --resume of a run saved before --ada-target, --mode-seeking, --mode-seeking-form and --mode-seeking-region existed (its config.json lacks them) continues with the first two off, the batch form and the whole image; giving another value is refused", async () => {
+Deno.test("gan:train --resume of a run saved before --ada-target, --mode-seeking, --mode-seeking-form, --mode-seeking-region and --mode-seeking-pool existed (its config.json lacks them) continues with the first two off, the batch form, the whole image and no pool; giving another value is refused", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 24, seed: 7 });
@@ -406,7 +426,7 @@ Deno.test("gan:train --resume of a run saved before --ada-target, --mode-seeking
     await ganTrainRun(cfg(0.016));
     const path = join(dir, "ck", "old", "config.json");
     const saved = JSON.parse(await Deno.readTextFile(path));
-    for (const k of ["adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion"]) delete saved[k];
+    for (const k of ["adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion", "modeSeekingPool"]) delete saved[k];
     await Deno.writeTextFile(path, JSON.stringify(saved));
     // As the CLI resumes: the saved settings, the missing ones as the run had them (off), whatever today's defaults.
     const resumeCfg = await resumeGanConfig({ expName: "old", checkpointsDir: join(dir, "ck") }, { kimg: 0.032, quiet: true });
@@ -414,11 +434,13 @@ Deno.test("gan:train --resume of a run saved before --ada-target, --mode-seeking
     assert.equal(resumeCfg.adaTarget, 0);
     assert.equal(resumeCfg.modeSeekingForm, "batch");
     assert.equal(resumeCfg.modeSeekingRegion, "image");
+    assert.equal(resumeCfg.modeSeekingPool, 1);
     const resumed = await ganTrainRun(resumeCfg);
     assert.equal(resumed.resumedFrom, 0.016);
     await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeeking: 2 }), /modeSeeking 0 → 2/);
     await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeekingForm: "pairs" }), /modeSeekingForm "batch" → "pairs"/);
     await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeekingRegion: "face" }), /modeSeekingRegion "image" → "face"/);
+    await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeekingPool: 4 }), /modeSeekingPool 1 → 4/);
   });
 });
 
@@ -663,6 +685,43 @@ Deno.test("projected GAN steps: a D step changes only the heads, a G step only t
   disposeGanNets(nets);
   assert.ok(held - tf.memory().numTensors > frozen.length, "disposeGanNets did not free the frozen features");
   assert.ok(frozen.every((t) => t.isDisposed), "disposeGanNets left frozen feature tensors alive");
+});
+
+Deno.test("mode-seeking in face features: each sample's exit map at unit RMS; a portrait changed only outside the face square counts as collapsed there and not in pixels; a G step with them changes only the generator, keeps the frozen weights and leaks no tensor after a burn-in step; a pixel region with features is an error", async () => {
+  const face = await loadFaceFeatures("face");
+  const a = tf.randomUniform([1, 108, 84, 3], -1, 1, "float32", 5) as tf.Tensor4D;
+  const mask = tf.buffer([1, 108, 84, 1]);
+  for (let y = 0; y < 6; y++) for (let x = 0; x < 6; x++) mask.set(1, 0, y, x, 0);
+  const pair = tf.tidy(() => tf.concat([a, tf.add(a, tf.mul(mask.toTensor(), 1.5))])) as tf.Tensor4D;
+  const maps = modeSeekingFeatureMaps(face, pair);
+  assert.deepEqual(maps.shape, [2, 7, 7, 512]);
+  const meanSquare = tf.tidy(() => tf.mean(tf.square(maps), [1, 2, 3]).dataSync());
+  meanSquare.forEach((v, i) => assert.ok(Math.abs(v - 1) < 1e-3, `sample ${i}: mean square ${v}`));
+  const z = tf.tensor2d([0, 1], [2, 1]);
+  const [pixels, features] = [modeSeekingTerm(pair, z, "all"), modeSeekingTerm(maps, z, "all")];
+  assert.ok(pixels.dataSync()[0] < 100, `pixels see the corner: ${pixels.dataSync()[0]}`);
+  // Equal maps: d = √1e-10 over a latent distance of 1, so 1 / (1e-5 + 1e-5).
+  assert.ok(Math.abs(features.dataSync()[0] - 5e4) / 5e4 < 1e-2, `features should not see the corner: ${features.dataSync()[0]}`);
+  tf.dispose([a, pair, maps, z, pixels, features]);
+
+  const nets = buildGanNets(TINY);
+  const opt = tf.train.adam(1e-3, 0, 0.99);
+  const zs = latentsForSeeds([1, 2, 3, 4], TINY.latentDim);
+  const frozen = face.tensors(), frozen0 = tensorData(frozen);
+  const dVars = nets.discriminator.weights, gVars = [...nets.mapping.trainableWeights, ...nets.synthesis.trainableWeights];
+  const d0 = snapshotOf(dVars), g0 = snapshotOf(gVars);
+  await generatorStep(nets, opt, { z: zs }, "", new Rng(1), { weight: 1, form: "all", features: face }); // creates the optimizer's slots
+  const before = tf.memory().numTensors;
+  await generatorStep(nets, opt, { z: zs }, "", new Rng(2), { weight: 1, form: "all", features: face });
+  assert.equal(tf.memory().numTensors, before, "tensors leaked across G steps with face features");
+  assert.ok(same(snapshotOf(dVars), d0), "a generator step changed the discriminator");
+  assert.ok(!same(snapshotOf(gVars), g0), "a generator step did not change the generator");
+  assert.ok(same(tensorData(frozen), frozen0), "the frozen age/gender weights changed");
+  assert.throws(() => generatorStepLoss(nets, opt, { z: zs }, "", new Rng(3), { weight: 1, form: "all", region: MODE_SEEKING_FACE, features: face }), /features or pixels \(a region, a pool\), not both/);
+  opt.dispose();
+  zs.dispose();
+  disposeGanNets(nets);
+  face.dispose();
 });
 
 Deno.test("projected GAN: the generator's loss gradient reaches every generator weight through the frozen features, finite and non-zero", async () => {
