@@ -6,7 +6,9 @@
  *   compact_cnn  createClassifier("compact_cnn", ["gender"]) with the gender recipe of lib/train/run.ts: the
  *                Trainer's step (Adam, masked cross-entropy + the kernels' L2 losses), batch 64
  *   gan_step     buildGanNets(DEFAULT_GAN_CONFIG) with DEFAULT_GAN_TRAIN: discriminatorStep + generatorStep (mode-seeking term included)
- *                (env GAN_MODEL: JSON of GanConfig fields over the default, e.g. '{"gWidths":[128,128,64,32]}')
+ *                (env GAN_MODEL: JSON of GanConfig fields over the default, e.g. '{"gWidths":[128,128,64,32]}';
+ *                env GAN_TRAIN: JSON of the mode-seeking fields of GanTrainConfig over the default, e.g.
+ *                '{"modeSeekingForm":"all","modeSeekingRegion":"face"}')
  *                (hinge loss, DiffAugment) + updateEma, as gan:train runs a step, batch 32; inference = the
  *                generator's forward pass
  *   face_resnet  createClassifier("face_resnet", ["gender"]) (face-api's pretrained weights) with the gender
@@ -23,7 +25,7 @@ import { maskedSoftmaxCrossEntropy } from "../lib/train/losses.ts";
 import { DEFAULT_TRAIN_CONFIG, recipeFor } from "../lib/train/run.ts";
 import { mergeDefined } from "../lib/util/merge.ts";
 import { DEFAULT_GAN_CONFIG, ganParams, generate } from "../lib/gan/nets.ts";
-import { buildGanNets, discriminatorStep, disposeGanNets, generatorStep, latentsForSeeds, SpectralNorm, updateEma } from "../lib/gan/steps.ts";
+import { buildGanNets, discriminatorStep, disposeGanNets, generatorStep, latentsForSeeds, MODE_SEEKING_FORMS, SpectralNorm, updateEma } from "../lib/gan/steps.ts";
 import { DEFAULT_GAN_TRAIN, modeSeekingOf } from "../lib/gan/train.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { adam } from "../lib/engine/adam.ts";
@@ -127,6 +129,19 @@ async function registryClassifier(name: string, batch: number): Promise<NetBench
   return classifierBench(model, await foldBatchNorms(model), batch, cfg, () => disposeModel(model));
 }
 
+/** GAN_TRAIN's JSON: mode-seeking fields of GanTrainConfig only (face-features needs the face nets: not here). */
+function ganTrainVariant(json: string | undefined): Partial<typeof DEFAULT_GAN_TRAIN> {
+  if (!json) return {};
+  const v = JSON.parse(json) as Record<string, unknown>;
+  const allowed = ["modeSeeking", "modeSeekingForm", "modeSeekingRegion", "modeSeekingPool"];
+  for (const k of Object.keys(v)) if (!allowed.includes(k)) throw new Error(`GAN_TRAIN: field ${k} is not one of ${allowed.join(", ")}`);
+  if (v.modeSeekingForm !== undefined && !(MODE_SEEKING_FORMS as readonly unknown[]).includes(v.modeSeekingForm)) throw new Error(`GAN_TRAIN: modeSeekingForm ${v.modeSeekingForm} is not one of ${MODE_SEEKING_FORMS.join(", ")}`);
+  if (v.modeSeekingRegion !== undefined && v.modeSeekingRegion !== "image" && v.modeSeekingRegion !== "face") throw new Error(`GAN_TRAIN: modeSeekingRegion ${v.modeSeekingRegion} is not image or face`);
+  if (v.modeSeekingPool !== undefined && !(Number.isInteger(v.modeSeekingPool) && (v.modeSeekingPool as number) >= 1)) throw new Error(`GAN_TRAIN: modeSeekingPool ${JSON.stringify(v.modeSeekingPool)} is not a whole number ≥ 1`);
+  if (v.modeSeeking !== undefined && !(typeof v.modeSeeking === "number" && v.modeSeeking >= 0)) throw new Error(`GAN_TRAIN: modeSeeking ${JSON.stringify(v.modeSeeking)} is not a number ≥ 0`);
+  return v as Partial<typeof DEFAULT_GAN_TRAIN>;
+}
+
 const recipeBatch = (name: string) => mergeDefined(DEFAULT_TRAIN_CONFIG, recipeFor("gender", name)).batchSize;
 
 export const RATIO_NETS: Record<RatioModel, RatioNet> = {
@@ -152,8 +167,8 @@ export const RATIO_NETS: Record<RatioModel, RatioNet> = {
     description: "GAN discriminator + generator step + weight average, default config",
     defaultBatch: DEFAULT_GAN_TRAIN.batchSize,
     build(batch) {
-      const t = DEFAULT_GAN_TRAIN;
-      // GAN_MODEL='{"pack":2}' profiles a variant (GanConfig fields over the default).
+      // GAN_MODEL='{"pack":2}' profiles a variant (GanConfig fields over the default); GAN_TRAIN one of the term.
+      const t = { ...DEFAULT_GAN_TRAIN, ...ganTrainVariant(Deno.env.get("GAN_TRAIN")) };
       const variant = Deno.env.get("GAN_MODEL");
       const config = { ...DEFAULT_GAN_CONFIG, ...t.model, ...(variant ? JSON.parse(variant) : {}), seed: t.seed + 1 };
       const nets = buildGanNets(config);

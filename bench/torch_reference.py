@@ -14,6 +14,9 @@
                True: DiffAugment color,translation,cutout on both), Adam 2e-4 (β 0.5, 0.999), then the generator's
                weight average.
                Batch 32. "Inference" is the generator's forward pass (running batch-norm statistics).
+               A variant, as bench/project_nets.ts reads it: env GAN_MODEL (JSON; pack, mbstdGroup) and GAN_TRAIN
+               (JSON; modeSeeking, modeSeekingForm, modeSeekingRegion image|face, modeSeekingPool); other fields are
+               an error.
   face_resnet  lib/models/face_resnet.ts (face-api's ResNet-34-like recognition net: the portrait cut and
                resized to 150×150 inside the net, 128-D embedding, random weights) + dropout 0.2 + a linear
                gender head; Adam 1e-3 on the head and 1e-4 on the backbone, label smoothing 0.1. Batch 32.
@@ -43,7 +46,8 @@ DEFAULT_BATCH = {"ref": 64, "compact_cnn": 64, "gan_step": 32, "face_resnet": 32
 H, W = 108, 84
 MODE_SEEKING = 1.0  # gan:train's default --mode-seeking (lib/gan/train.ts DEFAULT_GAN_TRAIN.modeSeeking)
 MODE_SEEKING_FORM = "pairs"  # its default --mode-seeking-form (DEFAULT_GAN_TRAIN.modeSeekingForm)
-MODE_SEEKING_REGION = None  # its default --mode-seeking-region, image (face: lib/gan/train.ts MODE_SEEKING_FACE, (17, 35, 50, 50))
+MODE_SEEKING_REGION = None  # its default --mode-seeking-region, image (face: MODE_SEEKING_FACE)
+MODE_SEEKING_FACE = (17, 35, 50, 50)  # lib/gan/train.ts MODE_SEEKING_FACE (x, y, width, height)
 MBSTD_GROUP = 4  # the discriminator's default --mbstd-group (lib/gan/nets.ts DEFAULT_GAN_CONFIG.mbstdGroup)
 AUGMENT = False  # gan:train's default --augment: none (DEFAULT_GAN_TRAIN.augment "")
 # tfjs batch norm: epsilon 1e-3; momentum m there is 1 − m here (tfjs default 0.99, the GAN's generator 0.9).
@@ -266,10 +270,11 @@ class MinibatchStd(nn.Module):
 class Discriminator(nn.Module):
     """stem → strided convs to 7×6 → flatten → dense [+ dense(minibatch std), no bias] → leaky ReLU → score."""
 
-    def __init__(self, widths=(16, 32, 64, 128, 256), mbstd_group=MBSTD_GROUP):
+    def __init__(self, widths=(16, 32, 64, 128, 256), mbstd_group=MBSTD_GROUP, pack=1):
         super().__init__()
         lrelu = lambda: nn.LeakyReLU(0.2)
-        mods = [nn.Conv2d(3, widths[0], 3, padding=1), lrelu()]  # d_stem 108×84
+        self.pack = pack
+        mods = [nn.Conv2d(3 * pack, widths[0], 3, padding=1), lrelu()]  # d_stem 108×84
         for i, (cin, c) in enumerate(zip(widths[:-1], widths[1:])):
             mods += [nn.Conv2d(cin, c, 3, stride=2, padding=1), lrelu()]  # 54×42, 27×21, 14×11, 7×6
             if i in (1, 2):
@@ -281,6 +286,10 @@ class Discriminator(nn.Module):
         self.score = nn.Linear(widths[-1], 1)
 
     def forward(self, x):
+        if self.pack > 1:  # lib/gan/nets.ts packSamples: pack j holds samples j, j + b/m, … on its channels
+            b, c, h, w = x.shape
+            x = x.reshape(self.pack, b // self.pack, c, h, w).transpose(0, 1).reshape(b // self.pack, self.pack * c, h, w)
+            x = x.contiguous(memory_format=torch.channels_last)
         flat = self.convs(x)
         pre = self.features(flat)
         if self.mbstd is not None:
@@ -312,14 +321,16 @@ def diff_augment(x, rng):
     return x * mask  # cutout
 
 
-def mode_seeking_term(fake, z):
-    """lib/gan/steps.ts modeSeekingTerm of MODE_SEEKING_FORM in MODE_SEEKING_REGION (x, y, width, height; None =
-    the whole image) on an NCHW batch."""
-    if MODE_SEEKING_REGION is not None:
-        x, y, w, h = MODE_SEEKING_REGION
+def mode_seeking_term(fake, z, form=MODE_SEEKING_FORM, region=MODE_SEEKING_REGION, pool=1):
+    """lib/gan/steps.ts modeSeekingTerm of `form` in `region` (x, y, width, height; None = the whole image), averaged
+    over pool×pool pixels, on an NCHW batch."""
+    if region is not None:
+        x, y, w, h = region
         fake = fake[:, :, y:y + h, x:x + w]
+    if pool > 1:
+        fake = F.avg_pool2d(fake, pool)
     n = fake.shape[0]
-    if MODE_SEEKING_FORM == "all":  # every pair i < j, root-mean-square distances from one Gram matrix per side
+    if form == "all":  # every pair i < j, root-mean-square distances from one Gram matrix per side
         def rms(t):
             flat = t.reshape(n, -1)
             sq = (flat * flat).sum(1, keepdim=True)
@@ -330,7 +341,7 @@ def mode_seeking_term(fake, z):
         return (1 / (d + 1e-5)).mean()
     h = n // 2  # the batch's halves paired
     df, dz = (fake[:h] - fake[h:2 * h]).abs(), (z[:h] - z[h:2 * h]).abs()
-    if MODE_SEEKING_FORM == "batch":
+    if form == "batch":
         return 1 / (df.mean() / dz.mean() + 1e-5)
     d = df.reshape(h, -1).mean(1) / dz.reshape(h, -1).mean(1)  # "pairs": each pair's own ratio
     return (1 / (d + 1e-5)).mean()
@@ -400,6 +411,22 @@ def classifier(a, net, lr_groups, label_smoothing=0.0):
     return train_step, infer
 
 
+def gan_variant(env, allowed):
+    """The JSON object in env variable `env` (a gan_step variant, as bench/project_nets.ts reads it); a field outside
+    `allowed` ends the run with an error line."""
+    v = json.loads(os.environ.get(env) or "{}")
+    bad = [k for k in v if k not in allowed]
+    if bad:
+        variant_error(f"{env}: {', '.join(bad)} not in this PyTorch twin (it takes {', '.join(allowed)})")
+    return v
+
+
+def variant_error(message):
+    """Ends the run with the error line bench.ts reads."""
+    print(json.dumps({"error": message}))
+    sys.exit(0)
+
+
 def build(a):
     """(train_step, infer, params, trainable, detail) for --model."""
     if a.model in ("ref", "compact_cnn"):
@@ -414,7 +441,22 @@ def build(a):
         groups = [{"params": head, "lr": 1e-3}, {"params": backbone, "lr": 1e-4}]  # backboneLrMult 0.1
         return (*classifier(a, net, groups, label_smoothing=0.1), total, trainable, None)
     # gan_step
-    mapping, synthesis, disc = mapping_net(), to_cl(Synthesis(), a.channels_last), to_cl(Discriminator(), a.channels_last)
+    model, train = gan_variant("GAN_MODEL", ["pack", "mbstdGroup"]), gan_variant("GAN_TRAIN", ["modeSeeking", "modeSeekingForm", "modeSeekingRegion", "modeSeekingPool"])
+    weight = train.get("modeSeeking", MODE_SEEKING)
+    form = train.get("modeSeekingForm", MODE_SEEKING_FORM)
+    regions = {"image": None, "face": MODE_SEEKING_FACE}
+    region_name = train.get("modeSeekingRegion", "image" if MODE_SEEKING_REGION is None else "face")
+    pool = train.get("modeSeekingPool", 1)
+    for field, value, known in (("modeSeekingForm", form, ("batch", "pairs", "all")), ("modeSeekingRegion", region_name, tuple(regions))):
+        if value not in known:
+            variant_error(f"GAN_TRAIN: {field} {value} is not one of {', '.join(known)}")
+    if not (isinstance(pool, int) and pool >= 1):
+        variant_error(f"GAN_TRAIN: modeSeekingPool {pool!r} is not a whole number ≥ 1")
+    if not (isinstance(weight, (int, float)) and weight >= 0):
+        variant_error(f"GAN_TRAIN: modeSeeking {weight!r} is not a number ≥ 0")
+    region = regions[region_name]
+    disc = Discriminator(mbstd_group=model.get("mbstdGroup", MBSTD_GROUP), pack=model.get("pack", 1))
+    mapping, synthesis, disc = mapping_net(), to_cl(Synthesis(), a.channels_last), to_cl(disc, a.channels_last)
     gen = nn.Sequential(mapping, synthesis)
     ema = [t.detach().clone() for t in list(gen.parameters()) + list(gen.buffers()) if t.is_floating_point()]
     g_total, g_trainable = count_params(mapping, synthesis)
@@ -442,8 +484,8 @@ def build(a):
         disc.requires_grad_(False)
         fake = gen(z)
         loss_g = -disc(aug(fake)).mean()
-        if MODE_SEEKING > 0:
-            loss_g = loss_g + MODE_SEEKING * mode_seeking_term(fake, z)
+        if weight > 0:
+            loss_g = loss_g + weight * mode_seeking_term(fake, z, form, region, pool)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
