@@ -288,8 +288,9 @@ class Discriminator(nn.Module):
     def forward(self, x):
         if self.pack > 1:  # lib/gan/nets.ts packSamples: pack j holds samples j, j + b/m, … on its channels
             b, c, h, w = x.shape
+            layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
             x = x.reshape(self.pack, b // self.pack, c, h, w).transpose(0, 1).reshape(b // self.pack, self.pack * c, h, w)
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=layout)
         flat = self.convs(x)
         pre = self.features(flat)
         if self.mbstd is not None:
