@@ -1,7 +1,8 @@
 /**
  * GPU check, self-contained (no sharp, polars or FFI, so `deno bundle` makes one file of it that runs
  * on a bare GPU machine): the tfjs webgpu backend on the reference CNN (training and inference, batch
- * 64) and on the GAN's discriminator + generator steps (default config, batch 32).
+ * 64) and on the GAN's discriminator + generator steps (DEFAULT_GAN_CONFIG's nets, batch 32, DiffAugment
+ * color,translation,cutout and no mode-seeking term: the step as first measured, not gan:train's of today).
  *
  *   deno run -A --unstable-webgpu bench/gan_gpu.ts [--backend webgpu|cpu] [--kernels ours|stock] [--out FILE.json]
  *
@@ -24,7 +25,9 @@ useWebgpuKernels(values.kernels === "ours");
 if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} failed to initialise`);
 await tf.ready();
 const adapter = backend === "webgpu" ? await (navigator as unknown as { gpu: { requestAdapter(): Promise<{ info?: Record<string, string> } | null> } }).gpu.requestAdapter() : null;
-const results: Record<string, unknown> = { backend, kernels: values.kernels, adapter: adapter?.info ? { ...adapter.info } : null, deno: Deno.version.deno };
+// GPUAdapterInfo's fields are getters on its prototype: a spread copies none of them.
+const info = adapter?.info;
+const results: Record<string, unknown> = { backend, kernels: values.kernels, adapter: info ? { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description } : null, deno: Deno.version.deno };
 console.log(`backend ${backend}`, JSON.stringify(results.adapter));
 const steps = Number(values.steps);
 
