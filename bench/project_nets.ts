@@ -5,7 +5,7 @@
  *   ref          the reference CNN (bench/reference_cnn.ts), Adam 1e-3, cross-entropy
  *   compact_cnn  createClassifier("compact_cnn", ["gender"]) with the gender recipe of lib/train/run.ts: the
  *                Trainer's step (Adam, masked cross-entropy + the kernels' L2 losses), batch 64
- *   gan_step     buildGanNets(DEFAULT_GAN_CONFIG) with DEFAULT_GAN_TRAIN: discriminatorStep + generatorStep (mode-seeking term included)
+ *   gan_step     buildGanNets(DEFAULT_GAN_CONFIG with DEFAULT_GAN_TRAIN.model: packs of two) with DEFAULT_GAN_TRAIN: discriminatorStep + generatorStep (mode-seeking term included)
  *                (env GAN_MODEL: JSON of GanConfig fields over the default, e.g. '{"gWidths":[128,128,64,32]}';
  *                env GAN_TRAIN: JSON of the mode-seeking fields of GanTrainConfig over the default, e.g.
  *                '{"modeSeekingForm":"all","modeSeekingRegion":"face"}')

@@ -7,8 +7,8 @@
   ref          the reference CNN of FACTS.md (bench/reference_cnn.ts); Adam 1e-3, cross-entropy. Batch 64.
   compact_cnn  lib/models/compact_cnn.ts (default config) + a linear gender head (2 classes), as
                createClassifier builds it; Adam 1e-3, cross-entropy + the conv kernels' L2 term (1e-4). Batch 64.
-  gan_step     lib/gan/nets.ts (DEFAULT_GAN_CONFIG, unconditional: the minibatch standard deviation over groups of
-               MBSTD_GROUP) with lib/gan/steps.ts' step as gan:train runs it: one discriminator step (hinge loss),
+  gan_step     lib/gan/nets.ts (DEFAULT_GAN_CONFIG, unconditional: PacGAN's packs of PACK samples, the minibatch
+               standard deviation over groups of MBSTD_GROUP packs) with lib/gan/steps.ts' step as gan:train runs it: one discriminator step (hinge loss),
                one generator step (−D(G(z)) + the mode-seeking term of gan:train's default weight, MODE_SEEKING, in
                its default form and region, MODE_SEEKING_FORM and MODE_SEEKING_REGION), with gan:train's default augmentation, AUGMENT (none;
                True: DiffAugment color,translation,cutout on both), Adam 2e-4 (β 0.5, 0.999), then the generator's
@@ -45,10 +45,11 @@ MODELS = ["ref", "compact_cnn", "gan_step", "face_resnet"]
 DEFAULT_BATCH = {"ref": 64, "compact_cnn": 64, "gan_step": 32, "face_resnet": 32}
 H, W = 108, 84
 MODE_SEEKING = 1.0  # gan:train's default --mode-seeking (lib/gan/train.ts DEFAULT_GAN_TRAIN.modeSeeking)
-MODE_SEEKING_FORM = "pairs"  # its default --mode-seeking-form (DEFAULT_GAN_TRAIN.modeSeekingForm)
-MODE_SEEKING_REGION = None  # its default --mode-seeking-region, image (face: MODE_SEEKING_FACE)
+MODE_SEEKING_FORM = "all"  # its default --mode-seeking-form (DEFAULT_GAN_TRAIN.modeSeekingForm)
+MODE_SEEKING_REGION = "face"  # its default --mode-seeking-region (MODE_SEEKING_FACE; image: the whole image)
 MODE_SEEKING_FACE = (17, 35, 50, 50)  # lib/gan/train.ts MODE_SEEKING_FACE (x, y, width, height)
 MBSTD_GROUP = 4  # the discriminator's default --mbstd-group (lib/gan/nets.ts DEFAULT_GAN_CONFIG.mbstdGroup)
+PACK = 2  # its default --pack, unconditional (lib/gan/train.ts DEFAULT_GAN_TRAIN.model.pack)
 AUGMENT = False  # gan:train's default --augment: none (DEFAULT_GAN_TRAIN.augment "")
 # tfjs batch norm: epsilon 1e-3; momentum m there is 1 − m here (tfjs default 0.99, the GAN's generator 0.9).
 BN_EPS = 1e-3
@@ -322,7 +323,7 @@ def diff_augment(x, rng):
     return x * mask  # cutout
 
 
-def mode_seeking_term(fake, z, form=MODE_SEEKING_FORM, region=MODE_SEEKING_REGION, pool=1):
+def mode_seeking_term(fake, z, form=MODE_SEEKING_FORM, region=MODE_SEEKING_FACE, pool=1):
     """lib/gan/steps.ts modeSeekingTerm of `form` in `region` (x, y, width, height; None = the whole image), averaged
     over pool×pool pixels, on an NCHW batch."""
     if region is not None:
@@ -446,7 +447,7 @@ def build(a):
     weight = train.get("modeSeeking", MODE_SEEKING)
     form = train.get("modeSeekingForm", MODE_SEEKING_FORM)
     regions = {"image": None, "face": MODE_SEEKING_FACE}
-    region_name = train.get("modeSeekingRegion", "image" if MODE_SEEKING_REGION is None else "face")
+    region_name = train.get("modeSeekingRegion", MODE_SEEKING_REGION)
     pool = train.get("modeSeekingPool", 1)
     for field, value, known in (("modeSeekingForm", form, ("batch", "pairs", "all")), ("modeSeekingRegion", region_name, tuple(regions))):
         if value not in known:
@@ -456,7 +457,7 @@ def build(a):
     if not (isinstance(weight, (int, float)) and weight >= 0):
         variant_error(f"GAN_TRAIN: modeSeeking {weight!r} is not a number ≥ 0")
     region = regions[region_name]
-    disc = Discriminator(mbstd_group=model.get("mbstdGroup", MBSTD_GROUP), pack=model.get("pack", 1))
+    disc = Discriminator(mbstd_group=model.get("mbstdGroup", MBSTD_GROUP), pack=model.get("pack", PACK))
     mapping, synthesis, disc = mapping_net(), to_cl(Synthesis(), a.channels_last), to_cl(disc, a.channels_last)
     gen = nn.Sequential(mapping, synthesis)
     ema = [t.detach().clone() for t in list(gen.parameters()) + list(gen.buffers()) if t.is_floating_point()]

@@ -152,8 +152,8 @@ export const GAN_FIELDS = {
   adaTarget: { flag: "ada-target", type: "number", nonNegative: true, below: 1, help: "adaptive augmentation: each transform applied with a probability that steers E[sign D(real)] to this target (0.6 in StyleGAN2-ADA; 0 = off, always applied)" },
   adaKimg: { flag: "ada-kimg", type: "number", positive: true, help: "adaptive augmentation: thousands of images for its probability to move from 0 to 1" },
   modeSeeking: { flag: "mode-seeking", type: "number", nonNegative: true, help: "weight of MSGAN's mode-seeking term in the generator's loss (default 1, as in the paper; 0 = off)" },
-  modeSeekingForm: { flag: "mode-seeking-form", type: "string", choices: MODE_SEEKING_FORMS, help: "pairs (default): the mean of each pair's own term, so close pairs weigh more; batch: one ratio over the batch (MSGAN's form); all: every pair of the batch, not only its halves' (root-mean-square distances)" },
-  modeSeekingRegion: { flag: "mode-seeking-region", type: "string", choices: MODE_SEEKING_REGIONS, help: "where the mode-seeking term measures the images' distance: image (default), face (the face square's pixels: one face on two backgrounds counts as close) or face-features (face-api's age/gender features of the face square: one face in two colourings counts as close; collapsed in the README's run)" },
+  modeSeekingForm: { flag: "mode-seeking-form", type: "string", choices: MODE_SEEKING_FORMS, help: "all (default): every pair of the batch, not only its halves' (root-mean-square distances); pairs: the mean of each pair's own term, so close pairs weigh more; batch: one ratio over the batch (MSGAN's form)" },
+  modeSeekingRegion: { flag: "mode-seeking-region", type: "string", choices: MODE_SEEKING_REGIONS, help: "where the mode-seeking term measures the images' distance: face (default: the face square's pixels, so one face on two backgrounds counts as close), image (all its pixels) or face-features (face-api's age/gender features of the face square: one face in two colourings counts as close; collapsed in the README's run)" },
   modeSeekingPool: { flag: "mode-seeking-pool", type: "int", positive: true, help: "average the mode-seeking term's pixels over N×N squares before the distance, so pixel noise cannot pass for a different image (default 1: none)" },
   snapshotKimg: { flag: "snapshot-kimg", type: "number", positive: true, help: "kimg between snapshots (grid, metric, checkpoint)" },
   maxMinutes: { flag: "max-minutes", type: "number", positive: true, help: "stop after this much training time (a CPU budget)" },
@@ -196,7 +196,7 @@ export const GAN_MODEL_FIELDS = {
     flag: "pack",
     type: "int",
     positive: true,
-    help: "image discriminator: PacGAN, one score per pack of N samples stacked on the channels (1 = off; the batch a multiple of N; --condition none)",
+    help: "image discriminator: PacGAN, one score per pack of N samples stacked on the channels (default 2 with --condition none, 1 = off and the only value with a condition or --discriminator projected; the batch a multiple of N)",
   },
   projectedView: {
     flag: "projected-view",
@@ -223,10 +223,13 @@ export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   adaKimg: 20,
   // Measured on tp_real (README): FDD 0.12–0.17 from 40 minutes on, 0.139 at 60; the best run without it ended at 0.174.
   modeSeeking: 1,
-  // With the minibatch std (DEFAULT_GAN_CONFIG.mbstdGroup 4), measured on tp_real (README): near-duplicates per set of
-  // 64 means 7.8 and 12.0 over two seeds, where the batch form had 12.1 and 28.5; FDD 0.046 and 0.043 at 60 minutes.
-  modeSeekingForm: "pairs",
-  modeSeekingRegion: "image",
+  // Every pair in the face square, with PacGAN's packs of two (model.pack below) and the minibatch std
+  // (DEFAULT_GAN_CONFIG.mbstdGroup 4), measured on tp_real (README):
+  // near-duplicates per set of 64 means 5.0 and 7.2 over two seeds, where the per-pair term on the whole image had
+  // 7.8 and 12.0; FDD 0.047 and 0.045 at 60 minutes (0.046 and 0.043); 77–105 img/s, where the per-pair term's
+  // seed 2 ran at 64–86 on the same machine (the discriminator sees half as many inputs).
+  modeSeekingForm: "all",
+  modeSeekingRegion: "face",
   modeSeekingPool: 1,
   condition: "none",
   snapshotKimg: 2,
@@ -236,7 +239,8 @@ export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   gridCols: 8,
   seed: 0,
   resume: false,
-  model: {},
+  // The unconditional image discriminator's default; resolveGanConfig gives the conditional and projected ones 1.
+  model: { pack: 2 },
 };
 
 /** `debug` is for tests and the notebook (seconds, small nets); `quick` the demo's default stage (about a minute, full-size nets); `demo` a few minutes; `full` a long CPU run. */
@@ -285,9 +289,14 @@ export function resolveGanConfig(base: Pick<GanTrainConfig, "dataroot" | "expNam
   for (const p of c.augment.split(",").filter(Boolean)) if (!AUGMENTS.includes(p as Augment)) throw bad(`--augment of ${AUGMENTS.join(", ")}`, p);
   if (!(Number.isInteger(c.metricImages) && (c.metricImages === 0 || c.metricImages >= 16))) throw bad("--metric-images 0 or ≥ 16", c.metricImages);
   if (c.adaTarget > 0 && c.augment === "") throw new UserError("gan:train: --ada-target adapts the probability of the --augment transforms; give them too (e.g. --augment color,translation,cutout)");
-  const pack = c.model.pack ?? 1;
-  if (pack > 1 && c.batchSize % pack !== 0) throw new UserError(`gan:train: --pack ${pack} needs a --batch-size that is a multiple of it, got ${c.batchSize}`);
-  if (pack > 1 && (c.condition !== "none" || c.model.discriminator === "projected")) {
+  // PacGAN applies to the unconditional image discriminator only: the default pack there, one sample elsewhere.
+  const packGiven = c.model.pack !== undefined;
+  const packs = c.condition === "none" && c.model.discriminator !== "projected";
+  const pack = c.model.pack ??= packs ? DEFAULT_GAN_TRAIN.model.pack! : 1;
+  if (pack > 1 && c.batchSize % pack !== 0) {
+    throw new UserError(`gan:train: --pack ${pack}${packGiven ? "" : " (the default)"} needs a --batch-size that is a multiple of it, got ${c.batchSize}${packGiven ? "" : " (or give --pack 1)"}`);
+  }
+  if (pack > 1 && !packs) {
     throw new UserError(`gan:train: --pack ${pack} works with the unconditional image discriminator; got --condition ${c.condition}, --discriminator ${c.model.discriminator ?? "image"} (use --pack 1)`);
   }
   if (c.modeSeekingPool !== 1) {
@@ -651,7 +660,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const params = ganParams(nets);
   const dKind = nets.features ? ` (projected: heads on frozen age/gender features, ${nets.features.countParams()} weights not trained)` : "";
   await log(`GAN ${cfg.expName}: ${rows.length} images, condition ${cfg.condition}, params G ${params.mapping + params.synthesis} D ${params.discriminator}${dKind}, ` +
-    `batch ${cfg.batchSize}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}'${ada ? ` (adaptive: target ${cfg.adaTarget}, p from ${ada.p.toFixed(3)})` : ""}${cfg.modeSeeking > 0 ? `, mode-seeking ${cfg.modeSeeking} (${cfg.modeSeekingForm}, ${cfg.modeSeekingRegion}${cfg.modeSeekingPool > 1 ? `, pool ${cfg.modeSeekingPool}` : ""})` : ""}, backend ${tf.getBackend()}`);
+    `batch ${cfg.batchSize}${modelConfig.pack > 1 ? ` (packs of ${modelConfig.pack})` : ""}, ${cfg.kimg} kimg${cfg.maxMinutes !== null ? ` or ${cfg.maxMinutes} min` : ""}, augment '${cfg.augment}'${ada ? ` (adaptive: target ${cfg.adaTarget}, p from ${ada.p.toFixed(3)})` : ""}${cfg.modeSeeking > 0 ? `, mode-seeking ${cfg.modeSeeking} (${cfg.modeSeekingForm}, ${cfg.modeSeekingRegion}${cfg.modeSeekingPool > 1 ? `, pool ${cfg.modeSeekingPool}` : ""})` : ""}, backend ${tf.getBackend()}`);
 
   const snapshot = async (lossD: number, lossG: number, rate: number) => {
     const kimg = state.imagesShown / 1000;

@@ -777,7 +777,7 @@ Deno.test("gan:train --discriminator projected (debug preset): stopped after its
   });
 });
 
-Deno.test("--g-widths/--d-widths: comma lists become the model's channels (presets' arrays pass); a wrong count or a non-integer is a one-line error; a resume cannot change them, --mbstd-group or --pack; --pack needs a batch that is a multiple of it and no condition", async () => {
+Deno.test("--g-widths/--d-widths: comma lists become the model's channels (presets' arrays pass); a wrong count or a non-integer is a one-line error; a resume cannot change them, --mbstd-group or --pack; --pack defaults to 2 only unconditional with the image discriminator, needs a batch that is a multiple of it and no condition", async () => {
   const c = resolveGanConfig({ dataroot: "x", expName: "y" }, undefined, { model: { gWidths: "64, 32,16,8", dWidths: "8,8,16,16,32" } as unknown as GanConfig });
   assert.deepEqual([c.model.gWidths, c.model.dWidths], [[64, 32, 16, 8], [8, 8, 16, 16, 32]]);
   assert.deepEqual(resolveGanConfig({ dataroot: "x", expName: "y" }, "debug", {}).model.gWidths, [32, 16, 8, 8]);
@@ -794,9 +794,13 @@ Deno.test("--g-widths/--d-widths: comma lists become the model's channels (prese
     await ganTrainRun(cfg(false, {}));
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { gWidths: [16, 16, 8, 8] }), kimg: 0.032 }), /--resume would change gWidths \[32,16,8,8\] → \[16,16,8,8\]/);
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { mbstdGroup: 2 }), kimg: 0.032 }), /--resume would change mbstdGroup 4 → 2/);
-    await assert.rejects(() => ganTrainRun({ ...cfg(true, { pack: 2 }), kimg: 0.032 }), /--resume would change pack 1 → 2/);
-    assert.throws(() => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", { batchSize: 9, model: { pack: 2 } as GanConfig }),
-      (e: Error) => e instanceof UserError && /--pack 2 needs a --batch-size that is a multiple of it, got 9/.test(e.message));
+    await assert.rejects(() => ganTrainRun({ ...cfg(true, { pack: 1 }), kimg: 0.032 }), /--resume would change pack 2 → 1/);
+    const packOf = (o: Partial<GanTrainConfig>) => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", o).model.pack;
+    assert.deepEqual([packOf({}), packOf({ condition: "gender" }), packOf({ model: { discriminator: "projected" } }), packOf({ model: { pack: 1 } })], [2, 1, 1, 1]);
+    assert.throws(() => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", { batchSize: 10, model: { pack: 3 } as GanConfig }),
+      (e: Error) => e instanceof UserError && /--pack 3 needs a --batch-size that is a multiple of it, got 10$/.test(e.message));
+    assert.throws(() => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", { batchSize: 9 }),
+      (e: Error) => e instanceof UserError && /--pack 2 \(the default\) needs a --batch-size that is a multiple of it, got 9 \(or give --pack 1\)$/.test(e.message));
     assert.throws(() => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", { condition: "gender", model: { pack: 2 } as GanConfig }),
       (e: Error) => e instanceof UserError && /--pack 2 works with the unconditional image discriminator; got --condition gender/.test(e.message));
   });
