@@ -48,6 +48,7 @@ MODE_SEEKING = 1.0  # gan:train's default --mode-seeking (lib/gan/train.ts DEFAU
 MODE_SEEKING_FORM = "all"  # its default --mode-seeking-form (DEFAULT_GAN_TRAIN.modeSeekingForm)
 MODE_SEEKING_REGION = "face"  # its default --mode-seeking-region (MODE_SEEKING_FACE; image: the whole image)
 MODE_SEEKING_FACE = (17, 35, 50, 50)  # lib/gan/train.ts MODE_SEEKING_FACE (x, y, width, height)
+MODE_SEEKING_REGIONS = {"image": None, "face": MODE_SEEKING_FACE}  # --mode-seeking-region's pixel regions
 MBSTD_GROUP = 4  # the discriminator's default --mbstd-group (lib/gan/nets.ts DEFAULT_GAN_CONFIG.mbstdGroup)
 PACK = 2  # its default --pack, unconditional (lib/gan/train.ts DEFAULT_GAN_TRAIN.model.pack)
 AUGMENT = False  # gan:train's default --augment: none (DEFAULT_GAN_TRAIN.augment "")
@@ -323,7 +324,7 @@ def diff_augment(x, rng):
     return x * mask  # cutout
 
 
-def mode_seeking_term(fake, z, form=MODE_SEEKING_FORM, region=MODE_SEEKING_FACE, pool=1):
+def mode_seeking_term(fake, z, form=MODE_SEEKING_FORM, region=MODE_SEEKING_REGIONS[MODE_SEEKING_REGION], pool=1):
     """lib/gan/steps.ts modeSeekingTerm of `form` in `region` (x, y, width, height; None = the whole image), averaged
     over pool×pool pixels, on an NCHW batch."""
     if region is not None:
@@ -446,17 +447,16 @@ def build(a):
     model, train = gan_variant("GAN_MODEL", ["pack", "mbstdGroup"]), gan_variant("GAN_TRAIN", ["modeSeeking", "modeSeekingForm", "modeSeekingRegion", "modeSeekingPool"])
     weight = train.get("modeSeeking", MODE_SEEKING)
     form = train.get("modeSeekingForm", MODE_SEEKING_FORM)
-    regions = {"image": None, "face": MODE_SEEKING_FACE}
     region_name = train.get("modeSeekingRegion", MODE_SEEKING_REGION)
     pool = train.get("modeSeekingPool", 1)
-    for field, value, known in (("modeSeekingForm", form, ("batch", "pairs", "all")), ("modeSeekingRegion", region_name, tuple(regions))):
+    for field, value, known in (("modeSeekingForm", form, ("batch", "pairs", "all")), ("modeSeekingRegion", region_name, tuple(MODE_SEEKING_REGIONS))):
         if value not in known:
             variant_error(f"GAN_TRAIN: {field} {value} is not one of {', '.join(known)}")
     if not (isinstance(pool, int) and pool >= 1):
         variant_error(f"GAN_TRAIN: modeSeekingPool {pool!r} is not a whole number ≥ 1")
     if not (isinstance(weight, (int, float)) and weight >= 0):
         variant_error(f"GAN_TRAIN: modeSeeking {weight!r} is not a number ≥ 0")
-    region = regions[region_name]
+    region = MODE_SEEKING_REGIONS[region_name]
     disc = Discriminator(mbstd_group=model.get("mbstdGroup", MBSTD_GROUP), pack=model.get("pack", PACK))
     mapping, synthesis, disc = mapping_net(), to_cl(Synthesis(), a.channels_last), to_cl(disc, a.channels_last)
     gen = nn.Sequential(mapping, synthesis)
