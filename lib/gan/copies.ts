@@ -11,13 +11,21 @@
  * set of 64 generated portraits, the samples whose nearest other sample of the set is closer than a threshold (the
  * median, over the reference's sets of 64 in a seeded order, of each set's closest pair), beside the same count on
  * the reference's sets. Over several sets, not one: a single grid's count moves with which samples it holds.
+ *
+ * The count is strict: face-api's descriptors of faces with less detail sit closer together, so real portraits
+ * themselves count more near-duplicates once softened. `controls` (gan:copies --real-controls scale:0.5,blur:1.5)
+ * put the generated count on that scale: the same count, same threshold, on as many reference portraits as there are
+ * generated ones, each shrunk by a factor and scaled back (`scale:F`) or blurred with a Gaussian of σ pixels
+ * (`blur:S`), with sharp.
  */
+import sharp from "sharp";
 import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
 import { cachedDescriptors } from "../explore/descriptor_cache.ts";
 import { knnScoresAgainst } from "../explore/knn.ts";
 import { type CountSummary, setDuplicates, setNearestDistances, summariseCounts } from "../eval/frechet.ts";
 import { portraitDescriptors } from "../models/descriptors.ts";
+import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { UserError } from "../util/errors.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
@@ -54,6 +62,58 @@ export interface CopyCheck {
   medianRatio: number;
   /** Near-duplicates among the generated portraits per set of 64, beside the reference's (null: fewer than 64 of either). */
   duplicates: DuplicateSets | null;
+  /** The same count on softened reference portraits, one per control asked for (empty without duplicates). */
+  controls: ControlCount[];
+}
+
+/** A way to take detail out of real portraits: shrink by `factor` and scale back, or a Gaussian blur of σ pixels. */
+export type RealControl = { kind: "scale"; factor: number } | { kind: "blur"; sigma: number };
+
+export interface ControlCount {
+  control: string;
+  counts: CountSummary;
+}
+
+export const controlName = (c: RealControl): string => (c.kind === "scale" ? `scale:${c.factor}` : `blur:${c.sigma}`);
+
+/** "scale:0.5,blur:1.5" → controls; anything else is a UserError naming the item. */
+export function parseRealControls(text: string): RealControl[] {
+  return text.split(",").map((s) => s.trim()).filter((s) => s !== "").map((item) => {
+    const [kind, value, ...rest] = item.split(":");
+    const v = Number(value);
+    if (rest.length === 0 && value !== undefined && value.trim() !== "" && Number.isFinite(v)) {
+      if (kind === "scale" && v > 0 && v < 1) return { kind: "scale", factor: v };
+      if (kind === "blur" && v >= 0.3 && v <= 100) return { kind: "blur", sigma: v };
+    }
+    throw new UserError(`gan:copies: bad --real-controls item '${item}'; expected scale:F (0 < F < 1, e.g. scale:0.5) or blur:S (0.3 ≤ S ≤ 100 pixels, e.g. blur:1.5)`);
+  });
+}
+
+/** The portraits at `rows` of `pixels` (108×84 RGB each), softened by `c` with sharp, packed in order. */
+export async function softenPortraits(pixels: Uint8Array, rows: ArrayLike<number>, c: RealControl): Promise<Uint8Array> {
+  const raw = { width: IMAGE_WIDTH, height: IMAGE_HEIGHT, channels: 3 } as const;
+  const out = new Uint8Array(rows.length * IMAGE_BYTES);
+  for (let i = 0; i < rows.length; i++) {
+    const src = pixels.subarray(rows[i] * IMAGE_BYTES, (rows[i] + 1) * IMAGE_BYTES);
+    let soft: Uint8Array;
+    if (c.kind === "blur") soft = await sharp(src, { raw }).blur(c.sigma).raw().toBuffer();
+    else {
+      const w = Math.max(1, Math.round(IMAGE_WIDTH * c.factor)), h = Math.max(1, Math.round(IMAGE_HEIGHT * c.factor));
+      const small = await sharp(src, { raw }).resize(w, h, { fit: "fill" }).raw().toBuffer();
+      soft = await sharp(small, { raw: { width: w, height: h, channels: 3 } }).resize(IMAGE_WIDTH, IMAGE_HEIGHT, { fit: "fill" }).raw().toBuffer();
+    }
+    if (soft.length !== IMAGE_BYTES) throw new Error(`softenPortraits: sharp returned ${soft.length} bytes for one portrait, expected ${IMAGE_BYTES}`);
+    out.set(soft, i * IMAGE_BYTES);
+  }
+  return out;
+}
+
+/** Near-duplicates per set of `setSize` among the portraits at `rows`, softened by `c`, below the threshold `below`. */
+export async function controlDuplicates(pixels: Uint8Array, rows: ArrayLike<number>, c: RealControl, below: number, setSize = DUPLICATE_SET_SIZE): Promise<CountSummary> {
+  if (rows.length < setSize) throw new Error(`controlDuplicates: ${rows.length} portraits make no set of ${setSize}`);
+  const soft = await softenPortraits(pixels, rows, c);
+  const desc = await portraitDescriptors(soft, Int32Array.from({ length: rows.length }, (_, i) => i));
+  return summariseCounts(await setDuplicates(desc, DIM, setSize, below));
 }
 
 /** Portraits per set in the near-duplicate count (the training grid's 8×8). */
@@ -126,18 +186,25 @@ export interface CopyCheckOptions {
   realImages?: number;
   cacheDir?: string;
   quiet?: boolean;
+  /** Softened real portraits to count near-duplicates on as well (controlDuplicates). */
+  controls?: RealControl[];
 }
 
 export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
   const images = o.images ?? 500, realImages = o.realImages ?? 10_000;
   if (!(Number.isInteger(images) && images >= 1)) throw new UserError(`gan:copies: expected --images to be a positive integer, got ${images}`);
   if (!(Number.isInteger(realImages) && realImages >= 2)) throw new UserError(`gan:copies: expected --real-images to be an integer ≥ 2, got ${realImages}`);
+  const controls = o.controls ?? [];
+  if (controls.length && images < DUPLICATE_SET_SIZE) throw new UserError(`gan:copies: --real-controls counts sets of ${DUPLICATE_SET_SIZE}; use --images ${DUPLICATE_SET_SIZE} or more (got ${images})`);
   const g = await loadGenerator(o.network);
   try {
     const ds = await openDataset({ dataroot: o.dataroot, cacheDir: o.cacheDir, quiet: o.quiet });
     const rows = new Rng(0).shuffle(Int32Array.from(ds.goodRows)).subarray(0, Math.min(realImages, ds.goodRows.length)).sort();
     if (rows.length < 2) throw new UserError(`gan:copies: ${rows.length} readable portraits in ${o.dataroot}; the check needs at least 2`);
-    const progress = new Progress("descriptors", rows.length + images, { unit: "images", quiet: o.quiet });
+    // The controls' portraits: as many as generated ones, a seeded sample of the reference (in the reference's order
+    // the sets would follow the dataset's).
+    const controlRows = new Rng(2).shuffle(Int32Array.from(rows)).subarray(0, Math.min(images, rows.length));
+    const progress = new Progress("descriptors", rows.length + images + controls.length * controlRows.length, { unit: "images", quiet: o.quiet });
     const real = await cachedDescriptors(ds, rows, { onProgress: (d) => progress.tick(d - progress.done) });
     const generated: Float32Array[] = [];
     const cond = g.meta.classes.length > 0;
@@ -153,12 +220,19 @@ export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
       generated.push(await portraitDescriptors(pixels, Int32Array.from(seeds, (_, i) => i)));
       progress.tick(seeds.length);
     }
-    progress.finish();
     const gen = new Float32Array(images * DIM);
     generated.reduce((at, part) => (gen.set(part, at), at + part.length), 0);
     const summary = summariseCopies(await copyDistances(gen, real));
     const duplicates = await duplicateSets(gen, real);
-    return { network: g.dir, trainedOn: g.meta.dataset, dataset: datasetName(ds.layout), generatedImages: images, realImages: rows.length, ...summary, duplicates };
+    const counts: ControlCount[] = [];
+    if (duplicates) {
+      for (const c of controls) {
+        counts.push({ control: controlName(c), counts: await controlDuplicates(ds.cache.pixels, controlRows, c, duplicates.below) });
+        progress.tick(controlRows.length);
+      }
+    }
+    progress.finish();
+    return { network: g.dir, trainedOn: g.meta.dataset, dataset: datasetName(ds.layout), generatedImages: images, realImages: rows.length, ...summary, duplicates, controls: counts };
   } finally {
     g.dispose();
   }
@@ -175,11 +249,13 @@ export function formatCopyCheck(c: CopyCheck): string {
     `copies (generated closer to a real portrait than the real p5): ${c.copies} of ${c.generatedImages} ` +
     `(${(100 * c.copies / c.generatedImages).toFixed(1)} %; about 5 % for real portraits outside the reference); median ratio ${c.medianRatio.toFixed(2)}`,
     ...(c.duplicates ? [formatDuplicates(c.duplicates)] : []),
+    ...c.controls.map((k) => `the same count on ${k.counts.sets * (c.duplicates?.setSize ?? DUPLICATE_SET_SIZE)} reference portraits softened by ${k.control}: ${formatCounts(k.counts)}`),
   ].join("\n");
 }
 
+const formatCounts = (c: CountSummary) => `median ${c.median}, mean ${c.mean.toFixed(1)}, ${c.min}–${c.max} over ${c.sets} sets`;
+
 function formatDuplicates(d: DuplicateSets): string {
-  const f = (c: CountSummary) => `median ${c.median}, mean ${c.mean.toFixed(1)}, ${c.min}–${c.max} over ${c.sets} sets`;
   return `near-duplicates per set of ${d.setSize} (nearest other in the set closer than ${d.below.toFixed(3)}, the reference sets' median closest pair): ` +
-    `generated ${f(d.generated)}; real ${f(d.real)}`;
+    `generated ${formatCounts(d.generated)}; real ${formatCounts(d.real)}`;
 }

@@ -39,7 +39,8 @@ import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { withTempDir } from "../_fixtures.ts";
 import { compareGanRuns } from "../../lib/gan/compare.ts";
-import { copyCheck, copyDistances, duplicateSets, formatCopyCheck, quantiles, summariseCopies } from "../../lib/gan/copies.ts";
+import { controlDuplicates, copyCheck, copyDistances, duplicateSets, formatCopyCheck, parseRealControls, quantiles, softenPortraits, summariseCopies } from "../../lib/gan/copies.ts";
+import { portraitDescriptors } from "../../lib/models/descriptors.ts";
 
 await initEngine({ verbose: false });
 
@@ -592,6 +593,29 @@ Deno.test("near-duplicate sets: generated rows where every row has a twin (1e-4 
   assert.ok(Math.abs(b.generated.mean - b.real.mean) <= 2, JSON.stringify(b));
   assert.equal(await duplicateSets(real.subarray(0, 63 * dim), real, 64, dim), null);
   assert.deepEqual(summariseCounts([3, 0, 5, 1]), { sets: 4, median: 1, mean: 2.25, min: 0, max: 5 });
+});
+
+Deno.test("near-duplicate controls: procedural portraits blurred with σ 4 count more near-duplicates per set of 16 than the same portraits unsoftened (same threshold), scale:0.5 keeps their size and changes them, tensors freed; bad --real-controls items are one-line errors", async () => {
+  await withTempDir(async (dir) => {
+    await generateSynthetic({ out: dir, count: 72, seed: 4, badFraction: 0, duplicateFraction: 0 });
+    const ds = await openDataset({ dataroot: dir, quiet: true });
+    const rows = Array.from(ds.goodRows).slice(0, 64);
+    assert.equal(rows.length, 64);
+    const desc = await portraitDescriptors(ds.cache.pixels, rows);
+    const sharpSets = (await duplicateSets(desc, desc, 16))!;
+    const before = tf.memory().numTensors;
+    const blurred = await controlDuplicates(ds.cache.pixels, rows, { kind: "blur", sigma: 4 }, sharpSets.below, 16);
+    assert.equal(tf.memory().numTensors, before, "controlDuplicates leaves tensors behind");
+    assert.equal(blurred.sets, 4);
+    assert.ok(blurred.mean >= sharpSets.real.mean + 2, `blurred ${JSON.stringify(blurred)} against unsoftened ${JSON.stringify(sharpSets.real)}`);
+    const small = await softenPortraits(ds.cache.pixels, rows.slice(0, 2), { kind: "scale", factor: 0.5 });
+    assert.equal(small.length, 2 * IMAGE_BYTES);
+    assert.notDeepEqual(small.subarray(0, IMAGE_BYTES), ds.cache.pixels.subarray(rows[0] * IMAGE_BYTES, (rows[0] + 1) * IMAGE_BYTES));
+  });
+  assert.deepEqual(parseRealControls("scale:0.5, blur:1.5"), [{ kind: "scale", factor: 0.5 }, { kind: "blur", sigma: 1.5 }]);
+  for (const bad of ["scale:2", "blur:0.1", "sharpen:1", "scale", "blur:1:2"]) {
+    assert.throws(() => parseRealControls(bad), (e: Error) => e instanceof UserError && e.message.includes(`'${bad}'`) && e.message.split("\n").length === 1, bad);
+  }
 });
 
 // ------------------------------------------------------------ projected discriminator
