@@ -201,8 +201,8 @@ export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
     const ds = await openDataset({ dataroot: o.dataroot, cacheDir: o.cacheDir, quiet: o.quiet });
     const rows = new Rng(0).shuffle(Int32Array.from(ds.goodRows)).subarray(0, Math.min(realImages, ds.goodRows.length)).sort();
     if (rows.length < 2) throw new UserError(`gan:copies: ${rows.length} readable portraits in ${o.dataroot}; the check needs at least 2`);
-    // The controls' portraits: as many as generated ones, a seeded sample of the reference (in the reference's order
-    // the sets would follow the dataset's).
+    // The controls' portraits: as many as generated ones, a seeded sample of the reference (shuffled, so that each
+    // set of 64 mixes the whole dataset rather than following its file order).
     const controlRows = new Rng(2).shuffle(Int32Array.from(rows)).subarray(0, Math.min(images, rows.length));
     const progress = new Progress("descriptors", rows.length + images + controls.length * controlRows.length, { unit: "images", quiet: o.quiet });
     const real = await cachedDescriptors(ds, rows, { onProgress: (d) => progress.tick(d - progress.done) });
