@@ -4,6 +4,8 @@
  *   mapping      z (pixel-normalised) [+ class embedding] → MLP → w
  *   synthesis    w → dense 14×11×c0 → [4×4 transposed conv stride 2 → batch norm → relu] ×3
  *                → 112×88 → conv3×3 → tanh → centre crop 108×84
+ *                (optional: a fixed blur after each transposed conv; skip-layer excitation, FastGAN: the 14×11
+ *                features gate the 56×44 ones' channels, the 28×22 features the 112×88 ones')
  *   discriminator  108×84×3·pack (PacGAN: `pack` samples stacked on the channels; 1 = one sample)
  *                → conv3×3 → [conv3×3 stride 2 → lrelu (+ conv3×3)] ×4 → 7×6
  *                → flatten → dense [+ dense(minibatch standard deviation), when mbstdGroup > 0]
@@ -44,6 +46,19 @@ export interface GanConfig {
   gWidths: [number, number, number, number];
   /** Extra 3×3 convs at the two lowest generator resolutions (cheap, adds capacity). */
   gExtraLowRes: boolean;
+  /**
+   * Skip-layer excitation (FastGAN, Liu et al. 2021): each sample's 14×11 features, averaged over the positions,
+   * → dense → leaky ReLU → dense → sigmoid, scale the channels of its 56×44 features; the 28×22 features do the same for
+   * the 112×88 ones. The layers that draw detail learn from the whole face's layout; a shorter gradient path to them.
+   * False = off (runs made before it existed).
+   */
+  gSkipExcitation: boolean;
+  /**
+   * A fixed [1,2,1]ᵀ[1,2,1]/16 blur of each channel after every transposed convolution (StyleGAN2's low-pass
+   * upsampling): it removes the highest frequency, where the stride-2 kernel's four phases leave a checkerboard.
+   * Not trained. False = off (runs made before it existed).
+   */
+  gUpsampleBlur: boolean;
   /** Discriminator channels: stem at 108×84, then at 54×42, 27×21, 14×11, 7×6. */
   dWidths: [number, number, number, number, number];
   /** Classes to condition on (0 = unconditional). */
@@ -84,6 +99,8 @@ export const DEFAULT_GAN_CONFIG: GanConfig = {
   mappingLayers: 2,
   gWidths: [128, 64, 32, 16],
   gExtraLowRes: true,
+  gSkipExcitation: false,
+  gUpsampleBlur: false,
   dWidths: [16, 32, 64, 128, 256],
   numClasses: 0,
   discriminator: "image",
@@ -220,19 +237,42 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
   g = tfl.layers.reshape({ targetShape: [BASE_H, BASE_W, c0], name: "const_reshape" }).apply(g) as T;
   g = bnRelu(g, "base");
   if (config.gExtraLowRes) g = bnRelu(conv(g, c0, 1, "base_conv", 2, false), "base_conv");
+  // Skip-layer excitation: per-channel gates in (0, 1) from a lower resolution's features, pooled over positions.
+  const excite = (low: T, high: T, ch: number, name: string) => {
+    let s = tfl.layers.globalAveragePooling2d({ name: `${name}_pool` }).apply(low) as T;
+    s = lrelu(tfl.layers.dense({ units: ch, kernelInitializer: init(2), name: `${name}_dense1` }).apply(s) as T, `${name}_lrelu`);
+    s = tfl.layers.dense({ units: ch, activation: "sigmoid", kernelInitializer: init(1), name: `${name}_gate` }).apply(s) as T;
+    s = tfl.layers.reshape({ targetShape: [1, 1, ch], name: `${name}_reshape` }).apply(s) as T;
+    return tfl.layers.multiply({ name: `${name}_scale` }).apply([high, s]) as T;
+  };
+  const blurs: tfl.layers.Layer[] = []; // fixed low-pass filters, set once the model is built
+  const lower: T[] = [g]; // the features at 14×11, then 28×22, that gate two resolutions up
   [c1, c2, c3].forEach((ch, i) => {
     const name = `up${i + 1}`; // 28×22, 56×44, 112×88
-    // Transposed 4×4 stride-2 convolution (kernel divisible by the stride: no checkerboard by construction);
+    // Transposed 4×4 stride-2 convolution (kernel divisible by the stride: every output pixel gets as many taps, yet
+    // the four phases' learned weights can still differ: a checkerboard, which gUpsampleBlur filters out);
     // oneDNN runs it and both its gradients, where nearest-upsampling + 3×3 conv costs 2.25× the multiply-adds.
     g = tfl.layers.conv2dTranspose({ filters: ch, kernelSize: 4, strides: 2, padding: "same", useBias: false, kernelInitializer: init(2), name: `${name}_deconv` }).apply(g) as T;
+    if (config.gUpsampleBlur) {
+      const blur = tfl.layers.depthwiseConv2d({ kernelSize: 3, padding: "same", useBias: false, trainable: false, depthwiseInitializer: "zeros", name: `${name}_blur` });
+      g = blur.apply(g) as T;
+      blurs.push(blur);
+    }
     g = bnRelu(g, name);
     if (config.gExtraLowRes && i === 0) g = bnRelu(conv(g, ch, 1, `${name}_conv2`, 2, false), `${name}_conv2`);
+    if (config.gSkipExcitation && i >= 1) g = excite(lower[i - 1], g, ch, `sle${i - 1}`);
+    lower.push(g);
   });
   g = conv(g, IMAGE_CHANNELS, 1, "to_rgb", 1);
   g = tfl.layers.activation({ activation: "tanh", name: "tanh" }).apply(g) as T;
   const dy = (GEN_H - IMAGE_HEIGHT) / 2, dx = (GEN_W - IMAGE_WIDTH) / 2;
   g = tfl.layers.cropping2D({ cropping: [[dy, dy], [dx, dx]], name: "crop" }).apply(g) as T;
   const synthesis = tfl.model({ inputs: w, outputs: g, name: "synthesis" });
+  for (const blur of blurs) {
+    const ch = blur.getWeights()[0].shape[2]!;
+    const taps = [1, 2, 1].flatMap((a) => [1, 2, 1].flatMap((b) => new Array<number>(ch).fill((a * b) / 16)));
+    tf.tidy(() => blur.setWeights([tf.tensor4d(taps, [3, 3, ch, 1])]));
+  }
 
   if (config.discriminator === "projected") return { mapping, synthesis, discriminator: buildProjectedHeads(config, init, lrelu) };
 

@@ -181,6 +181,16 @@ export const GAN_MODEL_FIELDS = {
     type: "string",
     help: "generator channels at 14×11, 28×22, 56×44, 112×88, comma-separated (default 128,64,32,16)",
   },
+  gSkipExcitation: {
+    flag: "g-skip-excitation",
+    type: "boolean",
+    help: "generator: skip-layer excitation (FastGAN): the 14×11 features gate the 56×44 ones' channels, the 28×22 the 112×88 ones' (default off)",
+  },
+  gUpsampleBlur: {
+    flag: "g-upsample-blur",
+    type: "boolean",
+    help: "generator: a fixed [1,2,1] blur of each channel after every transposed convolution, against its checkerboard (StyleGAN2; default off)",
+  },
   dWidths: {
     flag: "d-widths",
     type: "string",
@@ -541,12 +551,12 @@ export async function resumeGanConfig(base: { expName: string; checkpointsDir?: 
 }
 
 /** Model fields added after runs were saved, with the value that reproduces such a run (its config.json lacks them). */
-const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0, pack: 1 };
+const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0, pack: 1, gSkipExcitation: false, gUpsampleBlur: false };
 /** The same for training settings: off for runs saved before adaptive augmentation and the mode-seeking term, its batch form before --mode-seeking-form. */
 const TRAIN_SAVED_BEFORE: Partial<GanTrainConfig> = { adaTarget: 0, adaKimg: DEFAULT_GAN_TRAIN.adaKimg, modeSeeking: 0, modeSeekingForm: "batch", modeSeekingRegion: "image", modeSeekingPool: 1 };
 
 /** Model fields a resumed run must keep (they shape the saved weights). */
-const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "pack", "latentDim", "wDim", "mappingLayers", "gExtraLowRes"] as const;
+const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "pack", "latentDim", "wDim", "mappingLayers", "gExtraLowRes", "gSkipExcitation", "gUpsampleBlur"] as const;
 
 /** Settings a resumed GAN run must keep (kimg, snapshot interval, time limit may change). */
 export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion", "modeSeekingPool", "condition", "seed"] as const;

@@ -170,6 +170,56 @@ Deno.test("discriminator with minibatch std (mbstdGroup 2): one score per image,
   disposeGanNets(nets);
 });
 
+Deno.test("skip-layer excitation and upsampling blur (gSkipExcitation, gUpsampleBlur): closed 112×88 gates leave every sample one flat colour, open ones do not; each blur holds the [1,2,1]ᵀ[1,2,1]/16 kernel on every channel and no step changes it; saved and loaded with the same images; D and G steps leak no tensor after a burn-in step", async () => {
+  const cfg = { ...TINY, gSkipExcitation: true, gUpsampleBlur: true };
+  const nets = buildGanNets(cfg);
+  const z = latentsForSeeds([1, 2, 3, 4], cfg.latentDim);
+  const gate = nets.synthesis.getLayer("sle1_gate"); // the 28×22 features' gates on the 112×88 channels
+  assert.deepEqual(gate.outputShape, [null, cfg.gWidths[3]]);
+  assert.deepEqual(nets.synthesis.getLayer("sle0_gate").outputShape, [null, cfg.gWidths[2]]);
+  const spread = (img: tf.Tensor4D) => tf.tidy(() => tf.sub(tf.max(img, [0, 1, 2]), tf.min(img, [0, 1, 2])).dataSync());
+  const open = generate(nets, z);
+  assert.ok(Math.max(...spread(open)) > 1e-3, "the generator drew flat images with its gates open");
+  await withTempDir(async (dir) => {
+    await nets.synthesis.save(fileIO(dir));
+    const back = await loadSavedModel(dir);
+    const again = generate({ mapping: nets.mapping, synthesis: back }, z);
+    assert.deepEqual(Array.from(again.dataSync()), Array.from(open.dataSync()));
+    tf.dispose(again);
+    back.dispose();
+  });
+  // Gates shut (bias -100: sigmoid 0): the 112×88 features are zero, so only to_rgb's bias reaches the pixels.
+  const saved = gate.getWeights().map((w) => w.clone());
+  gate.setWeights([tf.zerosLike(saved[0]), tf.fill(saved[1].shape, -100)]);
+  const shut = generate(nets, z);
+  assert.ok(Math.max(...spread(shut)) < 1e-6, "closed gates let the features through");
+  gate.setWeights(saved);
+  const optD = tf.train.adam(1e-3, 0, 0.99), optG = tf.train.adam(1e-3, 0, 0.99);
+  const real = tf.randomUniform([4, 108, 84, 3], -1, 1, "float32", 5) as tf.Tensor4D;
+  const rng = new Rng(2);
+  const step = async () => {
+    await discriminatorStep(nets, optD, { real, z }, "", rng);
+    await generatorStep(nets, optG, { z }, "", rng, { weight: 1, form: "all", region: MODE_SEEKING_FACE });
+  };
+  const blurs = ["up1_blur", "up2_blur", "up3_blur"].map((n) => nets.synthesis.getLayer(n));
+  const blurKernels = () => blurs.map((l) => Array.from(l.getWeights()[0].dataSync()));
+  const expected = blurs.map((l, i) => {
+    const ch = cfg.gWidths[i + 1];
+    assert.deepEqual(l.getWeights()[0].shape, [3, 3, ch, 1]);
+    return [1, 2, 1].flatMap((a) => [1, 2, 1].flatMap((b) => new Array<number>(ch).fill((a * b) / 16)));
+  });
+  assert.deepEqual(blurKernels(), expected);
+  assert.ok(nets.synthesis.trainableWeights.every((w) => !w.name.includes("blur")), "a blur kernel is trainable");
+  await step();
+  const before = tf.memory().numTensors;
+  await step();
+  assert.equal(tf.memory().numTensors, before, "tensors leaked across D and G steps");
+  assert.deepEqual(blurKernels(), expected, "a step changed a blur kernel");
+  optD.dispose(), optG.dispose();
+  tf.dispose([z, open, shut, real, ...saved]);
+  disposeGanNets(nets);
+});
+
 Deno.test("GAN steps: the discriminator step leaves the generator's weights unchanged and vice versa; no tensor leaks", async () => {
   const nets = buildGanNets(TINY);
   const optG = tf.train.adam(1e-3, 0, 0.99), optD = tf.train.adam(1e-3, 0, 0.99);
@@ -801,7 +851,7 @@ Deno.test("gan:train --discriminator projected (debug preset): stopped after its
   });
 });
 
-Deno.test("--g-widths/--d-widths: comma lists become the model's channels (presets' arrays pass); a wrong count or a non-integer is a one-line error; a resume cannot change them, --mbstd-group or --pack; --pack defaults to 2 only unconditional with the image discriminator, needs a batch that is a multiple of it and no condition", async () => {
+Deno.test("--g-widths/--d-widths: comma lists become the model's channels (presets' arrays pass); a wrong count or a non-integer is a one-line error; a resume cannot change them, --mbstd-group, --pack, --g-skip-excitation or --g-upsample-blur; --pack defaults to 2 only unconditional with the image discriminator, needs a batch that is a multiple of it and no condition", async () => {
   const c = resolveGanConfig({ dataroot: "x", expName: "y" }, undefined, { model: { gWidths: "64, 32,16,8", dWidths: "8,8,16,16,32" } as unknown as GanConfig });
   assert.deepEqual([c.model.gWidths, c.model.dWidths], [[64, 32, 16, 8], [8, 8, 16, 16, 32]]);
   assert.deepEqual(resolveGanConfig({ dataroot: "x", expName: "y" }, "debug", {}).model.gWidths, [32, 16, 8, 8]);
@@ -819,6 +869,8 @@ Deno.test("--g-widths/--d-widths: comma lists become the model's channels (prese
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { gWidths: [16, 16, 8, 8] }), kimg: 0.032 }), /--resume would change gWidths \[32,16,8,8\] → \[16,16,8,8\]/);
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { mbstdGroup: 2 }), kimg: 0.032 }), /--resume would change mbstdGroup 4 → 2/);
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { pack: 1 }), kimg: 0.032 }), /--resume would change pack 2 → 1/);
+    await assert.rejects(() => ganTrainRun({ ...cfg(true, { gSkipExcitation: true }), kimg: 0.032 }), /--resume would change gSkipExcitation false → true/);
+    await assert.rejects(() => ganTrainRun({ ...cfg(true, { gUpsampleBlur: true }), kimg: 0.032 }), /--resume would change gUpsampleBlur false → true/);
     const packOf = (o: Partial<GanTrainConfig>) => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", o).model.pack;
     assert.deepEqual([packOf({}), packOf({ condition: "gender" }), packOf({ model: { discriminator: "projected" } }), packOf({ model: { pack: 1 } })], [2, 1, 1, 1]);
     assert.throws(() => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", { batchSize: 10, model: { pack: 3 } as GanConfig }),
