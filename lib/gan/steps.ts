@@ -378,12 +378,15 @@ export function generatorStep(...args: Parameters<typeof generatorStepLoss>): Pr
   return readLoss(generatorStepLoss(...args));
 }
 
-/** ema ← β·ema + (1−β)·current for every weight of the generator. */
+/** ema ← β·ema + (1−β)·current for every weight of the generator (but the fixed ones of untrainable layers). */
 export function updateEma(nets: GanNets, beta: number): void {
   const pairs: [tfl.LayersModel, tfl.LayersModel][] = [[nets.mappingEma, nets.mapping], [nets.synthesisEma, nets.synthesis]];
   for (const [ema, cur] of pairs) {
     const ew = ema.weights, cw = cur.weights;
+    // Layers built untrainable (gUpsampleBlur's fixed kernels) hold constants: nothing to average.
+    const fixed = new Set(cur.layers.filter((l) => !l.trainable).flatMap((l) => l.weights.map((w) => w.name)));
     for (let i = 0; i < ew.length; i++) {
+      if (fixed.has(cw[i].name)) continue;
       tf.tidy(() => {
         ew[i].write(tf.add(tf.mul(ew[i].read(), beta), tf.mul(cw[i].read(), 1 - beta)));
       });

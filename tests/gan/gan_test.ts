@@ -6,6 +6,7 @@ import { Matrix, SingularValueDecomposition } from "ml-matrix";
 import { initEngine } from "../../lib/engine/mod.ts";
 import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, generate, MinibatchStd, packSamples } from "../../lib/gan/nets.ts";
 import { fileIO } from "../../lib/models/io.ts";
+import { updateEma } from "../../lib/gan/steps.ts";
 import { loadSavedModel } from "../../lib/models/mod.ts";
 import {
   AdaController,
@@ -170,7 +171,7 @@ Deno.test("discriminator with minibatch std (mbstdGroup 2): one score per image,
   disposeGanNets(nets);
 });
 
-Deno.test("skip-layer excitation and upsampling blur (gSkipExcitation, gUpsampleBlur): closed 112×88 gates leave every sample one flat colour, open ones do not; each blur holds the [1,2,1]ᵀ[1,2,1]/16 kernel on every channel and no step changes it; saved and loaded with the same images; D and G steps leak no tensor after a burn-in step", async () => {
+Deno.test("skip-layer excitation and upsampling blur (gSkipExcitation, gUpsampleBlur): closed 112×88 gates leave every sample one flat colour, open ones do not; each blur holds the [1,2,1]ᵀ[1,2,1]/16 kernel on every channel and no step or weight average changes it; saved and loaded with the same images; D and G steps leak no tensor after a burn-in step", async () => {
   const cfg = { ...TINY, gSkipExcitation: true, gUpsampleBlur: true };
   const nets = buildGanNets(cfg);
   const z = latentsForSeeds([1, 2, 3, 4], cfg.latentDim);
@@ -200,6 +201,7 @@ Deno.test("skip-layer excitation and upsampling blur (gSkipExcitation, gUpsample
   const step = async () => {
     await discriminatorStep(nets, optD, { real, z }, "", rng);
     await generatorStep(nets, optG, { z }, "", rng, { weight: 1, form: "all", region: MODE_SEEKING_FACE });
+    updateEma(nets, 0.9);
   };
   const blurs = ["up1_blur", "up2_blur", "up3_blur"].map((n) => nets.synthesis.getLayer(n));
   const blurKernels = () => blurs.map((l) => Array.from(l.getWeights()[0].dataSync()));
@@ -215,6 +217,8 @@ Deno.test("skip-layer excitation and upsampling blur (gSkipExcitation, gUpsample
   await step();
   assert.equal(tf.memory().numTensors, before, "tensors leaked across D and G steps");
   assert.deepEqual(blurKernels(), expected, "a step changed a blur kernel");
+  const emaKernels = ["up1_blur", "up2_blur", "up3_blur"].map((n) => Array.from(nets.synthesisEma.getLayer(n).getWeights()[0].dataSync()));
+  assert.deepEqual(emaKernels, expected, "the weight average changed a blur kernel");
   optD.dispose(), optG.dispose();
   tf.dispose([z, open, shut, real, ...saved]);
   disposeGanNets(nets);
