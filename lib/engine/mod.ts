@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { registerOnednnBackend } from "./onednn/mod.ts";
+import { registerResizeNearestGradKernel } from "./resize_grad.ts";
 import { registerWasmTrainingKernels } from "./wasm_train/mod.ts";
 import { explainSyncReads, registerWebgpuKernels } from "./webgpu/mod.ts";
 import { createRequire } from "node:module";
@@ -116,6 +117,7 @@ async function start(name: BackendName): Promise<string | null> {
     case "webgpu":
       return await tryWebgpu();
     case "cpu":
+      registerResizeNearestGradKernel(); // tfjs' own reads the wrong dy rows after a batch's first image
       await tf.setBackend("cpu");
       return "pure JavaScript reference backend";
   }

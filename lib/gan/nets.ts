@@ -2,7 +2,7 @@
  * A GAN for 108×84 portraits, sized for CPU training:
  *
  *   mapping      z (pixel-normalised) [+ class embedding] → MLP → w
- *   synthesis    w → dense 14×11×c0 → [4×4 transposed conv stride 2 → batch norm → relu] ×3
+ *   synthesis    w → dense 14×11×c0 → [4×4 transposed conv stride 2 (or nearest ×2 → conv3×3) → batch norm → relu] ×3
  *                → 112×88 → conv3×3 → tanh → centre crop 108×84
  *                (optional: a fixed blur after each transposed conv; skip-layer excitation, FastGAN: the 14×11
  *                features gate the 56×44 ones' channels, the 28×22 features the 112×88 ones')
@@ -34,6 +34,9 @@ export type GanDiscriminator = typeof GAN_DISCRIMINATORS[number];
 /** What the projected discriminator's frozen net looks at: the face square, the whole portrait, or both. */
 export const PROJECTED_VIEWS = ["face", "portrait", "both"] as const;
 export type ProjectedView = typeof PROJECTED_VIEWS[number];
+/** How the generator doubles its resolution: a learned 4×4 stride-2 transposed convolution, or nearest-neighbour ×2 then a 3×3 convolution. */
+export const G_UPSAMPLES = ["transposed", "nearest"] as const;
+export type GUpsample = typeof G_UPSAMPLES[number];
 /** The views of a ProjectedView setting, in the order the features and heads use. */
 export const projectedViews = (v: ProjectedView): ("face" | "portrait")[] => (v === "both" ? ["face", "portrait"] : [v]);
 
@@ -59,6 +62,13 @@ export interface GanConfig {
    * Not trained. False = off (runs made before it existed).
    */
   gUpsampleBlur: boolean;
+  /**
+   * "transposed" (runs made before it existed): a 4×4 stride-2 transposed convolution per doubling. "nearest"
+   * (FastGAN's up-block): each pixel copied into a 2×2 block, then a 3×3 convolution: all four output phases use the
+   * same weights, so no checkerboard from the upsampling; run as the tied transposed convolution it equals
+   * (NearestUpConv), at the same cost.
+   */
+  gUpsample: GUpsample;
   /** Discriminator channels: stem at 108×84, then at 54×42, 27×21, 14×11, 7×6. */
   dWidths: [number, number, number, number, number];
   /** Classes to condition on (0 = unconditional). */
@@ -101,6 +111,7 @@ export const DEFAULT_GAN_CONFIG: GanConfig = {
   gExtraLowRes: true,
   gSkipExcitation: false,
   gUpsampleBlur: false,
+  gUpsample: "transposed",
   dWidths: [16, 32, 64, 128, 256],
   numClasses: 0,
   discriminator: "image",
@@ -164,10 +175,62 @@ export class MinibatchStd extends tfl.layers.Layer {
   }
 }
 
+type Initializer = ReturnType<typeof tfl.initializers.heNormal>;
+
+/**
+ * FastGAN's up-block convolution, nearest-neighbour ×2 then a 3×3 convolution ("same", no bias), computed as the
+ * transposed 4×4 stride-2 convolution it equals: along each axis, output row 2i takes source rows i−1 and i with
+ * weights K₀ and K₁+K₂, row 2i+1 rows i and i+1 with K₀+K₁ and K₂, so the 4×4 kernel is [K₂, K₁+K₂, K₀+K₁, K₀]
+ * per axis (NEAREST_TAPS · K · NEAREST_TAPSᵀ: one matrix product with their Kronecker product, then a transpose to
+ * conv2dTranspose's layout). One trainable 3×3 kernel shared by the four output phases (no checkerboard from learned
+ * phases), at the transposed convolution's cost (2.25× fewer multiply-adds than upsampling first) and on oneDNN's
+ * convolution: tfjs' ResizeNearestNeighbor runs in JavaScript (seconds per batch at 112×88) and oneDNN 2.6.3's jit
+ * resampling crashes on NHWC tensors of these sizes (tried, also from C).
+ */
+export class NearestUpConv extends tfl.layers.Layer {
+  static className = "NearestUpConv";
+  readonly filters: number;
+  private readonly kernelInitializer: Initializer;
+  private kernel: tfl.LayerVariable | null = null;
+  constructor(args: { filters: number; kernelInitializer?: Initializer; name?: string }) {
+    super(args);
+    if (!(Number.isInteger(args.filters) && args.filters >= 1)) throw new Error(`NearestUpConv: expected filters to be a positive integer, got ${args.filters}`);
+    this.filters = args.filters;
+    this.kernelInitializer = args.kernelInitializer ?? tfl.initializers.heNormal({});
+  }
+  override build(shape: tfl.Shape | tfl.Shape[]): void {
+    const s = (Array.isArray(shape[0]) ? shape[0] : shape) as tfl.Shape;
+    this.kernel = this.addWeight("kernel", [3, 3, s[3]!, this.filters], "float32", this.kernelInitializer);
+    this.built = true;
+  }
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+    return tf.tidy(() => {
+      const [b, h, w, ci] = x.shape, co = this.filters;
+      // [4·4, 3·3] · [3·3, ci·co] → the 4×4 kernel, then to conv2dTranspose's [4, 4, co, ci].
+      const k4 = tf.matMul(tf.tensor2d(NEAREST_TAPS_2D), tf.reshape(this.kernel!.read(), [9, ci * co]));
+      const w4 = tf.transpose(tf.reshape(k4, [4, 4, ci, co]), [0, 1, 3, 2]) as tf.Tensor4D;
+      return tf.conv2dTranspose(x, w4, [b, 2 * h, 2 * w, co], 2, "same");
+    });
+  }
+  override computeOutputShape(shape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
+    const s = (Array.isArray(shape[0]) ? shape[0] : shape) as tfl.Shape;
+    return [s[0], s[1] === null ? null : 2 * s[1]!, s[2] === null ? null : 2 * s[2]!, this.filters];
+  }
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), filters: this.filters };
+  }
+}
+/** Along one axis: tap r of the 4×4 kernel = Σ_s NEAREST_TAPS[r][s] · tap s of the 3×3 one (NearestUpConv). */
+const NEAREST_TAPS = [[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]];
+/** Both axes at once (the Kronecker product NEAREST_TAPS ⊗ NEAREST_TAPS): tap (a, b) from taps (r, s), row-major. */
+const NEAREST_TAPS_2D = NEAREST_TAPS.flatMap((ra) => NEAREST_TAPS.map((rb) => ra.flatMap((x) => rb.map((y) => x * y))));
+
 /** Registers the GAN's custom layers for tfjs deserialisation (registerCustomLayers in mod.ts calls it). */
 export function registerGanLayers(): void {
   tf.serialization.registerClass(PixelNorm);
   tf.serialization.registerClass(MinibatchStd);
+  tf.serialization.registerClass(NearestUpConv);
 }
 
 type T = tfl.SymbolicTensor;
@@ -189,6 +252,7 @@ function checkConfig(c: GanConfig): void {
   if (c.gWidths.length !== 4 || !c.gWidths.every(pos)) throw new Error(`gan: expected gWidths to be 4 positive integers, got ${JSON.stringify(c.gWidths)}`);
   if (c.dWidths.length !== 5 || !c.dWidths.every(pos)) throw new Error(`gan: expected dWidths to be 5 positive integers, got ${JSON.stringify(c.dWidths)}`);
   if (!Number.isInteger(c.numClasses) || c.numClasses < 0) throw new Error(`gan: expected numClasses ≥ 0, got ${c.numClasses}`);
+  if (!G_UPSAMPLES.includes(c.gUpsample)) throw new Error(`gan: expected gUpsample to be one of ${G_UPSAMPLES.join(", ")}, got '${c.gUpsample}'`);
   if (!GAN_DISCRIMINATORS.includes(c.discriminator)) throw new Error(`gan: expected discriminator to be one of ${GAN_DISCRIMINATORS.join(", ")}, got '${c.discriminator}'`);
   if (!Number.isInteger(c.mbstdGroup) || c.mbstdGroup < 0) throw new Error(`gan: expected mbstdGroup to be an integer ≥ 0, got ${c.mbstdGroup}`);
   if (!pos(c.pack)) throw new Error(`gan: expected pack to be a positive integer, got ${c.pack}`);
@@ -249,10 +313,14 @@ export function buildGan(config: GanConfig = DEFAULT_GAN_CONFIG): GanModels {
   const lower: T[] = [g]; // the features at 14×11, then 28×22, that gate two resolutions up
   [c1, c2, c3].forEach((ch, i) => {
     const name = `up${i + 1}`; // 28×22, 56×44, 112×88
-    // Transposed 4×4 stride-2 convolution (kernel divisible by the stride: every output pixel gets as many taps, yet
-    // the four phases' learned weights can still differ: a checkerboard, which gUpsampleBlur filters out);
-    // oneDNN runs it and both its gradients, where nearest-upsampling + 3×3 conv costs 2.25× the multiply-adds.
-    g = tfl.layers.conv2dTranspose({ filters: ch, kernelSize: 4, strides: 2, padding: "same", useBias: false, kernelInitializer: init(2), name: `${name}_deconv` }).apply(g) as T;
+    if (config.gUpsample === "nearest") {
+      g = new NearestUpConv({ filters: ch, kernelInitializer: init(2), name: `${name}_upconv` }).apply(g) as T;
+    } else {
+      // Transposed 4×4 stride-2 convolution (kernel divisible by the stride: every output pixel gets as many taps, yet
+      // the four phases' learned weights can still differ: a checkerboard, which gUpsampleBlur filters out);
+      // oneDNN runs it and both its gradients.
+      g = tfl.layers.conv2dTranspose({ filters: ch, kernelSize: 4, strides: 2, padding: "same", useBias: false, kernelInitializer: init(2), name: `${name}_deconv` }).apply(g) as T;
+    }
     if (config.gUpsampleBlur) {
       const blur = tfl.layers.depthwiseConv2d({ kernelSize: 3, padding: "same", useBias: false, trainable: false, depthwiseInitializer: "zeros", name: `${name}_blur` });
       g = blur.apply(g) as T;

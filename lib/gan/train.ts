@@ -26,7 +26,7 @@ import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
 import { loadExclusion } from "../data/bad_images.ts";
 import { HEADS, IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
-import { DEFAULT_GAN_CONFIG, GAN_DISCRIMINATORS, type GanConfig, ganParams, generate, PROJECTED_VIEWS, type ProjectedView, projectedViews } from "./nets.ts";
+import { DEFAULT_GAN_CONFIG, G_UPSAMPLES, GAN_DISCRIMINATORS, type GanConfig, ganParams, generate, PROJECTED_VIEWS, type ProjectedView, projectedViews } from "./nets.ts";
 import { FaceFeatures, PORTRAIT_SQUARE } from "./features.ts";
 import { alignedCrop, PORTRAIT_FRAMING, readWeightMap } from "../faces/mod.ts";
 import { portraitDescriptors } from "../models/descriptors.ts";
@@ -190,6 +190,12 @@ export const GAN_MODEL_FIELDS = {
     flag: "g-upsample-blur",
     type: "boolean",
     help: "generator: a fixed [1,2,1] blur of each channel after every transposed convolution, against its checkerboard (StyleGAN2; default off)",
+  },
+  gUpsample: {
+    flag: "g-upsample",
+    type: "string",
+    choices: G_UPSAMPLES,
+    help: "generator: how each resolution doubles: transposed (a 4×4 stride-2 transposed convolution, the default) or nearest (copy each pixel to 2×2, then a 3×3 convolution: FastGAN's, one kernel for all four output phases, so no checkerboard from them)",
   },
   dWidths: {
     flag: "d-widths",
@@ -551,12 +557,12 @@ export async function resumeGanConfig(base: { expName: string; checkpointsDir?: 
 }
 
 /** Model fields added after runs were saved, with the value that reproduces such a run (its config.json lacks them). */
-const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0, pack: 1, gSkipExcitation: false, gUpsampleBlur: false };
+const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0, pack: 1, gSkipExcitation: false, gUpsampleBlur: false, gUpsample: "transposed" };
 /** The same for training settings: off for runs saved before adaptive augmentation and the mode-seeking term, its batch form before --mode-seeking-form. */
 const TRAIN_SAVED_BEFORE: Partial<GanTrainConfig> = { adaTarget: 0, adaKimg: DEFAULT_GAN_TRAIN.adaKimg, modeSeeking: 0, modeSeekingForm: "batch", modeSeekingRegion: "image", modeSeekingPool: 1 };
 
 /** Model fields a resumed run must keep (they shape the saved weights). */
-const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "pack", "latentDim", "wDim", "mappingLayers", "gExtraLowRes", "gSkipExcitation", "gUpsampleBlur"] as const;
+const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "pack", "latentDim", "wDim", "mappingLayers", "gExtraLowRes", "gSkipExcitation", "gUpsampleBlur", "gUpsample"] as const;
 
 /** Settings a resumed GAN run must keep (kimg, snapshot interval, time limit may change). */
 export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion", "modeSeekingPool", "condition", "seed"] as const;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import type * as tfl from "@tensorflow/tfjs-layers";
+import * as tfl from "@tensorflow/tfjs-layers";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
 import { initEngine } from "../../lib/engine/mod.ts";
 import { buildGan, DEFAULT_GAN_CONFIG, discriminate, type GanConfig, generate, MinibatchStd, packSamples } from "../../lib/gan/nets.ts";
@@ -221,6 +221,55 @@ Deno.test("skip-layer excitation and upsampling blur (gSkipExcitation, gUpsample
   assert.deepEqual(emaKernels, expected, "the weight average changed a blur kernel");
   optD.dispose(), optG.dispose();
   tf.dispose([z, open, shut, real, ...saved]);
+  disposeGanNets(nets);
+});
+
+Deno.test("nearest upsampling (gUpsample nearest): each up-conv gives what nearest ×2 then its 3×3 kernel give (tf.image.resizeNearestNeighbor + tf.conv2d), with no transposed-conv weights left; a G step changes every up-conv's kernel; saved and loaded with the same images; D and G steps leak no tensor after a burn-in step; an unknown mode is a one-line error", async () => {
+  const cfg: GanConfig = { ...TINY, gUpsample: "nearest" };
+  const nets = buildGanNets(cfg);
+  assert.ok(nets.synthesis.layers.every((l) => !l.name.endsWith("_deconv")), "a transposed convolution is left");
+  const w = tf.randomNormal([2, cfg.wDim], 0, 1, "float32", 3);
+  for (const [i, size] of [[28, 22], [56, 44], [112, 88]].entries()) {
+    const up = nets.synthesis.getLayer(`up${i + 1}_upconv`), below = up.inboundNodes[0].inboundLayers[0];
+    assert.deepEqual(up.outputShape, [null, ...size, cfg.gWidths[i + 1]]);
+    const probe = tfl.model({ inputs: nets.synthesis.inputs, outputs: [below.output as tfl.SymbolicTensor, up.output as tfl.SymbolicTensor] });
+    const [lo, hi] = probe.predict(w) as tf.Tensor4D[];
+    const kernel = up.getWeights()[0] as tf.Tensor4D;
+    assert.deepEqual(kernel.shape, [3, 3, cfg.gWidths[i], cfg.gWidths[i + 1]]);
+    const want = tf.conv2d(tf.image.resizeNearestNeighbor(lo, size as [number, number]), kernel, 1, "same");
+    const err = tf.tidy(() => tf.max(tf.abs(tf.sub(hi, want))).dataSync()[0] / Math.max(1e-6, tf.max(tf.abs(want)).dataSync()[0]));
+    assert.ok(err < 1e-5 && lo.dataSync().some((v) => v !== 0), `up${i + 1}_upconv is not nearest ×2 + 3×3 conv: relative error ${err}`);
+    tf.dispose([lo, hi, want]); // the probe shares the synthesis' layers: disposeGanNets frees them
+  }
+  const z = latentsForSeeds([1, 2, 3, 4], cfg.latentDim);
+  const img = generate(nets, z);
+  await withTempDir(async (dir) => {
+    await nets.synthesis.save(fileIO(dir));
+    const back = await loadSavedModel(dir);
+    const again = generate({ mapping: nets.mapping, synthesis: back }, z);
+    assert.deepEqual(Array.from(again.dataSync()), Array.from(img.dataSync()));
+    tf.dispose(again);
+    back.dispose();
+  });
+  const optD = tf.train.adam(1e-3, 0, 0.99), optG = tf.train.adam(1e-3, 0, 0.99);
+  const real = tf.randomUniform([4, 108, 84, 3], -1, 1, "float32", 5) as tf.Tensor4D;
+  const rng = new Rng(2);
+  const upconvs = ["up1_upconv", "up2_upconv", "up3_upconv"].map((n) => nets.synthesis.getLayer(n).weights[0]);
+  const step = async () => {
+    await discriminatorStep(nets, optD, { real, z }, "", rng);
+    await generatorStep(nets, optG, { z }, "", rng, { weight: 1, form: "all", region: MODE_SEEKING_FACE });
+    updateEma(nets, 0.9);
+  };
+  const start = upconvs.map((v) => Array.from(v.read().dataSync()));
+  await step();
+  upconvs.forEach((v, i) => assert.notDeepEqual(Array.from(v.read().dataSync()), start[i], `up${i + 1}_upconv did not learn`));
+  const before = tf.memory().numTensors;
+  await step();
+  assert.equal(tf.memory().numTensors, before, "tensors leaked across D and G steps");
+  assert.throws(() => resolveGanConfig({ dataroot: "x", expName: "y" }, undefined, { model: { gUpsample: "bilinear" } as unknown as GanConfig }),
+    (e: Error) => e instanceof UserError && /--g-upsample/.test(e.message) && /transposed, nearest/.test(e.message) && !e.message.includes("\n"));
+  optD.dispose(), optG.dispose();
+  tf.dispose([w, z, img, real]);
   disposeGanNets(nets);
 });
 
@@ -855,7 +904,7 @@ Deno.test("gan:train --discriminator projected (debug preset): stopped after its
   });
 });
 
-Deno.test("--g-widths/--d-widths: comma lists become the model's channels (presets' arrays pass); a wrong count or a non-integer is a one-line error; a resume cannot change them, --mbstd-group, --pack, --g-skip-excitation or --g-upsample-blur; --pack defaults to 2 only unconditional with the image discriminator, needs a batch that is a multiple of it and no condition", async () => {
+Deno.test("--g-widths/--d-widths: comma lists become the model's channels (presets' arrays pass); a wrong count or a non-integer is a one-line error; a resume cannot change them, --mbstd-group, --pack, --g-skip-excitation, --g-upsample-blur or --g-upsample; --pack defaults to 2 only unconditional with the image discriminator, needs a batch that is a multiple of it and no condition", async () => {
   const c = resolveGanConfig({ dataroot: "x", expName: "y" }, undefined, { model: { gWidths: "64, 32,16,8", dWidths: "8,8,16,16,32" } as unknown as GanConfig });
   assert.deepEqual([c.model.gWidths, c.model.dWidths], [[64, 32, 16, 8], [8, 8, 16, 16, 32]]);
   assert.deepEqual(resolveGanConfig({ dataroot: "x", expName: "y" }, "debug", {}).model.gWidths, [32, 16, 8, 8]);
@@ -875,6 +924,7 @@ Deno.test("--g-widths/--d-widths: comma lists become the model's channels (prese
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { pack: 1 }), kimg: 0.032 }), /--resume would change pack 2 → 1/);
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { gSkipExcitation: true }), kimg: 0.032 }), /--resume would change gSkipExcitation false → true/);
     await assert.rejects(() => ganTrainRun({ ...cfg(true, { gUpsampleBlur: true }), kimg: 0.032 }), /--resume would change gUpsampleBlur false → true/);
+    await assert.rejects(() => ganTrainRun({ ...cfg(true, { gUpsample: "nearest" }), kimg: 0.032 }), /--resume would change gUpsample "transposed" → "nearest"/);
     const packOf = (o: Partial<GanTrainConfig>) => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", o).model.pack;
     assert.deepEqual([packOf({}), packOf({ condition: "gender" }), packOf({ model: { discriminator: "projected" } }), packOf({ model: { pack: 1 } })], [2, 1, 1, 1]);
     assert.throws(() => resolveGanConfig({ dataroot: data, expName: "p" }, "debug", { batchSize: 10, model: { pack: 3 } as GanConfig }),

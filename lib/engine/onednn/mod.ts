@@ -48,6 +48,7 @@ import { type Backend, escapeInputs, OnednnBackend } from "./_backend.ts";
 import { DnnlError, openOnednn } from "./_ffi.ts";
 import { type KernelArgs, OVERRIDES } from "./_kernels.ts";
 import { registerTransformKernel } from "../transform.ts";
+import { registerResizeNearestGradKernel } from "../resize_grad.ts";
 import { countFallback, countHit } from "./_stats.ts";
 import { env } from "./_env.ts";
 import { BATCH_NORM_TRAIN, EXTRA_KERNELS } from "./_grad_kernels.ts";
@@ -102,6 +103,7 @@ function register(): OnednnStatus {
     tf.registerBackend(BACKEND, () => new OnednnBackend(), 0);
   }
   registerTransformKernel(); // tfjs' cpu "Transform" transforms only the first image; the copy below takes ours
+  registerResizeNearestGradKernel(); // tfjs' cpu kernel reads the wrong dy rows after the first image; ours
   const cpuKernels = tf.getKernelsForBackend("cpu");
   if (cpuKernels.length === 0) return { available: false, reason: "onednn: the tfjs cpu backend has no kernels" };
   const have = new Set(tf.getKernelsForBackend(BACKEND).map((k) => k.kernelName));
