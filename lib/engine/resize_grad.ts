@@ -2,8 +2,9 @@
  * The cpu backend's "ResizeNearestNeighborGrad" (the gradient of tf.image.resizeNearestNeighbor and of
  * tf.layers.upSampling2d's nearest mode) for batches: tfjs 4.22's kernel reads dy at the image's batch offset in the
  * *input's* strides, so every image after the first sums the wrong part of dy. This one runs tfjs' own kernel on one
- * image at a time, where the offsets agree, and stacks the results. The onednn backend runs whole-factor upsampling
- * on oneDNN and falls back to this for the rest.
+ * image at a time, where the offsets agree, and stacks the results. The onednn backend copies the cpu kernels when it
+ * registers, so it gets this one too (no oneDNN kernel replaces it: oneDNN 2.6.3's resampling primitive crashed on
+ * NHWC tensors of the GAN's sizes, e.g. a batch of 32 at 14×11×32, also called from C).
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";

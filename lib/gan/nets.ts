@@ -183,7 +183,7 @@ type Initializer = ReturnType<typeof tfl.initializers.heNormal>;
  * weights K₀ and K₁+K₂, row 2i+1 rows i and i+1 with K₀+K₁ and K₂, so the 4×4 kernel is [K₂, K₁+K₂, K₀+K₁, K₀]
  * per axis (NEAREST_TAPS · K · NEAREST_TAPSᵀ: one matrix product with their Kronecker product, then a transpose to
  * conv2dTranspose's layout). One trainable 3×3 kernel shared by the four output phases (no checkerboard from learned
- * phases), at the transposed convolution's cost (2.25× fewer multiply-adds than upsampling first) and on oneDNN's
+ * phases), at the transposed convolution's cost (upsampling first costs 2.25× the multiply-adds) and on oneDNN's
  * convolution: tfjs' ResizeNearestNeighbor runs in JavaScript (seconds per batch at 112×88) and oneDNN 2.6.3's jit
  * resampling crashes on NHWC tensors of these sizes (tried, also from C).
  */

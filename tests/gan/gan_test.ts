@@ -61,6 +61,18 @@ async function assertSavedScoresSame(d: tfl.LayersModel, img: tf.Tensor4D, score
   });
 }
 
+/** The synthesis net saved and loaded back draws `images` from the latents `z` exactly. */
+async function assertSavedImagesSame(nets: { mapping: tfl.LayersModel; synthesis: tfl.LayersModel }, z: tf.Tensor2D, images: tf.Tensor4D): Promise<void> {
+  await withTempDir(async (dir) => {
+    await nets.synthesis.save(fileIO(dir));
+    const back = await loadSavedModel(dir);
+    const again = generate({ mapping: nets.mapping, synthesis: back }, z);
+    assert.deepEqual(Array.from(again.dataSync()), Array.from(images.dataSync()));
+    tf.dispose(again);
+    back.dispose();
+  });
+}
+
 Deno.test("GAN nets: 108×84×3 images in [-1, 1] from z, one score per image, conditional inputs", () => {
   for (const numClasses of [0, 3]) {
     const m = buildGan({ ...TINY, numClasses });
@@ -181,14 +193,7 @@ Deno.test("skip-layer excitation and upsampling blur (gSkipExcitation, gUpsample
   const spread = (img: tf.Tensor4D) => tf.tidy(() => tf.sub(tf.max(img, [0, 1, 2]), tf.min(img, [0, 1, 2])).dataSync());
   const open = generate(nets, z);
   assert.ok(Math.max(...spread(open)) > 1e-3, "the generator drew flat images with its gates open");
-  await withTempDir(async (dir) => {
-    await nets.synthesis.save(fileIO(dir));
-    const back = await loadSavedModel(dir);
-    const again = generate({ mapping: nets.mapping, synthesis: back }, z);
-    assert.deepEqual(Array.from(again.dataSync()), Array.from(open.dataSync()));
-    tf.dispose(again);
-    back.dispose();
-  });
+  await assertSavedImagesSame(nets, z, open);
   // Gates shut (bias -100: sigmoid 0): the 112×88 features are zero, so only to_rgb's bias reaches the pixels.
   const saved = gate.getWeights().map((w) => w.clone());
   gate.setWeights([tf.zerosLike(saved[0]), tf.fill(saved[1].shape, -100)]);
@@ -243,14 +248,7 @@ Deno.test("nearest upsampling (gUpsample nearest): each up-conv gives what neare
   }
   const z = latentsForSeeds([1, 2, 3, 4], cfg.latentDim);
   const img = generate(nets, z);
-  await withTempDir(async (dir) => {
-    await nets.synthesis.save(fileIO(dir));
-    const back = await loadSavedModel(dir);
-    const again = generate({ mapping: nets.mapping, synthesis: back }, z);
-    assert.deepEqual(Array.from(again.dataSync()), Array.from(img.dataSync()));
-    tf.dispose(again);
-    back.dispose();
-  });
+  await assertSavedImagesSame(nets, z, img);
   const optD = tf.train.adam(1e-3, 0, 0.99), optG = tf.train.adam(1e-3, 0, 0.99);
   const real = tf.randomUniform([4, 108, 84, 3], -1, 1, "float32", 5) as tf.Tensor4D;
   const rng = new Rng(2);
