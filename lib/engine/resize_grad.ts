@@ -22,7 +22,7 @@ const batchedKernel: tf.KernelFunc = (args) => {
   const dyv = cpu.data.get(dy.dataId).values as Float32Array;
   const out = new Float32Array(n * h * w * c);
   for (let b = 0; b < n; b++) {
-    const one = cpu.makeTensorInfo([1, h, w, c], "float32", new Float32Array(0));
+    const one = cpu.makeTensorInfo([1, h, w, c], "float32", new Float32Array(0)); // the kernel reads only its shape
     const dyOne = cpu.makeTensorInfo([1, oh, ow, c], "float32", dyv.slice(b * oh * ow * c, (b + 1) * oh * ow * c));
     const g = original!({ ...args, inputs: { images: one, dy: dyOne } }) as tf.TensorInfo;
     out.set(cpu.data.get(g.dataId).values as Float32Array, b * h * w * c);

@@ -378,13 +378,24 @@ export function generatorStep(...args: Parameters<typeof generatorStepLoss>): Pr
   return readLoss(generatorStepLoss(...args));
 }
 
+/** Per model: the names of the weights of its untrainable layers (gUpsampleBlur's fixed kernels), found once. */
+const FIXED_WEIGHTS = new WeakMap<tfl.LayersModel, Set<string>>();
+function fixedWeights(m: tfl.LayersModel): Set<string> {
+  let names = FIXED_WEIGHTS.get(m);
+  if (names === undefined) {
+    names = new Set(m.layers.filter((l) => !l.trainable).flatMap((l) => l.weights.map((w) => w.name)));
+    FIXED_WEIGHTS.set(m, names);
+  }
+  return names;
+}
+
 /** ema ← β·ema + (1−β)·current for every weight of the generator (but the fixed ones of untrainable layers). */
 export function updateEma(nets: GanNets, beta: number): void {
   const pairs: [tfl.LayersModel, tfl.LayersModel][] = [[nets.mappingEma, nets.mapping], [nets.synthesisEma, nets.synthesis]];
   for (const [ema, cur] of pairs) {
     const ew = ema.weights, cw = cur.weights;
-    // Layers built untrainable (gUpsampleBlur's fixed kernels) hold constants: nothing to average.
-    const fixed = new Set(cur.layers.filter((l) => !l.trainable).flatMap((l) => l.weights.map((w) => w.name)));
+    // Layers built untrainable hold constants: nothing to average.
+    const fixed = fixedWeights(cur);
     for (let i = 0; i < ew.length; i++) {
       if (fixed.has(cw[i].name)) continue;
       tf.tidy(() => {
