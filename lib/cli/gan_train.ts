@@ -2,7 +2,7 @@
  * deno task gan:train --dataroot DIR --exp-name NAME --kimg N [--resume]
  *   [--preset debug|quick|demo|full] [--condition none|gender|hair_color] [--discriminator image|projected] [--projected-view face|portrait|both] [--batch-size N]
  *   [--g-widths 128,64,32,16] [--d-widths 16,32,64,128,256] [--mbstd-group N] [--pack N]
- *   [--lr-g X] [--lr-d X] [--augment color,translation,cutout] [--mode-seeking λ] [--mode-seeking-form all|pairs|batch] [--mode-seeking-region face|image|face-features] [--mode-seeking-pool N] [--snapshot-kimg N]
+ *   [--lr-g X] [--lr-d X] [--lr-rampdown F] [--augment color,translation,cutout] [--mode-seeking λ] [--mode-seeking-form all|pairs|batch] [--mode-seeking-region face|image|face-features] [--mode-seeking-pool N] [--snapshot-kimg N]
  *   [--max-minutes M] [--metric-images N] [--seed N] [--backend NAME] [--checkpoints DIR]
  * Trains a GAN on 108×84 portraits into checkpoints/<exp>/: run.log, fdd.csv + chart,
  * samples/grid-*.png (fixed latents), snapshots/latest (resumable) and

@@ -30,6 +30,12 @@ export function setEngineAdam(on: boolean): void {
 }
 
 export class EngineAdam extends tf.AdamOptimizer {
+  /** Sets the learning rate of the next steps (a schedule); the moments and step count stay. */
+  setLearningRate(lr: number): void {
+    if (!(lr >= 0)) throw new Error(`EngineAdam.setLearningRate: expected a non-negative rate, got ${lr}`);
+    this.learningRate = lr;
+  }
+
   override applyGradients(variableGradients: Gradients): void {
     const names = Array.isArray(variableGradients) ? variableGradients.map((v) => v.name) : Object.keys(variableGradients);
     const engine = tf.engine();
@@ -100,6 +106,6 @@ export class EngineAdam extends tf.AdamOptimizer {
 }
 
 /** tf.train.adam's signature and defaults (epsilon: the backend's), as an EngineAdam. */
-export function adam(learningRate = 0.001, beta1 = 0.9, beta2 = 0.999, epsilon?: number): tf.AdamOptimizer {
+export function adam(learningRate = 0.001, beta1 = 0.9, beta2 = 0.999, epsilon?: number): EngineAdam {
   return new EngineAdam(learningRate, beta1, beta2, epsilon);
 }

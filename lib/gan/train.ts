@@ -84,6 +84,12 @@ export interface GanTrainConfig {
   batchSize: number;
   lrG: number;
   lrD: number;
+  /**
+   * The last fraction of the run over which both learning rates fall to zero along a half cosine (0 = off, the
+   * rates stay constant). The run's progress is the larger of its images over `kimg` and its minutes over
+   * `maxMinutes`, so with a time budget the ramp ends when the budget does.
+   */
+  lrRampdown: number;
   beta1: number;
   beta2: number;
   /** Half-life of the generator's weight average, in thousands of images. */
@@ -145,6 +151,7 @@ export const GAN_FIELDS = {
   batchSize: { flag: "batch-size", type: "int", positive: true, help: "batch size (at least 2)" },
   lrG: { flag: "lr-g", type: "number", positive: true, help: "generator learning rate (Adam, β1 0.5, β2 0.999)" },
   lrD: { flag: "lr-d", type: "number", positive: true, help: "discriminator learning rate" },
+  lrRampdown: { flag: "lr-rampdown", type: "number", nonNegative: true, below: 1, help: "lower both learning rates to zero along a half cosine over the run's last fraction F (of --kimg, or of --max-minutes when that ends it first; 0 = off, the default)" },
   spectralNorm: { flag: "spectral-norm", type: "boolean", help: "spectral normalisation of the discriminator (projection after each step)" },
   beta1: { flag: "beta1", type: "number", nonNegative: true, below: 1, help: "Adam β1 of both nets" },
   beta2: { flag: "beta2", type: "number", positive: true, below: 1, help: "Adam β2 of both nets" },
@@ -228,6 +235,7 @@ export const DEFAULT_GAN_TRAIN: Omit<GanTrainConfig, "dataroot" | "expName"> = {
   batchSize: 32,
   lrG: 2e-4,
   lrD: 2e-4,
+  lrRampdown: 0,
   beta1: 0.5,
   beta2: 0.999,
   emaKimg: 1,
@@ -542,6 +550,17 @@ export function withFloor(line: Record<string, unknown>, floor: number | null): 
 }
 
 /**
+ * The learning rates' factor at `progress` (0 at the start, 1 at the end) of a run whose last `fraction` ramps
+ * them down: 1 before the ramp, then a half cosine from 1 to 0 (StyleGAN's projector schedule), 1 throughout when
+ * `fraction` is 0.
+ */
+export function lrRampdownScale(progress: number, fraction: number): number {
+  if (!(fraction > 0)) return 1;
+  const t = (Math.min(1, Math.max(0, progress)) - (1 - fraction)) / fraction;
+  return t <= 0 ? 1 : 0.5 * (1 + Math.cos(Math.PI * t));
+}
+
+/**
  * The config of `--resume`: the run's saved config.json, then the explicitly given options over it
  * (ganTrainRun refuses changes to GAN_RESUME_FIXED_KEYS; kimg, snapshots and the time limit may change).
  */
@@ -559,13 +578,13 @@ export async function resumeGanConfig(base: { expName: string; checkpointsDir?: 
 /** Model fields added after runs were saved, with the value that reproduces such a run (its config.json lacks them). */
 const SAVED_BEFORE: Partial<GanConfig> = { mbstdGroup: 0, pack: 1, gSkipExcitation: false, gUpsampleBlur: false, gUpsample: "transposed" };
 /** The same for training settings: off for runs saved before adaptive augmentation and the mode-seeking term, its batch form before --mode-seeking-form. */
-const TRAIN_SAVED_BEFORE: Partial<GanTrainConfig> = { adaTarget: 0, adaKimg: DEFAULT_GAN_TRAIN.adaKimg, modeSeeking: 0, modeSeekingForm: "batch", modeSeekingRegion: "image", modeSeekingPool: 1 };
+const TRAIN_SAVED_BEFORE: Partial<GanTrainConfig> = { lrRampdown: 0, adaTarget: 0, adaKimg: DEFAULT_GAN_TRAIN.adaKimg, modeSeeking: 0, modeSeekingForm: "batch", modeSeekingRegion: "image", modeSeekingPool: 1 };
 
 /** Model fields a resumed run must keep (they shape the saved weights). */
 const GAN_RESUME_FIXED_MODEL_KEYS = ["discriminator", "gWidths", "dWidths", "mbstdGroup", "pack", "latentDim", "wDim", "mappingLayers", "gExtraLowRes", "gSkipExcitation", "gUpsampleBlur", "gUpsample"] as const;
 
 /** Settings a resumed GAN run must keep (kimg, snapshot interval, time limit may change). */
-export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion", "modeSeekingPool", "condition", "seed"] as const;
+export const GAN_RESUME_FIXED_KEYS = ["batchSize", "lrG", "lrD", "lrRampdown", "beta1", "beta2", "emaKimg", "spectralNorm", "augment", "adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion", "modeSeekingPool", "condition", "seed"] as const;
 
 /**
  * Trains (or resumes) a GAN run under checkpoints/<exp>/, holding the folder's lock: a fresh run
@@ -674,6 +693,8 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
   const total = Math.round(cfg.kimg * 1000);
   const snapEvery = Math.max(cfg.batchSize, Math.round(cfg.snapshotKimg * 1000));
   const budget = cfg.maxMinutes !== null ? cfg.maxMinutes * 60 : Infinity;
+  // The learning rates' factor of the latest step (lrRampdownScale; 1 without --lr-rampdown).
+  let lrScale = 1;
   const params = ganParams(nets);
   const dKind = nets.features ? ` (projected: heads on frozen age/gender features, ${nets.features.countParams()} weights not trained)` : "";
   await log(`GAN ${cfg.expName}: ${rows.length} images, condition ${cfg.condition}, params G ${params.mapping + params.synthesis} D ${params.discriminator}${dKind}, ` +
@@ -718,7 +739,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     await log(`snapshot ${kimg.toFixed(3)} kimg, ${(state.trainSeconds / 60).toFixed(1)} min: loss D ${lossD.toFixed(3)} G ${lossG.toFixed(3)}` +
       `${fdd !== null ? `, FDD ${fdd.toFixed(4)}, nearest-neighbour ratio ${nnRatio!.toFixed(2)}` : ""}` +
       `${gridDuplicates !== null ? `, ${gridDuplicates}/${gridN} grid samples near-duplicates` : ""}` +
-      `${setDups ? ` (median ${setDups.median}, ${setDups.min}–${setDups.max} over ${setDups.sets} sets of ${gridN} metric samples)` : ""}${ada ? `, augment p ${ada.p.toFixed(3)}` : ""}, ${rate.toFixed(1)} img/s → ${join(runDir, "samples", `grid-${tag}.png`)}`);
+      `${setDups ? ` (median ${setDups.median}, ${setDups.min}–${setDups.max} over ${setDups.sets} sets of ${gridN} metric samples)` : ""}${ada ? `, augment p ${ada.p.toFixed(3)}` : ""}${cfg.lrRampdown > 0 ? `, learning rates ×${lrScale.toFixed(3)}` : ""}, ${rate.toFixed(1)} img/s → ${join(runDir, "samples", `grid-${tag}.png`)}`);
   };
 
   // Counts this session's images only (a resumed run's rate and ETA would otherwise include the earlier ones).
@@ -733,6 +754,9 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
     });
     while (state.imagesShown < total && state.trainSeconds < budget) {
       const t0 = performance.now();
+      lrScale = lrRampdownScale(Math.max(state.imagesShown / total, state.trainSeconds / budget), cfg.lrRampdown);
+      optG.setLearningRate(cfg.lrG * lrScale);
+      optD.setLearningRate(cfg.lrD * lrScale);
       const rng = new Rng(mixSeed(cfg.seed, state.step, 0x9a));
       const batchRows = Int32Array.from({ length: cfg.batchSize }, () => rows[rng.int(0, rows.length - 1)]);
       const fakeRows = Int32Array.from({ length: cfg.batchSize }, () => rows[rng.int(0, rows.length - 1)]);
@@ -761,7 +785,7 @@ async function ganTrainLocked(cfg: GanTrainConfig, runDir: string): Promise<GanR
       state.trainSeconds += dt;
       windowImages += cfg.batchSize, windowSeconds += dt;
       const budgetLeft = Number.isFinite(budget) ? `, budget left ${formatDuration(Math.max(0, budget - state.trainSeconds))}` : "";
-      const pNow = ada ? `, augment p ${ada.p.toFixed(2)}` : "";
+      const pNow = (ada ? `, augment p ${ada.p.toFixed(2)}` : "") + (lrScale < 1 ? `, lr ×${lrScale.toFixed(2)}` : "");
       progress.tick(cfg.batchSize, steps ? `loss D ${(lossDSum / steps).toFixed(3)} G ${(lossGSum / steps).toFixed(3)}${pNow}${budgetLeft}` : `${pNow}${budgetLeft}`.slice(2));
       const crossed = Math.floor(state.imagesShown / snapEvery) > Math.floor((state.imagesShown - cfg.batchSize) / snapEvery);
       if (crossed || state.imagesShown >= total || state.trainSeconds >= budget) {

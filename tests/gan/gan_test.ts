@@ -21,6 +21,7 @@ import {
   type GanTrainConfig,
   latentsForSeeds,
   loadFaceFeatures,
+  lrRampdownScale,
   MODE_SEEKING_FACE,
   modeSeekingFeatureMaps,
   modeSeekingTerm,
@@ -389,6 +390,38 @@ Deno.test("adaptive augmentation: p moves by (images of 4 steps) / (kimg · 1000
   b.setState(a.getState());
   for (const c of [a, b]) c.observe(0.1, 25, 2), c.observe(0.1, 25, 3);
   assert.ok(Math.abs(a.p - 0.4) < 1e-12 && a.p === b.p, `p ${a.p} / restored ${b.p}`);
+});
+
+Deno.test("lrRampdownScale: 1 before the ramp (and throughout with fraction 0), then a half cosine to 0 at the end, clamped outside 0..1", () => {
+  for (const p of [0, 0.3, 0.5]) assert.equal(lrRampdownScale(p, 0.5), 1);
+  assert.ok(Math.abs(lrRampdownScale(0.75, 0.5) - 0.5) < 1e-12);
+  assert.ok(Math.abs(lrRampdownScale(0.875, 0.5) - 0.5 * (1 + Math.cos(0.75 * Math.PI))) < 1e-12);
+  assert.ok(Math.abs(lrRampdownScale(1, 0.5)) < 1e-12 && Math.abs(lrRampdownScale(1.2, 0.5)) < 1e-12);
+  assert.equal(lrRampdownScale(-1, 0.5), 1);
+  for (const p of [0, 0.9, 1]) assert.equal(lrRampdownScale(p, 0), 1);
+  // decreasing across the ramp
+  const xs = Array.from({ length: 11 }, (_, i) => lrRampdownScale(0.7 + 0.03 * i, 0.3));
+  assert.ok(xs.every((x, i) => i === 0 || x < xs[i - 1]), xs.join(" "));
+});
+
+Deno.test("gan:train --lr-rampdown 0.5: the first half's snapshot equals the run without it bit for bit, the last differs, its log gives the half cosine's factor for the last step (0.146 at 7/8), and --resume refuses another fraction", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await generateSynthetic({ out: data, count: 40, seed: 6 });
+    // 8 steps of 8 images, a snapshot after the 4th: steps 0–3 run at progress ≤ 0.375, before the ramp.
+    const cfg = (name: string, lrRampdown: number, resume = false) =>
+      resolveGanConfig({ dataroot: data, expName: name }, "debug", { checkpointsDir: join(dir, "ck"), kimg: 0.064, snapshotKimg: 0.032, metricImages: 0, lrRampdown, resume, quiet: true });
+    await ganTrainRun(cfg("flat", 0));
+    await ganTrainRun(cfg("ramp", 0.5));
+    const weights = (run: string, snap: string) => Deno.readFile(join(dir, "ck", run, "snapshots", snap, "synthesisEma", "weights.bin"));
+    assert.deepEqual(await weights("ramp", "network-kimg00000_032"), await weights("flat", "network-kimg00000_032"));
+    assert.notDeepEqual(await weights("ramp", "network-kimg00000_064"), await weights("flat", "network-kimg00000_064"));
+    const log = await Deno.readTextFile(join(dir, "ck", "ramp", "run.log"));
+    const factors = [...log.matchAll(/learning rates ×([0-9.]+)/g)].map((m) => m[1]);
+    assert.deepEqual(factors, ["1.000", "0.146"]);
+    assert.ok(!(await Deno.readTextFile(join(dir, "ck", "flat", "run.log"))).includes("learning rates ×"));
+    await assert.rejects(() => ganTrainRun(cfg("ramp", 0.3, true)), /lrRampdown/);
+  });
 });
 
 Deno.test("gan:train with --ada-target: augment p logged per snapshot moves off 0, and a run stopped after its first snapshot and resumed ends with the uninterrupted run's p and weights", async () => {
