@@ -552,7 +552,7 @@ Deno.test("generator step with --mode-seeking: returns the adversarial loss of t
   assert.ok(seeking.w.some((v, i) => v !== plain.w[i]), "the mode-seeking term changed no weight");
 });
 
-Deno.test("gan:train --resume of a run saved before --ada-target, --mode-seeking, --mode-seeking-form, --mode-seeking-region and --mode-seeking-pool existed (its config.json lacks them) continues with the first two off, the batch form, the whole image and no pool; giving another value is refused", async () => {
+Deno.test("gan:train --resume of a run saved before --lr-rampdown, --ada-target, --mode-seeking, --mode-seeking-form, --mode-seeking-region and --mode-seeking-pool existed (its config.json lacks them) continues with the first three off, the batch form, the whole image and no pool; giving another value is refused", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 24, seed: 7 });
@@ -561,10 +561,11 @@ Deno.test("gan:train --resume of a run saved before --ada-target, --mode-seeking
     await ganTrainRun(cfg(0.016));
     const path = join(dir, "ck", "old", "config.json");
     const saved = JSON.parse(await Deno.readTextFile(path));
-    for (const k of ["adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion", "modeSeekingPool"]) delete saved[k];
+    for (const k of ["lrRampdown", "adaTarget", "adaKimg", "modeSeeking", "modeSeekingForm", "modeSeekingRegion", "modeSeekingPool"]) delete saved[k];
     await Deno.writeTextFile(path, JSON.stringify(saved));
     // As the CLI resumes: the saved settings, the missing ones as the run had them (off), whatever today's defaults.
     const resumeCfg = await resumeGanConfig({ expName: "old", checkpointsDir: join(dir, "ck") }, { kimg: 0.032, quiet: true });
+    assert.equal(resumeCfg.lrRampdown, 0);
     assert.equal(resumeCfg.modeSeeking, 0);
     assert.equal(resumeCfg.adaTarget, 0);
     assert.equal(resumeCfg.modeSeekingForm, "batch");
@@ -576,6 +577,7 @@ Deno.test("gan:train --resume of a run saved before --ada-target, --mode-seeking
     await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeekingForm: "pairs" }), /modeSeekingForm "batch" → "pairs"/);
     await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeekingRegion: "face" }), /modeSeekingRegion "image" → "face"/);
     await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, modeSeekingPool: 4 }), /modeSeekingPool 1 → 4/);
+    await assert.rejects(() => ganTrainRun({ ...resumeCfg, kimg: 0.048, lrRampdown: 0.5 }), /lrRampdown 0 → 0.5/);
   });
 });
 
