@@ -17,13 +17,17 @@
  * put the generated count on that scale: the same count, same threshold, on as many reference portraits as there are
  * generated ones, each shrunk by a factor and scaled back (`scale:F`) or blurred with a Gaussian of σ pixels
  * (`blur:S`), with sharp.
+ *
+ * `trunc` samples at a truncation ψ other than 1 (gan:generate's): below 1 the samples draw towards the mean face,
+ * above 1 they spread out. `fdd`, the Fréchet descriptor distance of the generated portraits to the whole reference,
+ * gives what a ψ costs in likeness beside what it does to the counts.
  */
 import sharp from "sharp";
 import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
 import { cachedDescriptors } from "../explore/descriptor_cache.ts";
 import { knnScoresAgainst } from "../explore/knn.ts";
-import { type CountSummary, setDuplicates, setNearestDistances, summariseCounts } from "../eval/frechet.ts";
+import { type CountSummary, frechetDistance, gaussianStats, setDuplicates, setNearestDistances, summariseCounts } from "../eval/frechet.ts";
 import { portraitDescriptors } from "../models/descriptors.ts";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { UserError } from "../util/errors.ts";
@@ -54,6 +58,10 @@ export interface CopyCheck {
   dataset: string;
   generatedImages: number;
   realImages: number;
+  /** The truncation ψ the generated portraits were drawn with (1 = none). */
+  trunc: number;
+  /** Fréchet descriptor distance of the generated portraits to the reference portraits. */
+  fdd: number;
   real: Quantiles;
   generated: Quantiles;
   /** Generated portraits closer to a reference portrait than real.p5. */
@@ -188,12 +196,16 @@ export interface CopyCheckOptions {
   quiet?: boolean;
   /** Softened real portraits to count near-duplicates on as well (controlDuplicates). */
   controls?: RealControl[];
+  /** Truncation ψ of the generated portraits, 0..2 (default 1: none). */
+  trunc?: number;
 }
 
 export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
   const images = o.images ?? 500, realImages = o.realImages ?? 10_000;
   if (!(Number.isInteger(images) && images >= 1)) throw new UserError(`gan:copies: expected --images to be a positive integer, got ${images}`);
   if (!(Number.isInteger(realImages) && realImages >= 2)) throw new UserError(`gan:copies: expected --real-images to be an integer ≥ 2, got ${realImages}`);
+  const trunc = o.trunc ?? 1;
+  if (!(trunc >= 0 && trunc <= 2)) throw new UserError(`gan:copies: expected --trunc in 0..2, got ${trunc}`);
   const controls = o.controls ?? [];
   if (controls.length && images < DUPLICATE_SET_SIZE) throw new UserError(`gan:copies: --real-controls counts sets of ${DUPLICATE_SET_SIZE}; use --images ${DUPLICATE_SET_SIZE} or more (got ${images})`);
   const g = await loadGenerator(o.network);
@@ -210,7 +222,7 @@ export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
     const cond = g.meta.classes.length > 0;
     for (let s = 0; s < images; s += 256) {
       const seeds = Array.from({ length: Math.min(256, images - s) }, (_, i) => 2_000_000 + s + i);
-      const w = seedsToW(g, seeds, seeds.map((_, i) => (cond ? (s + i) % g.meta.classes.length : null)), 1);
+      const w = seedsToW(g, seeds, seeds.map((_, i) => (cond ? (s + i) % g.meta.classes.length : null)), trunc);
       let pixels: Uint8Array;
       try {
         pixels = await renderW(g, w);
@@ -232,7 +244,8 @@ export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
       }
     }
     progress.finish();
-    return { network: g.dir, trainedOn: g.meta.dataset, dataset: datasetName(ds.layout), generatedImages: images, realImages: rows.length, ...summary, duplicates, controls: counts };
+    const fdd = frechetDistance(gaussianStats(gen, DIM), gaussianStats(real, DIM));
+    return { network: g.dir, trainedOn: g.meta.dataset, dataset: datasetName(ds.layout), generatedImages: images, realImages: rows.length, trunc, fdd, ...summary, duplicates, controls: counts };
   } finally {
     g.dispose();
   }
@@ -243,7 +256,8 @@ export function formatCopyCheck(c: CopyCheck): string {
   const q = (x: Quantiles) => `p5 ${x.p5.toFixed(3)}, p25 ${x.p25.toFixed(3)}, median ${x.median.toFixed(3)}, p75 ${x.p75.toFixed(3)}`;
   return [
     `generator ${c.network} (trained on ${c.trainedOn}), reference: ${c.realImages} portraits of ${c.dataset}` +
-    (c.trainedOn !== c.dataset ? " (not its training set: a check of likeness, not of copying)" : ""),
+    (c.trainedOn !== c.dataset ? " (not its training set: a check of likeness, not of copying)" : "") + (c.trunc !== 1 ? `, truncation ψ ${c.trunc}` : ""),
+    `Fréchet descriptor distance, ${c.generatedImages} generated against the ${c.realImages} reference portraits: ${c.fdd.toFixed(4)}`,
     `nearest-neighbour descriptor distance, real → other real:     ${q(c.real)}`,
     `nearest-neighbour descriptor distance, generated → real (${c.generatedImages}): ${q(c.generated)}`,
     `copies (generated closer to a real portrait than the real p5): ${c.copies} of ${c.generatedImages} ` +

@@ -616,7 +616,7 @@ Deno.test("diversity: nearest-neighbour distances exact on a hand-made set; two 
   await assert.rejects(() => nearestDistances(new Float32Array(16), 16), /at least 2 rows/);
 });
 
-Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, below the untrained generator's FDD, the diversity columns in fdd.csv with the near-duplicate count over the metric samples' sets, and the grid-duplicate count of real sets in run.log), resumes exactly where a fresh run would be (also after its --max-minutes budget stopped it, with a larger one), gan:generate is deterministic per seed, and gan:copies measures the generator against its training set", async () => {
+Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, below the untrained generator's FDD, the diversity columns in fdd.csv with the near-duplicate count over the metric samples' sets, and the grid-duplicate count of real sets in run.log), resumes exactly where a fresh run would be (also after its --max-minutes budget stopped it, with a larger one), gan:generate is deterministic per seed, and gan:copies measures the generator against its training set (its FDD too; at ψ 0 one distance for every sample and a larger FDD; ψ outside 0..2 refused)", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
     await generateSynthetic({ out: data, count: 40, seed: 5 });
@@ -691,6 +691,14 @@ Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, belo
     assert.ok(Number.isInteger(c.copies) && c.copies >= 0 && c.copies <= 12);
     assert.match(formatCopyCheck(c), /copies \(generated closer to a real portrait than the real p5\): \d+ of 12/);
     assert.equal(c.duplicates, null, "12 generated portraits make no set of 64");
+    assert.ok(c.trunc === 1 && Number.isFinite(c.fdd) && c.fdd > 0, `ψ ${c.trunc}, FDD ${c.fdd}`);
+    assert.match(formatCopyCheck(c), /Fréchet descriptor distance, 12 generated against the 30 reference portraits: \d+\.\d{4}\n/);
+    // ψ = 0: every sample is the mean face, one distance to the reference for all, and a worse likeness.
+    const c0 = await copyCheck({ network: straight.runDir, dataroot: data, images: 12, realImages: 30, quiet: true, trunc: 0 });
+    assert.ok(c0.trunc === 0 && c0.generated.p5 === c0.generated.p75, JSON.stringify(c0.generated));
+    assert.ok(c0.fdd > c.fdd, `FDD at ψ 0 ${c0.fdd}, at ψ 1 ${c.fdd}`);
+    assert.match(formatCopyCheck(c0), /truncation ψ 0\n/);
+    await assert.rejects(() => copyCheck({ network: straight.runDir, dataroot: data, trunc: 2.5 }), (e: Error) => e instanceof UserError && /--trunc in 0\.\.2/.test(e.message));
     await assert.rejects(() => copyCheck({ network: join(dir, "nowhere"), dataroot: data }), /no generator in/);
   });
 });
