@@ -12,7 +12,7 @@ import { UserError } from "../util/errors.ts";
 const SPEC = {
   network: { type: "string", help: "run folder, snapshot or network folder" },
   seeds: { type: "string", default: "0-7", help: "seeds: 85,265,297 or ranges 0-7" },
-  trunc: { type: "number", nonNegative: true, default: 1, help: "truncation ψ (1 = none, 0 = the mean face)" },
+  trunc: { type: "number", nonNegative: true, default: 1, help: "truncation ψ (1 = none, 0 = the mean face, above 1 spreads the samples out)" },
   out: { type: "string", help: "output folder (default <network>/generated)" },
   class: { type: "string", help: "class to generate (conditional generators)" },
   "interp-steps": { type: "int", nonNegative: true, default: 8, help: "images in the interpolation strip (0 = none)" },
