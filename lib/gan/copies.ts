@@ -33,7 +33,7 @@ import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { UserError } from "../util/errors.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import { loadGenerator, renderW, seedsToW } from "./generate.ts";
+import { checkTrunc, loadGenerator, renderW, seedsToW } from "./generate.ts";
 
 const DIM = 128;
 
@@ -205,7 +205,7 @@ export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
   if (!(Number.isInteger(images) && images >= 1)) throw new UserError(`gan:copies: expected --images to be a positive integer, got ${images}`);
   if (!(Number.isInteger(realImages) && realImages >= 2)) throw new UserError(`gan:copies: expected --real-images to be an integer ≥ 2, got ${realImages}`);
   const trunc = o.trunc ?? 1;
-  if (!(trunc >= 0 && trunc <= 2)) throw new UserError(`gan:copies: expected --trunc in 0..2, got ${trunc}`);
+  checkTrunc(trunc, "gan:copies");
   const controls = o.controls ?? [];
   if (controls.length && images < DUPLICATE_SET_SIZE) throw new UserError(`gan:copies: --real-controls counts sets of ${DUPLICATE_SET_SIZE}; use --images ${DUPLICATE_SET_SIZE} or more (got ${images})`);
   const g = await loadGenerator(o.network);

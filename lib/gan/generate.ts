@@ -79,9 +79,14 @@ export function meanW(g: LoadedGenerator, cls: number | null, n = 4096): tf.Tens
   });
 }
 
+/** Refuses a truncation ψ outside 0..2, naming the command whose --trunc it came from. */
+export function checkTrunc(trunc: number, command = "gan:generate"): void {
+  if (!(trunc >= 0 && trunc <= 2)) throw new UserError(`${command}: expected --trunc in 0..2, got ${trunc}`);
+}
+
 /** w for each seed (class per seed when conditional), truncated towards the class mean by ψ = trunc. */
 export function seedsToW(g: LoadedGenerator, seeds: number[], classes: (number | null)[], trunc: number): tf.Tensor2D {
-  if (!(trunc >= 0 && trunc <= 2)) throw new UserError(`gan:generate: expected --trunc in 0..2, got ${trunc}`);
+  checkTrunc(trunc);
   return tf.tidy(() => {
     const z = latentsForSeeds(seeds, g.meta.model.latentDim);
     const cond = g.meta.classes.length > 0;
