@@ -5,7 +5,9 @@
  * the training set, beside the training set's own; and do its samples repeat one another? Near-duplicates per set
  * of 64 generated portraits, beside the same count on sets of 64 training portraits (lib/gan/copies.ts), and with
  * --real-controls on training portraits softened (shrunk and scaled back, or blurred), the count's scale of detail;
- * with --trunc, all of it for portraits drawn at that truncation ψ, with their Fréchet descriptor distance.
+ * with --trunc, all of it for portraits drawn at that truncation ψ, with their Fréchet descriptor distance. Then the
+ * samples as pictures, by the exploration's rules for bad images: blank, badly exposed and noise samples, and pixel
+ * duplicates per set of 64, each beside the same on training portraits.
  */
 import { parseFlags, runCli, usage } from "../config.ts";
 import { initEngine } from "../engine/mod.ts";

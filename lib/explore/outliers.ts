@@ -129,6 +129,30 @@ export interface OutlierResult {
 
 const clamp01 = (v: number) => Math.max(0, Math.min(1, v));
 
+/** log10 of each image's sharpness: the scale the noise rule's robust z is taken on. */
+export const logSharpness = (stats: ImageStats): Float32Array => Float32Array.from(stats.sharpness, (v) => Math.log10(v + 1e-9));
+
+/** The rules that judge one image by itself: blank, then exposure, then noise. */
+export type ImageRuleReason = "blank" | "exposure" | "noise";
+
+/**
+ * The per-image rules for image `i` of `stats` (blank, then exposure, then noise; the first that holds), or null.
+ * `sharpZ` is its log sharpness (logSharpness) as a robust z against the set it is judged in.
+ */
+export function imageFlag(stats: ImageStats, i: number, sharpZ: number, o: OutlierOptions = OUTLIER_DEFAULTS): { reason: ImageRuleReason; score: number; detail: string } | null {
+  const c = stats.contrast[i], b = stats.brightness[i], clip = stats.clipped[i];
+  if (c < o.blankContrast) return { reason: "blank", score: 1 - c / o.blankContrast / 2, detail: `luma std ${c.toFixed(4)} < ${o.blankContrast}` };
+  if (b < o.darkBrightness || b > o.brightBrightness || clip > o.maxClipped) {
+    return {
+      reason: "exposure",
+      score: clamp01(Math.max((o.darkBrightness - b) / o.darkBrightness, (b - o.brightBrightness) / (1 - o.brightBrightness), clip)) * 0.5 + 0.5,
+      detail: `mean luma ${b.toFixed(3)}, clipped ${(clip * 100).toFixed(1)}%`,
+    };
+  }
+  if (sharpZ > o.noiseZ) return { reason: "noise", score: clamp01(0.5 + (sharpZ - o.noiseZ) / (2 * o.noiseZ)), detail: `sharpness robust z ${sharpZ.toFixed(1)} > ${o.noiseZ}` };
+  return null;
+}
+
 /** Flags outliers among the dataset's good rows (stats must be for ds.goodRows) plus its broken rows. */
 export async function findOutliers(ds: Dataset, stats: ImageStats, opts: Partial<OutlierOptions> = {}): Promise<OutlierResult> {
   const o = { ...OUTLIER_DEFAULTS, ...opts };
@@ -144,15 +168,10 @@ export async function findOutliers(ds: Dataset, stats: ImageStats, opts: Partial
     flags.push({ row: rows[i], index: ds.attrs.index[rows[i]], file: fileOf(i), reason, score: clamp01(score), detail });
     flagged[i] = 1;
   };
-  const logSharp = Float32Array.from(stats.sharpness, (v) => Math.log10(v + 1e-9));
-  const sharpZ = robustZ(logSharp);
+  const sharpZ = robustZ(logSharpness(stats));
   for (let i = 0; i < n; i++) {
-    const c = stats.contrast[i], b = stats.brightness[i], clip = stats.clipped[i];
-    if (c < o.blankContrast) add(i, "blank", 1 - c / o.blankContrast / 2, `luma std ${c.toFixed(4)} < ${o.blankContrast}`);
-    else if (b < o.darkBrightness || b > o.brightBrightness || clip > o.maxClipped) {
-      add(i, "exposure", clamp01(Math.max((o.darkBrightness - b) / o.darkBrightness, (b - o.brightBrightness) / (1 - o.brightBrightness), clip)) * 0.5 + 0.5,
-        `mean luma ${b.toFixed(3)}, clipped ${(clip * 100).toFixed(1)}%`);
-    } else if (sharpZ[i] > o.noiseZ) add(i, "noise", clamp01(0.5 + (sharpZ[i] - o.noiseZ) / (2 * o.noiseZ)), `sharpness robust z ${sharpZ[i].toFixed(1)} > ${o.noiseZ}`);
+    const f = imageFlag(stats, i, sharpZ[i], o);
+    if (f) add(i, f.reason, f.score, f.detail);
   }
   // Duplicates: pairs within a few dHash bits, confirmed on pixels after the best small shift and
   // brightness gain; the later image of each pair is flagged (the first stays usable).

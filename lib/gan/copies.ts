@@ -18,6 +18,14 @@
  * generated ones, each shrunk by a factor and scaled back (`scale:F`) or blurred with a Gaussian of σ pixels
  * (`blur:S`), with sharp.
  *
+ * The descriptor count calls two faces alike, not two pictures the same: in the README's runs the pairs it counts
+ * differ by 16–192 in aligned pixels, where a re-encoded or shifted copy differs by 1–4. So the samples are
+ * also judged by the exploration's own rules for bad dataset images (lib/explore/outliers.ts, OUTLIER_DEFAULTS):
+ * the per-image ones (blank, exposure, noise; noise as a robust z against the reference portraits checked) and its
+ * duplicate test on pixels (mean absolute difference after the best ±2 px shift and brightness gain within
+ * duplicateDiff), here on every pair of each set of 64 rather than only on pairs its hash pre-filter proposes, the
+ * flagged samples left out as the exploration leaves them out. Both beside the same on as many reference portraits.
+ *
  * `trunc` samples at a truncation ψ other than 1 (gan:generate's): below 1 the samples draw towards the mean face,
  * above 1 they spread out. `fdd`, the Fréchet descriptor distance of the generated portraits to the whole reference,
  * gives what a ψ costs in likeness beside what it does to the counts.
@@ -26,9 +34,11 @@ import sharp from "sharp";
 import { openDataset } from "../data/dataset.ts";
 import { datasetName } from "../data/layout.ts";
 import { cachedDescriptors } from "../explore/descriptor_cache.ts";
-import { knnScoresAgainst } from "../explore/knn.ts";
+import { knnScoresAgainst, robustScale } from "../explore/knn.ts";
 import { type CountSummary, frechetDistance, gaussianStats, setDuplicates, setNearestDistances, summariseCounts } from "../eval/frechet.ts";
 import { portraitDescriptors } from "../models/descriptors.ts";
+import { alignedDifference, type ImageStats, imageStats } from "../explore/image_stats.ts";
+import { imageFlag, type ImageRuleReason, logSharpness, OUTLIER_DEFAULTS } from "../explore/outliers.ts";
 import { IMAGE_BYTES, IMAGE_HEIGHT, IMAGE_WIDTH } from "../data/schema.ts";
 import { UserError } from "../util/errors.ts";
 import { Progress } from "../util/progress.ts";
@@ -72,7 +82,113 @@ export interface CopyCheck {
   duplicates: DuplicateSets | null;
   /** The same count on softened reference portraits, one per control asked for (empty without duplicates). */
   controls: ControlCount[];
+  /** The exploration's per-image rules on the generated portraits and on as many reference portraits. */
+  sampleRules: { generated: RuleCounts; real: RuleCounts; flagged: FlaggedSample[] };
+  /** The exploration's pixel duplicate test per set of 64 (null: fewer than 64 of either). */
+  pixelDuplicates: PixelDuplicateSets | null;
 }
+
+/** Portraits judged and how many each per-image rule flagged. */
+export interface RuleCounts {
+  images: number;
+  blank: number;
+  exposure: number;
+  noise: number;
+}
+
+/** A generated portrait a per-image rule flagged: its seed (gan:generate --seeds), the rule and what it saw. */
+export interface FlaggedSample {
+  seed: number;
+  reason: ImageRuleReason;
+  detail: string;
+}
+
+export interface PixelDuplicateSets {
+  setSize: number;
+  /** A sample counts when another of its set is within this aligned mean absolute difference (0..255). */
+  within: number;
+  generated: CountSummary;
+  real: CountSummary;
+  /** Each set's closest pair (aligned difference), summarised over the sets. */
+  generatedClosest: Pick<CountSummary, "median" | "min">;
+  realClosest: Pick<CountSummary, "median" | "min">;
+  /** The pairs of these sets the descriptor count calls near-duplicates: how many, and their aligned differences. */
+  generatedLookalikes: LookalikePairs;
+  realLookalikes: LookalikePairs;
+}
+
+/** Pairs and the smallest, median and largest aligned difference among them (NaN when there are none). */
+export interface LookalikePairs {
+  pairs: number;
+  min: number;
+  median: number;
+  max: number;
+}
+
+function lookalikeSummary(d: number[]): LookalikePairs {
+  const s = [...d].sort((a, b) => a - b);
+  return { pairs: s.length, min: s[0] ?? NaN, median: s.length ? s[(s.length - 1) >> 1] : NaN, max: s[s.length - 1] ?? NaN };
+}
+
+/** The per-image rules on images 0..n−1 of `stats`, noise as a robust z against `sharp` (logSharpness's median and scale). */
+export function ruleFlags(stats: ImageStats, sharp: { median: number; scale: number }): (ReturnType<typeof imageFlag>)[] {
+  const logS = logSharpness(stats);
+  return Array.from(logS, (v, i) => imageFlag(stats, i, (v - sharp.median) / sharp.scale));
+}
+
+function countRules(flags: ReturnType<typeof ruleFlags>): RuleCounts {
+  const n = (r: ImageRuleReason) => flags.filter((f) => f?.reason === r).length;
+  return { images: flags.length, blank: n("blank"), exposure: n("exposure"), noise: n("noise") };
+}
+
+/**
+ * The exploration's duplicate test on pixels within each whole set of `setSize` consecutive portraits of `rows` (rows
+ * index 108×84 RGB portraits in `pixels`; a trailing partial set is left out): per set, how many portraits have
+ * another of the set within `within` aligned mean absolute difference, and the set's closest pair. Portraits with
+ * `skip[k]` set (flagged by a per-image rule) take no part. With `lookalike` (row k's descriptor at k·128), also the
+ * aligned difference of every pair of a set whose descriptors are closer than `below`: the pairs the descriptor count
+ * calls near-duplicates, as pictures.
+ */
+export function pixelDuplicates(
+  pixels: Uint8Array,
+  rows: ArrayLike<number>,
+  skip: ArrayLike<boolean>,
+  setSize = DUPLICATE_SET_SIZE,
+  within = OUTLIER_DEFAULTS.duplicateDiff,
+  lookalike?: { descriptors: Float32Array; below: number },
+): { counts: number[]; closest: number[]; lookalikePixels: number[] } {
+  const counts: number[] = [], closest: number[] = [], lookalikePixels: number[] = [];
+  const descDistance = (a: number, b: number) => {
+    const d = lookalike!.descriptors;
+    let s = 0;
+    for (let k = 0; k < DIM; k++) s += (d[a * DIM + k] - d[b * DIM + k]) ** 2;
+    return Math.sqrt(s);
+  };
+  const img = (k: number) => pixels.subarray(rows[k] * IMAGE_BYTES, (rows[k] + 1) * IMAGE_BYTES);
+  for (let s = 0; s + setSize <= rows.length; s += setSize) {
+    const near = new Float64Array(setSize).fill(Infinity);
+    for (let a = 0; a < setSize; a++) {
+      if (skip[s + a]) continue;
+      for (let b = a + 1; b < setSize; b++) {
+        if (skip[s + b]) continue;
+        const d = alignedDifference(img(s + a), img(s + b));
+        near[a] = Math.min(near[a], d);
+        near[b] = Math.min(near[b], d);
+        if (lookalike && descDistance(s + a, s + b) < lookalike.below) lookalikePixels.push(d);
+      }
+    }
+    counts.push(near.filter((d) => d <= within).length);
+    const c = Math.min(...near);
+    if (Number.isFinite(c)) closest.push(c); // not when a rule flagged all but one of the set
+  }
+  return { counts, closest, lookalikePixels };
+}
+
+const closestSummary = (closest: number[]) => {
+  if (!closest.length) return { median: NaN, min: NaN };
+  const s = summariseCounts(closest);
+  return { median: s.median, min: s.min };
+};
 
 /** A way to take detail out of real portraits: shrink by `factor` and scale back, or a Gaussian blur of σ pixels. */
 export type RealControl = { kind: "scale"; factor: number } | { kind: "blur"; sigma: number };
@@ -141,21 +257,28 @@ export interface DuplicateSets {
  * other row of the set is closer than it. Null when either side has fewer than `setSize` rows.
  */
 export async function duplicateSets(generated: Float32Array, real: Float32Array, setSize = DUPLICATE_SET_SIZE, dim = DIM, seed = 1): Promise<DuplicateSets | null> {
-  const nReal = real.length / dim, nGen = generated.length / dim;
-  if (nReal < setSize || nGen < setSize) return null;
+  const nGen = generated.length / dim;
+  const t = await duplicateThreshold(real, setSize, dim, seed);
+  if (!t || nGen < setSize) return null;
+  return {
+    setSize,
+    below: t.below,
+    real: summariseCounts(t.realNearest.map((d) => d.filter((x) => x < t.below).length)),
+    generated: summariseCounts(await setDuplicates(generated, dim, setSize, t.below)),
+  };
+}
+
+/** duplicateSets' threshold and the real sets' nearest distances it comes from (null: fewer than `setSize` real rows). */
+export async function duplicateThreshold(real: Float32Array, setSize = DUPLICATE_SET_SIZE, dim = DIM, seed = 1): Promise<{ below: number; realNearest: Float32Array[] } | null> {
+  const nReal = real.length / dim;
+  if (nReal < setSize) return null;
   const order = new Rng(seed).shuffle(Int32Array.from({ length: nReal }, (_, i) => i));
   const shuffled = new Float32Array(Math.floor(nReal / setSize) * setSize * dim);
   for (let i = 0; i * dim < shuffled.length; i++) shuffled.set(real.subarray(order[i] * dim, (order[i] + 1) * dim), i * dim);
   // Each real set's nearest distances, once: their minimum sets the threshold, then they are counted against it.
   const realNearest = await setNearestDistances(shuffled, dim, setSize);
   const closest = realNearest.map((d) => Math.min(...d)).sort((a, b) => a - b);
-  const below = closest[(closest.length - 1) >> 1];
-  return {
-    setSize,
-    below,
-    real: summariseCounts(realNearest.map((d) => d.filter((x) => x < below).length)),
-    generated: summariseCounts(await setDuplicates(generated, dim, setSize, below)),
-  };
+  return { below: closest[(closest.length - 1) >> 1], realNearest };
 }
 
 /** Nearest-neighbour distances of both sets against the real reference (rows of `dim` floats each). */
@@ -216,8 +339,22 @@ export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
     // The controls' portraits: as many as generated ones, a seeded sample of the reference (shuffled, so that each
     // set of 64 mixes the whole dataset rather than following its file order).
     const controlRows = new Rng(2).shuffle(Int32Array.from(rows)).subarray(0, Math.min(images, rows.length));
-    const progress = new Progress("descriptors", rows.length + images + controls.length * controlRows.length, { unit: "images", quiet: o.quiet });
+    const progress = new Progress("descriptors", rows.length + images + (1 + controls.length) * controlRows.length, { unit: "images", quiet: o.quiet });
     const real = await cachedDescriptors(ds, rows, { onProgress: (d) => progress.tick(d - progress.done) });
+    // The per-image rules and the pixel duplicate test on the controls' reference portraits, then on each batch of
+    // generated ones (256 at a time, whole sets of 64) with the noise rule's scale taken from the reference.
+    const realStats = imageStats(ds.cache.pixels, Int32Array.from(controlRows), { quiet: true });
+    const sharp = robustScale(logSharpness(realStats));
+    const realFlags = ruleFlags(realStats, sharp);
+    const threshold = await duplicateThreshold(real);
+    const at = new Map(Array.from(rows, (r, k) => [r, k]));
+    const controlDesc = new Float32Array(controlRows.length * DIM);
+    controlRows.forEach((r, k) => controlDesc.set(real.subarray(at.get(r)! * DIM, (at.get(r)! + 1) * DIM), k * DIM));
+    const lookalike = (descriptors: Float32Array) => (threshold ? { descriptors, below: threshold.below } : undefined);
+    const realPixel = pixelDuplicates(ds.cache.pixels, controlRows, realFlags.map((f) => f !== null), undefined, undefined, lookalike(controlDesc));
+    progress.tick(controlRows.length);
+    const genFlags: ReturnType<typeof ruleFlags> = [], flagged: FlaggedSample[] = [];
+    const genPixel = { counts: [] as number[], closest: [] as number[], lookalikePixels: [] as number[] };
     const generated: Float32Array[] = [];
     const cond = g.meta.classes.length > 0;
     for (let s = 0; s < images; s += 256) {
@@ -229,7 +366,16 @@ export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
       } finally {
         w.dispose();
       }
-      generated.push(await portraitDescriptors(pixels, Int32Array.from(seeds, (_, i) => i)));
+      const local = Int32Array.from(seeds, (_, i) => i);
+      const desc = await portraitDescriptors(pixels, local);
+      generated.push(desc);
+      const f = ruleFlags(imageStats(pixels, local, { quiet: true }), sharp);
+      f.forEach((x, i) => x && flagged.push({ seed: seeds[i], reason: x.reason, detail: x.detail }));
+      genFlags.push(...f);
+      const p = pixelDuplicates(pixels, local, f.map((x) => x !== null), undefined, undefined, lookalike(desc));
+      genPixel.counts.push(...p.counts);
+      genPixel.closest.push(...p.closest);
+      genPixel.lookalikePixels.push(...p.lookalikePixels);
       progress.tick(seeds.length);
     }
     const gen = new Float32Array(images * DIM);
@@ -245,7 +391,32 @@ export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
     }
     progress.finish();
     const fdd = frechetDistance(gaussianStats(gen, DIM), gaussianStats(real, DIM));
-    return { network: g.dir, trainedOn: g.meta.dataset, dataset: datasetName(ds.layout), generatedImages: images, realImages: rows.length, trunc, fdd, ...summary, duplicates, controls: counts };
+    const pixelDup: PixelDuplicateSets | null = genPixel.counts.length && realPixel.counts.length
+      ? {
+        setSize: DUPLICATE_SET_SIZE,
+        within: OUTLIER_DEFAULTS.duplicateDiff,
+        generated: summariseCounts(genPixel.counts),
+        real: summariseCounts(realPixel.counts),
+        generatedClosest: closestSummary(genPixel.closest),
+        realClosest: closestSummary(realPixel.closest),
+        generatedLookalikes: lookalikeSummary(genPixel.lookalikePixels),
+        realLookalikes: lookalikeSummary(realPixel.lookalikePixels),
+      }
+      : null;
+    return {
+      network: g.dir,
+      trainedOn: g.meta.dataset,
+      dataset: datasetName(ds.layout),
+      generatedImages: images,
+      realImages: rows.length,
+      trunc,
+      fdd,
+      ...summary,
+      duplicates,
+      controls: counts,
+      sampleRules: { generated: countRules(genFlags), real: countRules(realFlags), flagged },
+      pixelDuplicates: pixelDup,
+    };
   } finally {
     g.dispose();
   }
@@ -264,8 +435,30 @@ export function formatCopyCheck(c: CopyCheck): string {
     `(${(100 * c.copies / c.generatedImages).toFixed(1)} %; about 5 % for real portraits outside the reference); median ratio ${c.medianRatio.toFixed(2)}`,
     ...(c.duplicates ? [formatDuplicates(c.duplicates)] : []),
     ...c.controls.map((k) => `the same count on ${k.counts.sets * (c.duplicates?.setSize ?? DUPLICATE_SET_SIZE)} reference portraits softened by ${k.control}: ${formatCounts(k.counts)}`),
+    formatRules(c.sampleRules),
+    ...(c.pixelDuplicates ? [formatPixelDuplicates(c.pixelDuplicates)] : []),
   ].join("\n");
 }
+
+/** How many flagged seeds the report lists (all of them are in the JSON). */
+const LISTED_SEEDS = 8;
+
+function formatRules(r: CopyCheck["sampleRules"]): string {
+  const counts = (k: RuleCounts) => `blank ${k.blank}, exposure ${k.exposure}, noise ${k.noise} of ${k.images}`;
+  const seeds = r.flagged.slice(0, LISTED_SEEDS).map((f) => `${f.seed} ${f.reason}: ${f.detail}`).join("; ");
+  return `the exploration's per-image rules: generated ${counts(r.generated)}; reference ${counts(r.real)}` +
+    (r.flagged.length ? `\n  flagged seeds (gan:generate --seeds): ${seeds}${r.flagged.length > LISTED_SEEDS ? `; and ${r.flagged.length - LISTED_SEEDS} more` : ""}` : "");
+}
+
+function formatPixelDuplicates(d: PixelDuplicateSets): string {
+  return `pixel duplicates per set of ${d.setSize} (another sample of the set within aligned mean abs difference ${d.within}, the exploration's duplicate test; flagged samples left out): ` +
+    `generated ${formatCounts(d.generated)}; real ${formatCounts(d.real)}; closest pair per set: generated min ${d.generatedClosest.min.toFixed(1)}, ` +
+    `median ${d.generatedClosest.median.toFixed(1)}; real min ${d.realClosest.min.toFixed(1)}, median ${d.realClosest.median.toFixed(1)}` +
+    `\n  the descriptor count's near-duplicate pairs in these sets, as pictures (aligned mean abs difference; a shifted or re-encoded copy: 1–4): ` +
+    `generated ${formatLookalikes(d.generatedLookalikes)}; real ${formatLookalikes(d.realLookalikes)}`;
+}
+
+const formatLookalikes = (l: LookalikePairs) => (l.pairs ? `${l.pairs} pairs, ${l.min.toFixed(1)}–${l.max.toFixed(1)}, median ${l.median.toFixed(1)}` : "0 pairs");
 
 const formatCounts = (c: CountSummary) => `median ${c.median}, mean ${c.mean.toFixed(1)}, ${c.min}–${c.max} over ${c.sets} sets`;
 

@@ -41,7 +41,10 @@ import { generateSynthetic } from "../../lib/data/synthetic/mod.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { withTempDir } from "../_fixtures.ts";
 import { compareGanRuns } from "../../lib/gan/compare.ts";
-import { controlDuplicates, copyCheck, copyDistances, duplicateSets, formatCopyCheck, parseRealControls, quantiles, softenPortraits, summariseCopies } from "../../lib/gan/copies.ts";
+import { controlDuplicates, copyCheck, copyDistances, duplicateSets, formatCopyCheck, parseRealControls, pixelDuplicates, quantiles, ruleFlags, softenPortraits, summariseCopies } from "../../lib/gan/copies.ts";
+import { imageStats } from "../../lib/explore/image_stats.ts";
+import { robustScale } from "../../lib/explore/knn.ts";
+import { logSharpness } from "../../lib/explore/outliers.ts";
 import { portraitDescriptors } from "../../lib/models/descriptors.ts";
 
 await initEngine({ verbose: false });
@@ -691,6 +694,11 @@ Deno.test("gan:train runs, snapshots (with the real-against-real FDD floor, belo
     assert.ok(Number.isInteger(c.copies) && c.copies >= 0 && c.copies <= 12);
     assert.match(formatCopyCheck(c), /copies \(generated closer to a real portrait than the real p5\): \d+ of 12/);
     assert.equal(c.duplicates, null, "12 generated portraits make no set of 64");
+    assert.equal(c.pixelDuplicates, null, "12 generated portraits make no set of 64 for the pixel test either");
+    assert.equal(c.sampleRules.generated.images, 12);
+    assert.equal(c.sampleRules.real.images, 12, "the rules judge as many reference portraits as generated ones");
+    assert.equal(c.sampleRules.flagged.length, c.sampleRules.generated.blank + c.sampleRules.generated.exposure + c.sampleRules.generated.noise);
+    assert.match(formatCopyCheck(c), /the exploration's per-image rules: generated blank \d+, exposure \d+, noise \d+ of 12; reference blank \d+, exposure \d+, noise \d+ of 12/);
     assert.ok(c.trunc === 1 && Number.isFinite(c.fdd) && c.fdd > 0, `ψ ${c.trunc}, FDD ${c.fdd}`);
     assert.match(formatCopyCheck(c), /Fréchet descriptor distance, 12 generated against the 30 reference portraits: \d+\.\d{4}\n/);
     // ψ = 0: every sample is the mean face, one distance to the reference for all, and a worse likeness.
@@ -737,6 +745,54 @@ Deno.test("near-duplicate sets: generated rows where every row has a twin (1e-4 
   assert.ok(Math.abs(b.generated.mean - b.real.mean) <= 2, JSON.stringify(b));
   assert.equal(await duplicateSets(real.subarray(0, 63 * dim), real, 64, dim), null);
   assert.deepEqual(summariseCounts([3, 0, 5, 1]), { sets: 4, median: 1, mean: 2.25, min: 0, max: 5 });
+});
+
+Deno.test("pixel duplicates: a 1-pixel-shifted, 10 % brighter copy placed in a set of 64 procedural portraits makes that set count 2 (0 when the copy is skipped as flagged, 0 in the set without it) and, with descriptors alike only for that pair, is the one look-alike pair measured; per-image rules flag a grey tile blank, a dark one exposure, random pixels noise against a narrow enough sharpness reference, and no portrait", async () => {
+  await withTempDir(async (dir) => {
+    await generateSynthetic({ out: dir, count: 140, seed: 6, badFraction: 0, duplicateFraction: 0 });
+    const ds = await openDataset({ dataroot: dir, quiet: true });
+    const rows = Array.from(ds.goodRows).slice(0, 128);
+    assert.equal(rows.length, 128);
+    const px = new Uint8Array(131 * IMAGE_BYTES);
+    rows.forEach((r, k) => px.set(ds.cache.pixels.subarray(r * IMAGE_BYTES, (r + 1) * IMAGE_BYTES), k * IMAGE_BYTES));
+    // Portrait 10 of the first set becomes portrait 0 moved one pixel right, 10 % brighter.
+    for (let y = 0; y < 108; y++) {
+      for (let x = 0; x < 84; x++) {
+        for (let ch = 0; ch < 3; ch++) px[10 * IMAGE_BYTES + (y * 84 + x) * 3 + ch] = Math.min(255, Math.round(1.1 * px[(y * 84 + Math.max(0, x - 1)) * 3 + ch]));
+      }
+    }
+    const order = Array.from({ length: 128 }, (_, k) => k);
+    const none = new Array(128).fill(false);
+    const a = pixelDuplicates(px, order, none);
+    assert.deepEqual(a.counts, [2, 0], `closest pairs ${a.closest}`);
+    assert.ok(a.closest[0] <= 8 && a.closest[1] > 8, `closest pairs ${a.closest}`);
+    // Descriptors 10 apart for every portrait but the copy, which shares portrait 0's: one look-alike pair, the copy's.
+    const desc = new Float32Array(128 * 128);
+    for (let k = 0; k < 128; k++) desc[k * 128] = (k === 10 ? 0 : k) * 10;
+    const withLookalikes = pixelDuplicates(px, order, none, 64, 8, { descriptors: desc, below: 1 });
+    assert.deepEqual(withLookalikes.lookalikePixels, [a.closest[0]]);
+    assert.deepEqual(a.lookalikePixels, [], "no descriptors given, no look-alike pairs");
+    const skipped = pixelDuplicates(px, order, none.map((_, k) => k === 10));
+    assert.deepEqual(skipped.counts, [0, 0]);
+    assert.equal(pixelDuplicates(px, order.slice(0, 63), none).counts.length, 0, "63 portraits make no set of 64");
+    // Three tiles after the portraits: flat grey, near-black with faint texture, random pixels.
+    const rng = new Rng(3);
+    for (let p = 0; p < IMAGE_BYTES; p++) {
+      px[128 * IMAGE_BYTES + p] = 128;
+      px[129 * IMAGE_BYTES + p] = (Math.floor(p / 3) % 2) * 25; // mean luma 0.05, luma std 0.05
+      px[130 * IMAGE_BYTES + p] = rng.int(0, 255);
+    }
+    const all = imageStats(px, Int32Array.from({ length: 131 }, (_, k) => k), { quiet: true });
+    const portraitsOnly = imageStats(px, Int32Array.from({ length: 128 }, (_, k) => k), { quiet: true });
+    // Noise is a robust z of log sharpness against the reference given: these procedural portraits spread so widely
+    // (robust scale 0.32 in log10) that random pixels sit at z 5.6, under the rule's 8; against a reference half as
+    // spread they are flagged.
+    const ref = robustScale(logSharpness(portraitsOnly));
+    const flags = ruleFlags(all, ref);
+    assert.deepEqual(flags.slice(128).map((f) => f?.reason), ["blank", "exposure", undefined]);
+    assert.equal(flags.slice(0, 128).filter((f) => f !== null).length, 0, JSON.stringify(flags.slice(0, 128).filter((f) => f)));
+    assert.equal(ruleFlags(all, { median: ref.median, scale: ref.scale / 2 })[130]?.reason, "noise");
+  });
 });
 
 Deno.test("near-duplicate controls: procedural portraits blurred with σ 4 count more near-duplicates per set of 16 than the same portraits unsoftened (same threshold), scale:0.5 keeps their size and changes them, tensors freed; bad --real-controls items are one-line errors", async () => {
