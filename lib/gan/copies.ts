@@ -254,11 +254,19 @@ export interface DuplicateSets {
 /**
  * Near-duplicates per set of `setSize`: the real rows in a seeded random order cut into sets, the threshold the
  * median of their closest-pair distances, then per set (real, and generated in their order) the rows whose nearest
- * other row of the set is closer than it. Null when either side has fewer than `setSize` rows.
+ * other row of the set is closer than it. Null when either side has fewer than `setSize` rows. `threshold`: the
+ * real side's duplicateThreshold, when the caller has it already.
  */
-export async function duplicateSets(generated: Float32Array, real: Float32Array, setSize = DUPLICATE_SET_SIZE, dim = DIM, seed = 1): Promise<DuplicateSets | null> {
+export async function duplicateSets(
+  generated: Float32Array,
+  real: Float32Array,
+  setSize = DUPLICATE_SET_SIZE,
+  dim = DIM,
+  seed = 1,
+  threshold?: Awaited<ReturnType<typeof duplicateThreshold>>,
+): Promise<DuplicateSets | null> {
   const nGen = generated.length / dim;
-  const t = await duplicateThreshold(real, setSize, dim, seed);
+  const t = threshold !== undefined ? threshold : await duplicateThreshold(real, setSize, dim, seed);
   if (!t || nGen < setSize) return null;
   return {
     setSize,
@@ -381,7 +389,7 @@ export async function copyCheck(o: CopyCheckOptions): Promise<CopyCheck> {
     const gen = new Float32Array(images * DIM);
     generated.reduce((at, part) => (gen.set(part, at), at + part.length), 0);
     const summary = summariseCopies(await copyDistances(gen, real));
-    const duplicates = await duplicateSets(gen, real);
+    const duplicates = await duplicateSets(gen, real, DUPLICATE_SET_SIZE, DIM, 1, threshold);
     const counts: ControlCount[] = [];
     if (duplicates) {
       for (const c of controls) {
