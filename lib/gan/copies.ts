@@ -126,8 +126,9 @@ export interface LookalikePairs {
 }
 
 function lookalikeSummary(d: number[]): LookalikePairs {
-  const s = [...d].sort((a, b) => a - b);
-  return { pairs: s.length, min: s[0] ?? NaN, median: s.length ? s[(s.length - 1) >> 1] : NaN, max: s[s.length - 1] ?? NaN };
+  if (!d.length) return { pairs: 0, min: NaN, median: NaN, max: NaN };
+  const s = summariseCounts(d);
+  return { pairs: s.sets, min: s.min, median: s.median, max: s.max };
 }
 
 /** The per-image rules on images 0..n−1 of `stats`, noise as a robust z against `sharp` (logSharpness's median and scale). */
@@ -185,9 +186,8 @@ export function pixelDuplicates(
 }
 
 const closestSummary = (closest: number[]) => {
-  if (!closest.length) return { median: NaN, min: NaN };
-  const s = summariseCounts(closest);
-  return { median: s.median, min: s.min };
+  const { median, min } = lookalikeSummary(closest);
+  return { median, min };
 };
 
 /** A way to take detail out of real portraits: shrink by `factor` and scale back, or a Gaussian blur of σ pixels. */
